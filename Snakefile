@@ -1,0 +1,22 @@
+# clbench: reproduce five contrastive-learning papers end to end.
+# Thin on purpose: configuration and input functions live in workflow/rules/common.smk,
+# every stage is one rule file, and every rule runs one `clbench` command.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

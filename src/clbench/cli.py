@@ -1,0 +1,159 @@
+"""`clbench <command>`: the single entry point every Snakemake rule calls.
+
+Imports are lazy: a command imports torch only if it needs it (job start-up dominates at tiny scale).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+
+
+def _json_arg(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {e}") from e
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return value
+
+
+def cmd_data_build(a):
+    from clbench.data.build import build_dataset
+
+    meta = build_dataset(a.spec, a.out, a.resources)
+    logging.info("wrote %s: sizes %s, hash %s", a.out, meta.get("sizes"), meta.get("hash", "")[:12])
+
+
+def cmd_data_show(a):
+    from clbench.data.show import show
+
+    show(a.dataset, a.out, split=a.split, by=a.by)
+
+
+def cmd_train(a):
+    from clbench.train.loop import train
+
+    train(a.spec, a.dataset, a.out, a.checkpoint_dir, seed=a.seed, device=a.device, threads=a.threads)
+
+
+def cmd_evaluate_probe(a):
+    import torch
+
+    from clbench.data import dataset_dir
+    from clbench.evaluate.embed import embed
+    from clbench.evaluate.linear_probe import fit_probe
+    from clbench.io import write_json
+    from clbench.train import device as devices
+    from clbench.train.methods import load_model
+
+    dev = devices.setup(a.device, a.threads, a.seed)
+    model = load_model(a.model, dev)
+    train, test = dataset_dir.load(a.dataset, "train"), dataset_dir.load(a.dataset, "test")
+    num_classes = len(dataset_dir.load_meta(a.dataset).get("classes") or []) or None
+    t0 = time.time()
+    ftr, fte = embed(model, train["x"], dev), embed(model, test["x"], dev)
+    spec = a.spec
+    result = fit_probe(ftr, torch.as_tensor(train["y"]), fte, torch.as_tensor(test["y"]), kind=spec.get("kind", "linear"),
+                       epochs=spec.get("epochs", 100), lr=spec.get("lr", 0.01), weight_decay=spec.get("weight_decay", 1e-4),
+                       batch_size=spec.get("batch_size", 0), num_classes=num_classes, seed=a.seed, device=dev)
+    result["seconds"] = time.time() - t0
+    write_json(a.out, result)
+    logging.info("probe %s", result)
+
+
+def cmd_report_table(a):
+    from clbench.report.tables import probe_table
+
+    probe_table(a.inputs, a.runs_root, a.csv, a.md)
+
+
+def cmd_report_curves(a):
+    from clbench.report.figures import training_curves
+
+    training_curves(a.inputs, a.runs_root, a.out)
+
+
+def cmd_report_html(a):
+    from clbench.report.html import build_report
+
+    build_report(a.results, a.config_json, a.out)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="clbench", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="build or inspect datasets").add_subparsers(dest="data_command", required=True)
+    b = data.add_parser("build", help="materialise one dataset directory from its config spec")
+    b.add_argument("--spec", type=_json_arg, required=True, help="the dataset's config entry, as JSON")
+    b.add_argument("--out", required=True)
+    b.add_argument("--resources", default="resources", help="where downloads go")
+    b.set_defaults(fn=cmd_data_build)
+    s = data.add_parser("show", help="write a PNG grid of samples per class / factor")
+    s.add_argument("dataset")
+    s.add_argument("--out", required=True)
+    s.add_argument("--split", default="train")
+    s.add_argument("--by", default="y", help="'y' or a factor name")
+    s.set_defaults(fn=cmd_data_show)
+
+    t = sub.add_parser("train", help="pretrain one method on one dataset with one seed")
+    t.add_argument("--spec", type=_json_arg, required=True, help="the method's config entry, as JSON")
+    t.add_argument("--dataset", required=True)
+    t.add_argument("--out", required=True)
+    t.add_argument("--checkpoint-dir", required=True)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto")
+    t.add_argument("--threads", type=int, default=1)
+    t.set_defaults(fn=cmd_train)
+
+    ev = sub.add_parser("evaluate", help="evaluate frozen encoders").add_subparsers(dest="eval_command", required=True)
+    pr = ev.add_parser("probe", help="linear / MLP probe on frozen features")
+    pr.add_argument("--model", required=True)
+    pr.add_argument("--dataset", required=True)
+    pr.add_argument("--spec", type=_json_arg, default={})
+    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--device", default="auto")
+    pr.add_argument("--threads", type=int, default=1)
+    pr.add_argument("--out", required=True)
+    pr.set_defaults(fn=cmd_evaluate_probe)
+
+    rep = sub.add_parser("report", help="tables, figures and the HTML report").add_subparsers(dest="report_command",
+                                                                                             required=True)
+    tb = rep.add_parser("table", help="aggregate linear-probe results over seeds")
+    tb.add_argument("inputs", nargs="+")
+    tb.add_argument("--runs-root", required=True)
+    tb.add_argument("--csv", required=True)
+    tb.add_argument("--md", required=True)
+    tb.set_defaults(fn=cmd_report_table)
+    cu = rep.add_parser("curves", help="training curves figure")
+    cu.add_argument("inputs", nargs="+")
+    cu.add_argument("--runs-root", required=True)
+    cu.add_argument("--out", required=True)
+    cu.set_defaults(fn=cmd_report_curves)
+    ht = rep.add_parser("html", help="the HTML report")
+    ht.add_argument("--results", required=True)
+    ht.add_argument("--config-json", type=_json_arg, required=True)
+    ht.add_argument("--out", required=True)
+    ht.set_defaults(fn=cmd_report_html)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    t0 = time.time()
+    logging.info("clbench %s", " ".join(sys.argv[1:] if argv is None else argv)[:500])
+    args.fn(args)
+    logging.info("done in %.1f s", time.time() - t0)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""Linear and MLP probes on frozen features: top-1, macro AUROC and macro AUPR."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def probe_head(kind: str, in_dim: int, num_classes: int, hidden_dim: int = 512) -> nn.Module:
+    """``linear``: one logistic layer; ``mlp``: CLEAR's probe, Linear - BN - ReLU - Linear."""
+    if kind == "linear":
+        return nn.Linear(in_dim, num_classes)
+    if kind == "mlp":
+        return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, num_classes))
+    raise ValueError(f"unknown probe kind {kind!r}; expected 'linear' or 'mlp'")
+
+
+def fit_probe(train_feats, train_labels, test_feats, test_labels, *, kind: str = "linear", epochs: int = 100,
+              lr: float = 0.01, weight_decay: float = 1e-4, batch_size: int = 0, num_classes: int | None = None,
+              seed: int = 0, device: str | torch.device = "cpu") -> dict:
+    """Train a probe on standardised frozen features with Adam and cross-entropy; score it on the test features.
+
+    ``batch_size=0`` trains full-batch. Features are standardised with the training mean and std.
+    Returns ``top1`` (accuracy), ``auroc`` (one-vs-rest, macro) and ``aupr`` (average precision, macro),
+    each over the classes present in the test labels.
+    """
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    xtr, xte = torch.as_tensor(train_feats).float(), torch.as_tensor(test_feats).float()
+    ytr, yte = torch.as_tensor(train_labels).long(), torch.as_tensor(test_labels).long()
+    mean, std = xtr.mean(0), xtr.std(0).clamp_min(1e-6)
+    xtr, xte = (xtr - mean) / std, (xte - mean) / std
+    c = num_classes or int(max(ytr.max(), yte.max())) + 1
+    head = probe_head(kind, xtr.shape[1], c).to(device)
+    opt = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=weight_decay)
+    xtr, ytr = xtr.to(device), ytr.to(device)
+    n = len(ytr)
+    bs = n if batch_size <= 0 else batch_size
+    head.train()
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=g).to(device) if bs < n else torch.arange(n, device=device)
+        for i in range(0, n, bs):
+            idx = order[i : i + bs]
+            if len(idx) < 2 and kind == "mlp":
+                continue
+            opt.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(head(xtr[idx]), ytr[idx]).backward()
+            opt.step()
+    head.eval()
+    with torch.no_grad():
+        probs = head(xte.to(device)).softmax(1).cpu().double().numpy()
+    y = yte.numpy()
+    present = np.unique(y)
+    result = {"top1": float((probs.argmax(1) == y).mean()), "n_test": int(len(y)), "n_train": int(n),
+              "num_classes": c}
+    if len(present) > 1:
+        p = probs[:, present] / probs[:, present].sum(1, keepdims=True)
+        onehot = (y[:, None] == present[None, :]).astype(int)
+        result["auroc"] = float(roc_auc_score(onehot, p, average="macro"))
+        result["aupr"] = float(average_precision_score(onehot, p, average="macro"))
+    return result

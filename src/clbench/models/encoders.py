@@ -1,0 +1,50 @@
+"""Image encoders: a small CNN for 28x28/32x32 data and torchvision ResNets with the CIFAR stem."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SmallCNN(nn.Module):
+    """Three stride-2 conv blocks (width, 2*width, 4*width; BN, ReLU), global average pool, linear.
+
+    The same block layout as CLEAR's VAE encoder (32/64/128 channels at width 32), so the plain
+    CNN baseline and the contrastive encoders share one backbone.
+    """
+
+    def __init__(self, in_channels: int = 1, width: int = 32, feature_dim: int = 128):
+        super().__init__()
+        chans = [in_channels, width, 2 * width, 4 * width]
+        layers: list[nn.Module] = []
+        for cin, cout in zip(chans[:-1], chans[1:]):
+            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Sequential(nn.Linear(chans[-1], feature_dim), nn.ReLU(inplace=True))
+        self.out_dim = feature_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+
+
+def resnet_cifar(name: str, in_channels: int = 3) -> nn.Module:
+    """torchvision ResNet-18/50 with the CIFAR stem: 3x3 conv, stride 1, no max-pool; fc removed."""
+    import torchvision
+
+    net = getattr(torchvision.models, name)(weights=None)
+    net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    net.maxpool = nn.Identity()
+    net.out_dim = net.fc.in_features
+    net.fc = nn.Identity()
+    return net
+
+
+def build_encoder(spec: dict, in_channels: int) -> nn.Module:
+    """Build the encoder described by a method's ``encoder:`` config; ``.out_dim`` is its feature size."""
+    name = spec.get("name", "small_cnn")
+    if name == "small_cnn":
+        return SmallCNN(in_channels, spec.get("width", 32), spec.get("feature_dim", 128))
+    if name in ("resnet18", "resnet50"):
+        return resnet_cifar(name, in_channels)
+    raise ValueError(f"unknown encoder {name!r}; expected small_cnn, resnet18 or resnet50")

@@ -1,0 +1,1 @@
+"""Aggregated tables, figures and the paper-style HTML report (no torch import here)."""

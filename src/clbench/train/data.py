@@ -1,0 +1,71 @@
+"""Training-time data: a dataset split as tensors, per-sample augmentation views, loaders."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+
+def augmentation(name: str, image_size: int, channels: int) -> v2.Transform | None:
+    """The augmentation recipes, on uint8 tensors [C, H, W].
+
+    - ``digits``: small random affine (rotation 10 deg, shift 10%, scale 0.9-1.1) — keeps a digit a digit
+      and keeps the CLEAR styles (stripes, zoom, edges) recognisable.
+    - ``simclr``: random resized crop (0.08-1), flip, colour jitter (0.4, 0.4, 0.4, 0.1) with p=0.8, greyscale p=0.2.
+    - ``supcon``: as simclr with crop scale (0.2-1), the SupCon paper's CIFAR recipe.
+    """
+    if name == "none":
+        return None
+    if name == "digits":
+        return v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1))
+    if name in ("simclr", "supcon"):
+        lo = 0.08 if name == "simclr" else 0.2
+        ops: list = [v2.RandomResizedCrop(image_size, scale=(lo, 1.0), antialias=True), v2.RandomHorizontalFlip()]
+        if channels == 3:
+            ops += [v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), v2.RandomGrayscale(p=0.2)]
+        return v2.Compose(ops)
+    raise ValueError(f"unknown augmentation {name!r}")
+
+
+class ViewDataset(Dataset):
+    """Items are ``(views [V, C, H, W] uint8, label, index)``; views are independent augmentations."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, transform=None, views: int = 1):
+        self.x = torch.from_numpy(np.ascontiguousarray(x))
+        self.y = torch.from_numpy(np.asarray(y, dtype=np.int64))
+        self.transform = transform
+        self.views = views
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int):
+        img = self.x[i]
+        if self.transform is None:
+            views = img.unsqueeze(0).expand(self.views, *img.shape)
+        else:
+            views = torch.stack([self.transform(img) for _ in range(self.views)])
+        return views, self.y[i], i
+
+
+def make_loader(dataset: Dataset, batch_size: int, *, seed: int, epoch: int, device: torch.device,
+                num_workers: int = 0, batch_sampler=None) -> DataLoader:
+    """A loader whose order depends only on (seed, epoch): a resumed run sees the same batches."""
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    common = dict(num_workers=num_workers, pin_memory=device.type == "cuda", generator=g,
+                  persistent_workers=False)
+    if batch_sampler is not None:
+        if hasattr(batch_sampler, "set_epoch"):
+            batch_sampler.set_epoch(epoch)
+        return DataLoader(dataset, batch_sampler=batch_sampler, **common)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) > batch_size, **common)
+
+
+def to_float(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 [.., C, H, W] -> float in [0, 1] on ``device`` (channels_last on CUDA)."""
+    x = x.to(device, non_blocking=True).float().div_(255.0)
+    if device.type == "cuda" and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x

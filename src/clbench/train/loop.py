@@ -1,0 +1,213 @@
+"""The one training loop every method family runs through.
+
+It is resumable: after every epoch a checkpoint (model, optimiser, scheduler, scaler, metrics so far,
+RNG states) is written atomically to ``checkpoint_dir``, which lies outside the rule's declared
+outputs. Each epoch's randomness (shuffling, augmentation) is seeded from ``(seed, epoch)``, so a
+run killed after epoch e and started again ends with exactly the metrics of an uninterrupted run
+on the CPU.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import math
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from clbench.data import dataset_dir
+from clbench.io import atomic_path, write_json, write_text
+from clbench.train import device as devices
+from clbench.train.data import ViewDataset, augmentation, make_loader, to_float
+from clbench.train.methods import build_method, save_model
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointMismatch(RuntimeError):
+    """A checkpoint in the run's checkpoint directory was written for another configuration."""
+
+
+def spec_hash(spec: dict, seed: int, data_hash: str) -> str:
+    blob = json.dumps({"spec": spec, "seed": seed, "data": data_hash}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def build_optimizer(params, spec: dict) -> torch.optim.Optimizer:
+    opt = spec.get("optimizer", {})
+    name, lr, wd = opt.get("name", "adam"), opt.get("lr", 1e-3), opt.get("weight_decay", 0.0)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=opt.get("momentum", 0.9), nesterov=True)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def build_schedule(optimizer, spec: dict, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    total = spec.get("epochs", 1) * steps_per_epoch
+    warmup = spec.get("warmup_epochs", 0) * steps_per_epoch
+    cosine = spec.get("schedule", "cosine") == "cosine"
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if not cosine:
+            return 1.0
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def knn_accuracy(model, train_x, train_y, val_x, val_y, device, k: int = 20) -> float:
+    """Cosine k-NN top-1 of the frozen features: a cheap per-epoch convergence signal."""
+    from clbench.evaluate.embed import embed
+    from clbench.evaluate.knn import weighted_knn
+
+    ftr, fva = embed(model, train_x, device), embed(model, val_x, device)
+    return float(weighted_knn(ftr, torch.as_tensor(train_y), fva, torch.as_tensor(val_y), k=k)["top1"])
+
+
+def check_finite(terms: dict, step: int, views: torch.Tensor, labels: torch.Tensor) -> None:
+    if torch.isfinite(terms["loss"]).item():
+        return
+    values = {k: float(v.detach()) for k, v in terms.items()}
+    stats = dict(mean=float(views.mean()), std=float(views.std()), min=float(views.min()), max=float(views.max()),
+                 classes=int(labels.unique().numel()), batch=int(labels.numel()))
+    raise FloatingPointError(f"non-finite loss at step {step}: terms={values} batch={stats}")
+
+
+def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir: str | Path, *, seed: int = 0,
+          device: str = "auto", threads: int = 1, batch_sampler=None) -> dict:
+    """Train the method ``spec`` on ``data_dir``'s train split; write model.pt, metrics.csv, run.json to ``out_dir``."""
+    t0 = time.time()
+    dev = devices.setup(device, threads, seed)
+    meta = dataset_dir.load_meta(data_dir)
+    train_split = dataset_dir.load(data_dir, "train")
+    val_split = dataset_dir.load(data_dir, "val")
+    if len(val_split["y"]) == 0:
+        val_split = dataset_dir.load(data_dir, "test")
+    channels, size = int(train_split["x"].shape[1]), int(train_split["x"].shape[-1])
+    num_classes = len(meta.get("classes") or np.unique(train_split["y"]))
+    shape = {"in_channels": channels, "num_classes": num_classes, "image_size": size}
+
+    model = build_method(spec, channels, num_classes).to(dev)
+    if dev.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    step_model = torch.compile(model) if spec.get("compile") and dev.type == "cuda" else model
+    views = spec.get("views", 1)
+    ds = ViewDataset(train_split["x"], train_split["y"], augmentation(spec.get("augment", "none"), size, channels), views)
+    batch_size = spec.get("batch_size", 128)
+    steps_per_epoch = len(batch_sampler) if batch_sampler is not None else max(1, len(ds) // batch_size)
+    optimizer = build_optimizer(model.parameters(), spec)
+    schedule = build_schedule(optimizer, spec, steps_per_epoch)
+    amp_dtype = devices.autocast_dtype(dev)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+
+    # k-NN monitor on a fixed subset keeps per-epoch evaluation cheap at every scale.
+    rng = np.random.default_rng(seed)
+    mon_train = rng.permutation(len(train_split["y"]))[:5000]
+    mon_val = rng.permutation(len(val_split["y"]))[:2000]
+
+    run_hash = spec_hash(spec, seed, meta.get("hash", ""))
+    ckpt_dir = Path(checkpoint_dir)
+    ckpt_path = ckpt_dir / "last.pt"
+    rows: list[dict] = []
+    start_epoch = 0
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        if state.get("run_hash") != run_hash:
+            raise CheckpointMismatch(
+                f"{ckpt_path} was written for another configuration (hash {state.get('run_hash')} != {run_hash}); "
+                f"delete {ckpt_dir} to start this run afresh"
+            )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        scaler.load_state_dict(state["scaler"])
+        rows, start_epoch = state["rows"], state["epoch"] + 1
+        log.info("resuming from %s after epoch %d", ckpt_path, state["epoch"])
+
+    epochs = spec.get("epochs", 10)
+    step = start_epoch * steps_per_epoch
+    for epoch in tqdm(range(start_epoch, epochs), desc="epochs", initial=start_epoch, total=epochs, disable=False,
+                      mininterval=1.0):
+        e0 = time.time()
+        devices.seed_everything(seed * 100_003 + epoch)
+        loader = make_loader(ds, batch_size, seed=seed, epoch=epoch, device=dev,
+                             num_workers=spec.get("num_workers", 0), batch_sampler=batch_sampler)
+        model.train()
+        sums: dict[str, float] = {}
+        n_batches, n_images = 0, 0
+        for batch_views, labels, _ in tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=False, mininterval=5.0):
+            x = to_float(batch_views, dev)
+            labels = labels.to(dev, non_blocking=True)
+            with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                terms = step_model.loss_terms(x, labels)
+            check_finite(terms, step, x, labels)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(terms["loss"]).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            schedule.step()
+            step += 1
+            n_batches += 1
+            n_images += labels.numel()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+        row = {"epoch": epoch + 1, **{k: v / max(1, n_batches) for k, v in sums.items()},
+               "lr": optimizer.param_groups[0]["lr"], "seconds": time.time() - e0,
+               "images_per_s": n_images / max(1e-9, time.time() - e0)}
+        every = spec.get("val_every", 1)
+        if every and ((epoch + 1) % every == 0 or epoch + 1 == epochs):
+            row["val_knn_top1"] = knn_accuracy(model, train_split["x"][mon_train], train_split["y"][mon_train],
+                                               val_split["x"][mon_val], val_split["y"][mon_val], dev)
+        rows.append(row)
+        log.info("epoch %d/%d %s", epoch + 1, epochs,
+                 " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+        save_checkpoint(ckpt_path, epoch, run_hash, model, optimizer, schedule, scaler, rows)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_model(out / "model.pt", model, spec, shape)
+    write_text(out / "metrics.csv", rows_to_csv(rows))
+    info = {
+        "spec": spec, "seed": seed, "device": str(dev), "threads": threads, "dataset": str(data_dir),
+        "dataset_hash": meta.get("hash"), "run_hash": run_hash, "epochs": epochs, "resumed_from_epoch": start_epoch,
+        "wall_seconds": time.time() - t0, "final": rows[-1] if rows else {},
+        "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+                     "clbench": __import__("clbench").__version__},
+    }
+    write_json(out / "run.json", info)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    log.info("finished in %.1f s on %s (seed %d)", info["wall_seconds"], dev, seed)
+    return info
+
+
+def save_checkpoint(path: Path, epoch: int, run_hash: str, model, optimizer, schedule, scaler, rows) -> None:
+    state = {"epoch": epoch, "run_hash": run_hash, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "schedule": schedule.state_dict(), "scaler": scaler.state_dict(), "rows": rows}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def rows_to_csv(rows: list[dict]) -> str:
+    fields: list[str] = []
+    for r in rows:
+        fields += [k for k in r if k not in fields]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields)
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()

@@ -1,0 +1,86 @@
+"""The whole default pipeline at smoke scale, through real `snakemake` runs in a temporary directory."""
+
+import re
+import subprocess
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, snakemake_exe
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(workdir, *args, configs=("configs/smoke.yaml",), timeout=900):
+    cmd = [snakemake_exe(), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2",
+           "--configfile", str(REPO / "config.yaml"), *[str(REPO / c) if not str(c).startswith("/") else str(c)
+                                                        for c in configs], *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def planned_jobs(proc) -> dict[str, int]:
+    """Job counts per rule from a dry run's 'Job stats' table."""
+    counts, in_stats = {}, False
+    for line in proc.stdout.splitlines():
+        if line.startswith("Job stats"):
+            in_stats = True
+            continue
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if in_stats and m and m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("smoke")
+    proc = snakemake(workdir)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return workdir
+
+
+def test_outputs_exist(smoke_run):
+    results = smoke_run / "results"
+    for p in ["report/index.html", "tables/linear_probe.csv", "tables/linear_probe.md", "tables/linear_probe.tex",
+              "figures/training_curves.png", "data/styled_digits/samples.png"]:
+        assert (results / p).stat().st_size > 0, p
+
+
+def test_table_has_both_methods_well_above_chance(smoke_run):
+    table = pd.read_csv(smoke_run / "results" / "tables" / "linear_probe.csv")
+    assert set(table["method"]) == {"cnn", "supcon"}
+    assert (table["top1_mean"] > 0.5).all(), table  # 10 digit classes: chance is 0.1
+
+
+def test_logs_record_device_seed_progress_and_time(smoke_run):
+    log = (smoke_run / "results" / "logs" / "pretrain" / "styled_digits" / "supcon" / "seed0.log").read_text()
+    assert "device=cpu" in log and "seed=0" in log
+    assert "epochs: 100%" in log  # the tqdm bar
+    assert re.search(r"finished in [\d.]+ s", log)
+
+
+def test_second_run_has_nothing_to_do(smoke_run):
+    proc = snakemake(smoke_run, "-n")
+    assert proc.returncode == 0, proc.stderr
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_changed_learning_rate_reruns_only_that_method(smoke_run, tmp_path):
+    with open(REPO / "configs" / "smoke.yaml") as f:
+        cfg = yaml.safe_load(f)
+    cfg["methods"]["cnn"]["optimizer"]["lr"] = 0.001
+    (tmp_path / "changed.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(smoke_run, "-n", configs=(str(tmp_path / "changed.yaml"),))
+    assert proc.returncode == 0, proc.stderr
+    jobs = planned_jobs(proc)
+    assert jobs.get("pretrain") == 1 and jobs.get("linear_probe") == 1, proc.stdout
+    assert "build_dataset" not in jobs
+    assert "/cnn/seed0/model.pt" in proc.stdout
+    assert "/supcon/seed0/model.pt" not in proc.stdout  # the other method's pretrain and probe stay put
+
+
+def test_lint_is_clean():
+    proc = subprocess.run([snakemake_exe(), "--lint", "--snakefile", str(REPO / "Snakefile")], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "Lints for" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr

@@ -1,0 +1,87 @@
+import json
+import os
+
+from snakemake.utils import validate
+
+
+validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+
+
+RESULTS = config["results_dir"]
+
+
+def check_config(cfg):
+    """Cross-references the schema cannot express; fail before any job runs."""
+    for name, exp in cfg["experiments"].items():
+        if exp["dataset"] not in cfg["datasets"]:
+            raise ValueError(
+                f"experiments.{name}.dataset: unknown dataset {exp['dataset']!r}; "
+                f"defined datasets: {sorted(cfg['datasets'])}"
+            )
+        for method in exp["methods"]:
+            if method not in cfg["methods"]:
+                raise ValueError(
+                    f"experiments.{name}.methods: unknown method {method!r}; "
+                    f"defined methods: {sorted(cfg['methods'])}"
+                )
+
+
+check_config(config)
+
+
+wildcard_constraints:
+    experiment=r"[A-Za-z0-9_\-]+",
+    method=r"[A-Za-z0-9_\-]+",
+    dataset=r"[A-Za-z0-9_\-]+",
+    seed=r"\d+",
+
+
+def as_json(obj):
+    """A config slice as a canonical JSON string: a rule's params, so changing it re-runs only that rule."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def experiment_runs():
+    """(experiment, method, seed) for every run in the config."""
+    for name, exp in config["experiments"].items():
+        for method in exp["methods"]:
+            for seed in exp["seeds"]:
+                yield name, method, seed
+
+
+def run_dir(experiment, method, seed):
+    return f"{RESULTS}/runs/{experiment}/{method}/seed{seed}"
+
+
+def dataset_dir(dataset):
+    return f"{RESULTS}/data/{dataset}"
+
+
+def dataset_of(wildcards):
+    return config["experiments"][wildcards.experiment]["dataset"]
+
+
+def dataset_meta(wildcards):
+    return f"{dataset_dir(dataset_of(wildcards))}/meta.json"
+
+
+def all_probe_results(wildcards=None):
+    return [f"{run_dir(*run)}/linear_probe.json" for run in experiment_runs()]
+
+
+def all_metrics(wildcards=None):
+    return [f"{run_dir(*run)}/metrics.csv" for run in experiment_runs()]
+
+
+def all_dataset_previews(wildcards=None):
+    used = sorted({exp["dataset"] for exp in config["experiments"].values()})
+    return [f"{dataset_dir(d)}/samples.png" for d in used]
+
+
+def final_outputs():
+    return [
+        f"{RESULTS}/tables/linear_probe.csv",
+        f"{RESULTS}/tables/linear_probe.md",
+        f"{RESULTS}/figures/training_curves.png",
+        f"{RESULTS}/report/index.html",
+    ]

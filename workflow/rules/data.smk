@@ -1,0 +1,38 @@
+rule build_dataset:
+    output:
+        train=f"{RESULTS}/data/{{dataset}}/train.npz",
+        val=f"{RESULTS}/data/{{dataset}}/val.npz",
+        test=f"{RESULTS}/data/{{dataset}}/test.npz",
+        meta=f"{RESULTS}/data/{{dataset}}/meta.json",
+    params:
+        spec=lambda wildcards: as_json(config["datasets"][wildcards.dataset]),
+        resources_dir=config["resources_dir"],
+    log:
+        f"{RESULTS}/logs/build_dataset/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/build_dataset/{{dataset}}.tsv"
+    conda:
+        "../../envs/clbench.yaml"
+    shell:
+        "clbench data build --spec {params.spec:q} --out $(dirname {output.meta:q})"
+        " --resources {params.resources_dir:q} > {log:q} 2>&1"
+
+
+rule show_dataset:
+    input:
+        meta=f"{RESULTS}/data/{{dataset}}/meta.json",
+    output:
+        report(
+            f"{RESULTS}/data/{{dataset}}/samples.png",
+            caption="../report/samples.rst",
+            category="Data",
+            labels={"dataset": "{dataset}"},
+        ),
+    log:
+        f"{RESULTS}/logs/show_dataset/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/show_dataset/{{dataset}}.tsv"
+    conda:
+        "../../envs/clbench.yaml"
+    shell:
+        "clbench data show $(dirname {input.meta:q}) --out {output:q} > {log:q} 2>&1"
