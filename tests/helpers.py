@@ -16,6 +16,7 @@ def quadrant_dataset(path, n_train=256, n_val=64, n_test=64, size=16, seed=0, ch
         for k in range(4):
             r, c = divmod(k, 2)
             x[y == k, :, r * h + 2 : r * h + h - 2, c * h + 2 : c * h + h - 2] = 230
-        splits[split] = {"x": x, "y": y.astype(np.int64), "factor_style": rng.integers(0, 2, n)}
+        noise = rng.integers(0, 60, x.shape).astype(np.uint8)
+        splits[split] = {"x": x, "x2": np.maximum(x, noise), "y": y.astype(np.int64), "factor_style": rng.integers(0, 2, n)}
     return dataset_dir.save(path, splits, {"name": "quadrants", "classes": ["tl", "tr", "bl", "br"],
                                            "factors": {"style": ["a", "b"]}, "seed": seed})

@@ -38,7 +38,43 @@ def cmd_data_show(a):
 def cmd_train(a):
     from clbench.train.loop import train
 
-    train(a.spec, a.dataset, a.out, a.checkpoint_dir, seed=a.seed, device=a.device, threads=a.threads)
+    sampler = None
+    if a.clusters:
+        import numpy as np
+
+        from clbench.data.samplers import ClusterBatchSampler
+        from clbench.train.mcl import combine_ids
+
+        ids = combine_ids([np.load(p) for p in a.clusters], a.cluster_k)
+        sampler = ClusterBatchSampler(ids, batch_size=a.spec.get("batch_size", 128), seed=a.seed)
+        logging.info("MCL stage %d: batches drawn from %d joint clusters", len(a.clusters), len(np.unique(ids)))
+    train(a.spec, a.dataset, a.out, a.checkpoint_dir, seed=a.seed, device=a.device, threads=a.threads,
+          batch_sampler=sampler)
+
+
+def cmd_cluster(a):
+    import numpy as np
+
+    from clbench.data import dataset_dir
+    from clbench.evaluate.embed import embed
+    from clbench.io import atomic_path
+    from clbench.train import device as devices
+    from clbench.train.mcl import kmeans
+    from clbench.train.methods import load_model
+
+    dev = devices.setup(a.device, a.threads, a.seed)
+    feats = embed(load_model(a.model, dev), dataset_dir.load(a.dataset, "train")["x"], dev).numpy()
+    ids = kmeans(feats, a.k, seed=a.seed)
+    with atomic_path(a.out) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, ids)
+    logging.info("%d clusters; sizes min %d max %d", a.k, np.bincount(ids, minlength=a.k).min(), np.bincount(ids).max())
+
+
+def cmd_mcl_combine(a):
+    from clbench.train.mcl import combine_stages
+
+    combine_stages(a.stages, a.out)
 
 
 def cmd_evaluate_probe(a):
@@ -110,7 +146,24 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto")
     t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--clusters", nargs="*", default=[], help="MCL: cluster ids (.npy) of the previous stages")
+    t.add_argument("--cluster-k", type=int, default=10, help="MCL: clusters per stage")
     t.set_defaults(fn=cmd_train)
+
+    c = sub.add_parser("cluster", help="MCL: K-means on a stage's normalised training features")
+    c.add_argument("--model", required=True)
+    c.add_argument("--dataset", required=True)
+    c.add_argument("--k", type=int, required=True)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--device", default="auto")
+    c.add_argument("--threads", type=int, default=1)
+    c.add_argument("--out", required=True)
+    c.set_defaults(fn=cmd_cluster)
+
+    mc = sub.add_parser("mcl-combine", help="MCL: the concatenated multi-stage model of one run")
+    mc.add_argument("--stages", nargs="+", required=True, help="stage run directories, in order")
+    mc.add_argument("--out", required=True)
+    mc.set_defaults(fn=cmd_mcl_combine)
 
     ev = sub.add_parser("evaluate", help="evaluate frozen encoders").add_subparsers(dest="eval_command", required=True)
     pr = ev.add_parser("probe", help="linear / MLP probe on frozen features")

@@ -36,6 +36,38 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+def is_mcl(method):
+    return "mcl" in config["methods"][method]
+
+
+def name_regex(names):
+    """A wildcard constraint matching exactly these names (never matches when empty)."""
+    import re
+
+    return "|".join(re.escape(n) for n in sorted(names)) or "(?!)"
+
+
+SINGLE_STAGE_METHODS = name_regex(m for m in config["methods"] if not is_mcl(m))
+MCL_METHODS = name_regex(m for m in config["methods"] if is_mcl(m))
+
+
+def stage_spec(wildcards):
+    """Every MCL stage trains the method's own spec (a fresh model); the stage index only changes batches."""
+    spec = dict(config["methods"][wildcards.method])
+    spec.pop("mcl")
+    return as_json(spec)
+
+
+def previous_stage_clusters(wildcards):
+    run = run_dir(wildcards.experiment, wildcards.method, wildcards.seed)
+    return [f"{run}/stage{s}/clusters.npy" for s in range(int(wildcards.stage))]
+
+
+def mcl_stage_dirs(wildcards):
+    run = run_dir(wildcards.experiment, wildcards.method, wildcards.seed)
+    return [f"{run}/stage{s}/model.pt" for s in range(config["methods"][wildcards.method]["mcl"]["stages"])]
+
+
 def as_json(obj):
     """A config slice as a canonical JSON string: a rule's params, so changing it re-runs only that rule."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))

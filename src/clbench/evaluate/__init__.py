@@ -11,8 +11,18 @@ _EXPORTS = {
     "fit_probe": "clbench.evaluate.linear_probe",
     "embed": "clbench.evaluate.embed",
     "weighted_knn": "clbench.evaluate.knn",
+    "knn_predict": "clbench.evaluate.knn",
     "gmig": "clbench.evaluate.disentanglement",
+    "gmig_details": "clbench.evaluate.disentanglement",
     "mig": "clbench.evaluate.disentanglement",
+    "mig_details": "clbench.evaluate.disentanglement",
+    "knn_mutual_information": "clbench.evaluate.disentanglement",
+    "relative_accuracy": "clbench.evaluate.ood",
+    "relative_to_baseline": "clbench.evaluate.ood",
+    "ood_k_curve": "clbench.evaluate.ood",
+    "mean_corruption_accuracy": "clbench.evaluate.robustness",
+    "mce": "clbench.evaluate.robustness",
+    "robustness_summary": "clbench.evaluate.robustness",
 }
 
 __all__ = sorted(_EXPORTS)

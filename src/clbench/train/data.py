@@ -30,10 +30,15 @@ def augmentation(name: str, image_size: int, channels: int) -> v2.Transform | No
 
 
 class ViewDataset(Dataset):
-    """Items are ``(views [V, C, H, W] uint8, label, index)``; views are independent augmentations."""
+    """Items are ``(views [V, C, H, W] uint8, label, index)``; views are independent augmentations.
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, transform=None, views: int = 1):
+    With ``second`` (a dataset's paired view ``x2``), view 1 is drawn from it instead of ``x``:
+    the pair then differs by the factor the generator varied, plus augmentation.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, transform=None, views: int = 1, second: np.ndarray | None = None):
         self.x = torch.from_numpy(np.ascontiguousarray(x))
+        self.second = torch.from_numpy(np.ascontiguousarray(second)) if second is not None else None
         self.y = torch.from_numpy(np.asarray(y, dtype=np.int64))
         self.transform = transform
         self.views = views
@@ -42,12 +47,10 @@ class ViewDataset(Dataset):
         return len(self.y)
 
     def __getitem__(self, i: int):
-        img = self.x[i]
-        if self.transform is None:
-            views = img.unsqueeze(0).expand(self.views, *img.shape)
-        else:
-            views = torch.stack([self.transform(img) for _ in range(self.views)])
-        return views, self.y[i], i
+        imgs = [self.x[i] if v == 0 or self.second is None else self.second[i] for v in range(self.views)]
+        if self.transform is not None:
+            imgs = [self.transform(img) for img in imgs]
+        return torch.stack(imgs), self.y[i], i
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, seed: int, epoch: int, device: torch.device,

@@ -102,15 +102,22 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
     num_classes = len(meta.get("classes") or np.unique(train_split["y"]))
     shape = {"in_channels": channels, "num_classes": num_classes, "image_size": size}
 
-    model = build_method(spec, channels, num_classes).to(dev)
+    model = build_method(spec, channels, num_classes, size).to(dev)
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     step_model = torch.compile(model) if spec.get("compile") and dev.type == "cuda" else model
     views = spec.get("views", 1)
-    ds = ViewDataset(train_split["x"], train_split["y"], augmentation(spec.get("augment", "none"), size, channels), views)
+    paired = train_split.get("x2") if spec.get("paired_views") else None
+    if spec.get("paired_views") and paired is None:
+        raise ValueError(f"method asks for paired_views but {data_dir} has no paired second view (x2)")
+    ds = ViewDataset(train_split["x"], train_split["y"], augmentation(spec.get("augment", "none"), size, channels),
+                     views, second=paired)
     batch_size = spec.get("batch_size", 128)
     steps_per_epoch = len(batch_sampler) if batch_sampler is not None else max(1, len(ds) // batch_size)
-    optimizer = build_optimizer(model.parameters(), spec)
+    aux_params = model.auxiliary_parameters() if hasattr(model, "auxiliary_parameters") else []
+    aux_ids = {id(p) for p in aux_params}
+    optimizer = build_optimizer([p for p in model.parameters() if id(p) not in aux_ids], spec)
+    aux_optimizer = torch.optim.Adam(aux_params, lr=spec.get("vae", {}).get("estimator_lr", 1e-3)) if aux_params else None
     schedule = build_schedule(optimizer, spec, steps_per_epoch)
     amp_dtype = devices.autocast_dtype(dev)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
@@ -136,6 +143,8 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         scaler.load_state_dict(state["scaler"])
+        if aux_optimizer is not None:
+            aux_optimizer.load_state_dict(state["aux_optimizer"])
         rows, start_epoch = state["rows"], state["epoch"] + 1
         log.info("resuming from %s after epoch %d", ckpt_path, state["epoch"])
 
@@ -161,6 +170,11 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
             scaler.step(optimizer)
             scaler.update()
             schedule.step()
+            if aux_optimizer is not None:
+                for _ in range(model.auxiliary_steps):
+                    aux_optimizer.zero_grad(set_to_none=True)
+                    model.auxiliary_loss().backward()
+                    aux_optimizer.step()
             step += 1
             n_batches += 1
             n_images += labels.numel()
@@ -176,7 +190,7 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
         rows.append(row)
         log.info("epoch %d/%d %s", epoch + 1, epochs,
                  " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
-        save_checkpoint(ckpt_path, epoch, run_hash, model, optimizer, schedule, scaler, rows)
+        save_checkpoint(ckpt_path, epoch, run_hash, model, optimizer, schedule, scaler, rows, aux_optimizer)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -195,9 +209,11 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
     return info
 
 
-def save_checkpoint(path: Path, epoch: int, run_hash: str, model, optimizer, schedule, scaler, rows) -> None:
+def save_checkpoint(path: Path, epoch: int, run_hash: str, model, optimizer, schedule, scaler, rows,
+                    aux_optimizer=None) -> None:
     state = {"epoch": epoch, "run_hash": run_hash, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "schedule": schedule.state_dict(), "scaler": scaler.state_dict(), "rows": rows}
+             "schedule": schedule.state_dict(), "scaler": scaler.state_dict(), "rows": rows,
+             "aux_optimizer": aux_optimizer.state_dict() if aux_optimizer is not None else None}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 

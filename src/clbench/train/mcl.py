@@ -1,0 +1,93 @@
+"""Multistage contrastive learning (MCL): clustering between stages and the concatenated representation.
+
+Stage 0 trains the method as it is. After stage s, its L2-normalised features of the training
+split are clustered with K-means into K clusters; stage s+1 trains a fresh model whose batches are
+each drawn from one cluster of the combined ids of all previous stages, so its negatives share the
+features the earlier stages already learned. The final representation is the concatenation of
+every stage's normalised features, L2-normalised again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+def kmeans(features: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """Cluster ids of L2-normalised ``features`` (faiss when installed, else scikit-learn's MiniBatchKMeans)."""
+    x = np.asarray(features, dtype=np.float32)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    if k > len(x):
+        raise ValueError(f"cannot make {k} clusters of {len(x)} samples")
+    try:
+        import faiss  # type: ignore[import-not-found]
+    except ImportError:
+        faiss = None
+    if faiss is not None:
+        km = faiss.Kmeans(x.shape[1], k, niter=50, seed=seed, spherical=True, verbose=False)
+        km.train(x)
+        return km.index.search(x, 1)[1][:, 0].astype(np.int64)
+    from sklearn.cluster import MiniBatchKMeans
+
+    km = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=4096)
+    return km.fit_predict(x).astype(np.int64)
+
+
+def combine_ids(stage_ids: list[np.ndarray], k: int) -> np.ndarray:
+    """Mixed-radix id over stages: id = sum_s ids_s * k**s (one id per joint cluster)."""
+    out = np.zeros_like(stage_ids[0], dtype=np.int64)
+    for s, ids in enumerate(stage_ids):
+        out += np.asarray(ids, dtype=np.int64) * (k**s)
+    return out
+
+
+class StageConcat(nn.Module):
+    """The MCL representation: concat of each stage's L2-normalised features, then L2-normalised."""
+
+    def __init__(self, stages: list[nn.Module]):
+        super().__init__()
+        self.stages = nn.ModuleList(stages)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        parts = [nn.functional.normalize(m.features(x), dim=1) for m in self.stages]
+        return nn.functional.normalize(torch.cat(parts, 1), dim=1)
+
+    def stage_features(self, x: torch.Tensor, stage: int) -> torch.Tensor:
+        return self.stages[stage].features(x)
+
+
+def combine_stages(stage_dirs: list, out_dir) -> dict:
+    """Write the MCL run's ``model.pt`` (all stages), ``metrics.csv`` (every stage's epochs) and ``run.json``."""
+    import pandas as pd
+    from pathlib import Path
+
+    from clbench.io import read_json, write_json, write_text
+    from clbench.train.methods import load_model, save_model
+
+    stage_dirs = [Path(d) for d in stage_dirs]
+    models, specs, frames, infos = [], [], [], []
+    shape = None
+    for s, d in enumerate(stage_dirs):
+        blob = torch.load(d / "model.pt", map_location="cpu", weights_only=True)
+        shape = blob["shape"]
+        specs.append(blob["spec"])
+        models.append(load_model(d / "model.pt"))
+        df = pd.read_csv(d / "metrics.csv")
+        df.insert(0, "stage", s)
+        frames.append(df)
+        infos.append(read_json(d / "run.json"))
+    metrics = pd.concat(frames, ignore_index=True)
+    metrics["epoch"] = range(1, len(metrics) + 1)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_model(out / "model.pt", StageConcat(models), {"objective": "mcl_concat", "stage_specs": specs}, shape)
+    write_text(out / "metrics.csv", metrics.to_csv(index=False))
+    info = {"stages": len(stage_dirs), "stage_runs": infos, "device": infos[-1].get("device"),
+            "seed": infos[-1].get("seed"), "wall_seconds": sum(i.get("wall_seconds", 0) for i in infos)}
+    write_json(out / "run.json", info)
+    return info
