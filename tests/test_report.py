@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 import pandas as pd
 
 from clbench.report import figures, html, tables
@@ -12,10 +14,12 @@ def _runs(tmp_path):
         for seed in (0, 1):
             d = root / "exp" / method / f"seed{seed}"
             d.mkdir(parents=True)
-            (d / "linear_probe.json").write_text(json.dumps({"top1": acc + seed * 0.01, "auroc": 0.99, "aupr": 0.98}))
+            (d / "evaluation.json").write_text(json.dumps({
+                "metrics": {"linear_top1": acc + seed * 0.01, "linear_auroc": 0.99},
+                "tables": {"corruptions": [{"corruption": "fog", "severity": 1, "top1": acc - 0.1}]}}))
             pd.DataFrame({"epoch": [1, 2], "loss": [1.0, 0.5], "val_knn_top1": [0.5, 0.8]}).to_csv(d / "metrics.csv", index=False)
             (d / "run.json").write_text(json.dumps({"device": "cpu"}))
-            paths.append(d / "linear_probe.json")
+            paths.append(d / "evaluation.json")
             metrics.append(d / "metrics.csv")
     return root, paths, metrics
 
@@ -25,27 +29,40 @@ def test_parse_run_path(tmp_path):
         {"experiment": "e", "method": "m", "seed": 3}
 
 
-def test_probe_table_aggregates_over_seeds(tmp_path):
+EXPERIMENTS = {"exp": {"paper": "varcon", "baseline": "cnn", "dataset": "d", "seeds": [0, 1]}}
+
+
+def test_collect_aggregates_over_seeds_with_relative_accuracy(tmp_path):
     root, paths, _ = _runs(tmp_path)
-    agg = tables.probe_table(paths, root, tmp_path / "t.csv", tmp_path / "t.md")
-    row = agg.set_index("method").loc["supcon"]
-    assert row["top1_mean"] == 0.955 and row["top1_n"] == 2
-    assert abs(row["top1_std"] - 0.00707) < 1e-4
-    md = (tmp_path / "t.md").read_text()
-    assert "95.5 ± 0.7" in md and "| experiment | method |" in md
-    assert r"\begin{tabular}" in (tmp_path / "t.tex").read_text()
+    tabs = tables.collect_evaluations(paths, root, EXPERIMENTS)
+    m = tabs["metrics"]
+    assert set(m["paper"]) == {"varcon"}
+    rel = m[(m["metric"] == "linear_top1_relative") & (m["method"] == "supcon")].sort_values("seed")["value"]
+    assert rel.tolist() == pytest.approx([0.95 / 0.9, 0.96 / 0.91])
+    assert len(tabs["corruptions"]) == 4 and set(tabs["corruptions"]["method"]) == {"cnn", "supcon"}
+    summary = tables.summary_table(m).set_index(["method", "metric"])
+    assert summary.loc[("supcon", "linear_top1"), "mean"] == pytest.approx(0.955)
+    assert summary.loc[("supcon", "linear_top1"), "std"] == pytest.approx(0.00707, abs=1e-4)
+    wide = tables.wide_table(tables.summary_table(m), "exp", ["linear_top1"])
+    assert wide.set_index("method").loc["supcon", "linear_top1"] == "95.5 ± 0.7"
+    tables.write_tables(tabs, tmp_path / "tables")
+    assert "95.5" not in (tmp_path / "tables" / "summary.md").read_text()  # raw values there
+    assert r"\begin{tabular}" in (tmp_path / "tables" / "summary.tex").read_text()
 
 
 def test_curves_and_html(tmp_path):
     root, paths, metrics = _runs(tmp_path)
     results = tmp_path / "results"
-    tables.probe_table(paths, root, results / "tables" / "linear_probe.csv", results / "tables" / "linear_probe.md")
+    tables.write_tables(tables.collect_evaluations(paths, root, EXPERIMENTS), results / "tables")
     figures.training_curves(metrics, root, results / "figures" / "training_curves.png")
     assert (results / "figures" / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
     bench = results / "benchmarks" / "pretrain" / "exp" / "cnn"
     bench.mkdir(parents=True)
     (bench / "seed0.tsv").write_text("s\th:m:s\tmax_rss\n12.5\t0:00:12\t100\n")
-    html.build_report(results, {"scale": "tiny"}, results / "report" / "index.html")
+    config = {"scale": "tiny", "experiments": EXPERIMENTS}
+    html.build_report(results, config, results / "report" / "index.html")
     page = (results / "report" / "index.html").read_text()
     assert "tiny scale" in page and "95.5 ± 0.7" in page and "data:image/png;base64" in page
     assert "pretrain" in page and "12.5" in page
+    assert "VarCon" in page and "CLEAR" in page  # every paper has a section
+    assert "79.36" in page  # the paper's ImageNet-1K number beside ours

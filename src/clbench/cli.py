@@ -42,10 +42,9 @@ def cmd_train(a):
     if a.clusters:
         import numpy as np
 
-        from clbench.data.samplers import ClusterBatchSampler
-        from clbench.train.mcl import combine_ids
+        from clbench.data.samplers import ClusterBatchSampler, combine_cluster_ids
 
-        ids = combine_ids([np.load(p) for p in a.clusters], a.cluster_k)
+        ids = combine_cluster_ids(*[np.load(p) for p in a.clusters])
         sampler = ClusterBatchSampler(ids, batch_size=a.spec.get("batch_size", 128), seed=a.seed)
         logging.info("MCL stage %d: batches drawn from %d joint clusters", len(a.clusters), len(np.unique(ids)))
     train(a.spec, a.dataset, a.out, a.checkpoint_dir, seed=a.seed, device=a.device, threads=a.threads,
@@ -77,35 +76,20 @@ def cmd_mcl_combine(a):
     combine_stages(a.stages, a.out)
 
 
-def cmd_evaluate_probe(a):
-    import torch
-
-    from clbench.data import dataset_dir
-    from clbench.evaluate.embed import embed
-    from clbench.evaluate.linear_probe import fit_probe
+def cmd_evaluate_run(a):
+    from clbench.evaluate.runner import evaluate_run
     from clbench.io import write_json
     from clbench.train import device as devices
-    from clbench.train.methods import load_model
 
     dev = devices.setup(a.device, a.threads, a.seed)
-    model = load_model(a.model, dev)
-    train, test = dataset_dir.load(a.dataset, "train"), dataset_dir.load(a.dataset, "test")
-    num_classes = len(dataset_dir.load_meta(a.dataset).get("classes") or []) or None
-    t0 = time.time()
-    ftr, fte = embed(model, train["x"], dev), embed(model, test["x"], dev)
-    spec = a.spec
-    result = fit_probe(ftr, torch.as_tensor(train["y"]), fte, torch.as_tensor(test["y"]), kind=spec.get("kind", "linear"),
-                       epochs=spec.get("epochs", 100), lr=spec.get("lr", 0.01), weight_decay=spec.get("weight_decay", 1e-4),
-                       batch_size=spec.get("batch_size", 0), num_classes=num_classes, seed=a.seed, device=dev)
-    result["seconds"] = time.time() - t0
+    result = evaluate_run(a.model, a.dataset, a.spec, seed=a.seed, device=dev, metrics_csv=a.metrics)
     write_json(a.out, result)
-    logging.info("probe %s", result)
 
 
-def cmd_report_table(a):
-    from clbench.report.tables import probe_table
+def cmd_report_collect(a):
+    from clbench.report.tables import collect_evaluations, write_tables
 
-    probe_table(a.inputs, a.runs_root, a.csv, a.md)
+    write_tables(collect_evaluations(a.inputs, a.runs_root, a.experiments), a.out_dir)
 
 
 def cmd_report_curves(a):
@@ -147,7 +131,6 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto")
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--clusters", nargs="*", default=[], help="MCL: cluster ids (.npy) of the previous stages")
-    t.add_argument("--cluster-k", type=int, default=10, help="MCL: clusters per stage")
     t.set_defaults(fn=cmd_train)
 
     c = sub.add_parser("cluster", help="MCL: K-means on a stage's normalised training features")
@@ -166,24 +149,25 @@ def parser() -> argparse.ArgumentParser:
     mc.set_defaults(fn=cmd_mcl_combine)
 
     ev = sub.add_parser("evaluate", help="evaluate frozen encoders").add_subparsers(dest="eval_command", required=True)
-    pr = ev.add_parser("probe", help="linear / MLP probe on frozen features")
+    pr = ev.add_parser("run", help="every configured evaluation of one trained run (probes, kNN, gMIG, ...)")
     pr.add_argument("--model", required=True)
+    pr.add_argument("--metrics", help="the run's metrics.csv (for convergence speed)")
     pr.add_argument("--dataset", required=True)
     pr.add_argument("--spec", type=_json_arg, default={})
     pr.add_argument("--seed", type=int, default=0)
     pr.add_argument("--device", default="auto")
     pr.add_argument("--threads", type=int, default=1)
     pr.add_argument("--out", required=True)
-    pr.set_defaults(fn=cmd_evaluate_probe)
+    pr.set_defaults(fn=cmd_evaluate_run)
 
     rep = sub.add_parser("report", help="tables, figures and the HTML report").add_subparsers(dest="report_command",
                                                                                              required=True)
-    tb = rep.add_parser("table", help="aggregate linear-probe results over seeds")
+    tb = rep.add_parser("collect", help="every run's evaluation.json into long tables, aggregated over seeds")
     tb.add_argument("inputs", nargs="+")
     tb.add_argument("--runs-root", required=True)
-    tb.add_argument("--csv", required=True)
-    tb.add_argument("--md", required=True)
-    tb.set_defaults(fn=cmd_report_table)
+    tb.add_argument("--experiments", type=_json_arg, required=True, help="the config's experiments, as JSON")
+    tb.add_argument("--out-dir", required=True)
+    tb.set_defaults(fn=cmd_report_collect)
     cu = rep.add_parser("curves", help="training curves figure")
     cu.add_argument("inputs", nargs="+")
     cu.add_argument("--runs-root", required=True)

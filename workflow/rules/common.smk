@@ -97,8 +97,14 @@ def dataset_meta(wildcards):
     return f"{dataset_dir(dataset_of(wildcards))}/meta.json"
 
 
-def all_probe_results(wildcards=None):
-    return [f"{run_dir(*run)}/linear_probe.json" for run in experiment_runs()]
+def evaluation_spec(wildcards):
+    """The evaluation settings plus this experiment's list of evaluations."""
+    exp = config["experiments"][wildcards.experiment]
+    return as_json({**config["evaluation"], "evaluations": exp["evaluations"], "y_factor": exp["y_factor"]})
+
+
+def all_evaluations(wildcards=None):
+    return [f"{run_dir(*run)}/evaluation.json" for run in experiment_runs()]
 
 
 def all_metrics(wildcards=None):
@@ -110,10 +116,14 @@ def all_dataset_previews(wildcards=None):
     return [f"{dataset_dir(d)}/samples.png" for d in used]
 
 
+def paper_figures(wildcards=None):
+    """The papers' figures this configuration can draw (filled in as figure rules are added)."""
+    return []
+
+
 def final_outputs():
     return [
-        f"{RESULTS}/tables/linear_probe.csv",
-        f"{RESULTS}/tables/linear_probe.md",
+        f"{RESULTS}/tables/summary.csv",
         f"{RESULTS}/figures/training_curves.png",
         f"{RESULTS}/report/index.html",
     ]

@@ -1,20 +1,23 @@
-rule linear_probe:
+rule evaluate:
     input:
         model=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/model.pt",
+        metrics=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/metrics.csv",
         meta=dataset_meta,
     output:
-        f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/linear_probe.json",
+        f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/evaluation.json",
     params:
-        spec=as_json(config["evaluation"]["linear_probe"]),
+        spec=evaluation_spec,
         device=config["device"],
     threads: config["train_threads"]
+    resources:
+        gpu=config["gpus_per_train_job"],
     log:
-        f"{RESULTS}/logs/linear_probe/{{experiment}}/{{method}}/seed{{seed}}.log",
+        f"{RESULTS}/logs/evaluate/{{experiment}}/{{method}}/seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/linear_probe/{{experiment}}/{{method}}/seed{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/evaluate/{{experiment}}/{{method}}/seed{{seed}}.tsv"
     conda:
         "../../envs/clbench.yaml"
     shell:
-        "clbench evaluate probe --model {input.model:q} --dataset $(dirname {input.meta:q})"
+        "clbench evaluate run --model {input.model:q} --metrics {input.metrics:q} --dataset $(dirname {input.meta:q})"
         " --spec {params.spec:q} --seed {wildcards.seed} --device {params.device}"
         " --threads {threads} --out {output:q} > {log:q} 2>&1"

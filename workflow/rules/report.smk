@@ -1,30 +1,39 @@
 localrules:
-    aggregate_probes,
+    collect_results,
     plot_training_curves,
     html_report,
 
 
-rule aggregate_probes:
+rule collect_results:
     input:
-        all_probe_results,
+        all_evaluations,
     output:
-        csv=report(
-            f"{RESULTS}/tables/linear_probe.csv",
-            caption="../report/linear_probe.rst",
+        metrics=report(
+            f"{RESULTS}/tables/metrics.csv",
+            caption="../report/metrics.rst",
             category="Tables",
         ),
-        md=f"{RESULTS}/tables/linear_probe.md",
+        summary=report(
+            f"{RESULTS}/tables/summary.csv",
+            caption="../report/summary.rst",
+            category="Tables",
+        ),
+        summary_md=f"{RESULTS}/tables/summary.md",
+        summary_tex=f"{RESULTS}/tables/summary.tex",
+        stage_probes=f"{RESULTS}/tables/stage_probes.csv",
+        corruptions=f"{RESULTS}/tables/corruptions.csv",
     params:
         runs_root=f"{RESULTS}/runs",
+        experiments=as_json(config["experiments"]),
     log:
-        f"{RESULTS}/logs/aggregate_probes.log",
+        f"{RESULTS}/logs/collect_results.log",
     benchmark:
-        f"{RESULTS}/benchmarks/aggregate_probes.tsv"
+        f"{RESULTS}/benchmarks/collect_results.tsv"
     conda:
         "../../envs/clbench.yaml"
     shell:
-        "clbench report table --runs-root {params.runs_root:q} --csv {output.csv:q} --md {output.md:q}"
-        " {input:q} > {log:q} 2>&1"
+        "clbench report collect --runs-root {params.runs_root:q} --experiments {params.experiments:q}"
+        " --out-dir $(dirname {output.metrics:q}) {input:q} > {log:q} 2>&1"
 
 
 rule plot_training_curves:
@@ -50,8 +59,9 @@ rule plot_training_curves:
 
 rule html_report:
     input:
-        table=f"{RESULTS}/tables/linear_probe.csv",
+        tables=rules.collect_results.output,
         curves=f"{RESULTS}/figures/training_curves.png",
+        figures=paper_figures,
         samples=all_dataset_previews,
     output:
         f"{RESULTS}/report/index.html",

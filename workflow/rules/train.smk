@@ -38,7 +38,6 @@ rule pretrain_stage:
         run=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/stage{{stage}}/run.json",
     params:
         spec=stage_spec,
-        k=lambda wildcards: config["methods"][wildcards.method]["mcl"]["clusters"],
         device=config["device"],
         checkpoints=lambda wildcards: f"{RESULTS}/checkpoints/{wildcards.experiment}/{wildcards.method}/seed{wildcards.seed}/stage{wildcards.stage}",
     wildcard_constraints:
@@ -56,7 +55,7 @@ rule pretrain_stage:
     shell:
         "clbench train --spec {params.spec:q} --dataset $(dirname {input.meta:q})"
         " --out $(dirname {output.model:q}) --checkpoint-dir {params.checkpoints:q}"
-        " --clusters {input.clusters:q} --cluster-k {params.k}"
+        " --clusters {input.clusters:q}"
         " --seed {wildcards.seed} --device {params.device} --threads {threads} > {log:q} 2>&1"
 
 

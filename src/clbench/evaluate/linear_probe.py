@@ -18,12 +18,14 @@ def probe_head(kind: str, in_dim: int, num_classes: int, hidden_dim: int = 512) 
 
 def fit_probe(train_feats, train_labels, test_feats, test_labels, *, kind: str = "linear", epochs: int = 100,
               lr: float = 0.01, weight_decay: float = 1e-4, batch_size: int = 0, num_classes: int | None = None,
-              seed: int = 0, device: str | torch.device = "cpu") -> dict:
+              seed: int = 0, device: str | torch.device = "cpu", return_predictor: bool = False):
     """Train a probe on standardised frozen features with Adam and cross-entropy; score it on the test features.
 
     ``batch_size=0`` trains full-batch. Features are standardised with the training mean and std.
     Returns ``top1`` (accuracy), ``auroc`` (one-vs-rest, macro) and ``aupr`` (average precision, macro),
-    each over the classes present in the test labels.
+    each over the classes present in the test labels. With ``return_predictor`` it returns
+    ``(result, predict)`` where ``predict(features) -> class probabilities`` reuses the trained probe
+    (e.g. on corrupted test images).
     """
     from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -50,8 +52,13 @@ def fit_probe(train_feats, train_labels, test_feats, test_labels, *, kind: str =
             nn.functional.cross_entropy(head(xtr[idx]), ytr[idx]).backward()
             opt.step()
     head.eval()
-    with torch.no_grad():
-        probs = head(xte.to(device)).softmax(1).cpu().double().numpy()
+
+    @torch.no_grad()
+    def predict(feats) -> np.ndarray:
+        f = (torch.as_tensor(feats).float() - mean) / std
+        return head(f.to(device)).softmax(1).cpu().double().numpy()
+
+    probs = predict(test_feats)
     y = yte.numpy()
     present = np.unique(y)
     result = {"top1": float((probs.argmax(1) == y).mean()), "n_test": int(len(y)), "n_train": int(n),
@@ -61,4 +68,4 @@ def fit_probe(train_feats, train_labels, test_feats, test_labels, *, kind: str =
         onehot = (y[:, None] == present[None, :]).astype(int)
         result["auroc"] = float(roc_auc_score(onehot, p, average="macro"))
         result["aupr"] = float(average_precision_score(onehot, p, average="macro"))
-    return result
+    return (result, predict) if return_predictor else result

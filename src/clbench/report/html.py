@@ -75,33 +75,123 @@ def run_devices(results: Path) -> list[str]:
     return sorted(devices)
 
 
+PAPERS = {
+    "clear": ("CLEAR: content/style disentanglement with SNN and PS-SNN (arXiv 2507.18794)",
+              ["linear_top1", "linear_auroc", "gmig", "probe_style_latent_y_top1", "probe_content_latent_style_top1",
+               "probe_style_latent_style_top1", "linear_top1_relative"]),
+    "subembed": ("Disentangle without VAEs: contrastive sub-embeddings",
+                 ["probe_r_digit", "probe_r_background", "probe_r0_digit", "probe_r0_background", "probe_r1_digit",
+                  "probe_r1_background", "probe_r0_location", "probe_r1_location"]),
+    "mcl": ("MCL: multistage contrastive learning (arXiv 2402.11816)",
+            ["linear_top1", "knn_top1", "probe_colour_top1", "probe_texture_top1", "probe_shape_top1"]),
+    "adnce": ("CL-DRO / ADNCE: Gaussian-weighted negatives (arXiv 2310.11048)", ["linear_top1", "knn_top1"]),
+    "varcon": ("VarCon: variational supervised contrastive learning (arXiv 2506.07413)",
+               ["linear_top1", "knn_top1", "mean_corruption_top1", "epochs_to_target"]),
+    "baseline": ("Baselines", ["linear_top1", "linear_auroc", "linear_aupr", "knn_top1"]),
+}
+
+# The claims' generic names -> this pipeline's metric names.
+CLAIM_NAMES = {"probe_r_dc": "probe_r_digit", "probe_r_bc": "probe_r_background", "probe_r0_dc": "probe_r0_digit",
+               "probe_r0_bc": "probe_r0_background", "probe_r1_dc": "probe_r1_digit",
+               "probe_r1_bc": "probe_r1_background"}
+
+
+def _claims_frame(tables: Path) -> pd.DataFrame:
+    metrics = pd.read_csv(tables / "metrics.csv")
+    frames = [metrics]
+    stage = tables / "stage_probes.csv"
+    if stage.exists() and stage.stat().st_size > 1:
+        sp = pd.read_csv(stage)
+        if len(sp):
+            frames.append(sp.rename(columns={"top1": "value"}).assign(metric="stage_probe_top1"))
+    return pd.concat(frames, ignore_index=True)
+
+
+def paper_numbers_html(paper: str, summary: pd.DataFrame) -> str:
+    from clbench.report.claims import load_paper_results
+
+    ref = load_paper_results()
+    ref = ref[ref["paper"] == paper]
+    if ref.empty:
+        return ""
+    rows = []
+    for _, r in ref.iterrows():
+        ours = summary[(summary["method"] == r["method_key"]) & (summary["metric"] == CLAIM_NAMES.get(r["metric"], r["metric"]))]
+        scale = 100.0 if r["unit"] == "%" else 1.0
+        our_txt = "; ".join(f"{e}: {m * scale:.{1 if scale == 100 else 3}f}" + (f" ± {sd * scale:.1f}" if pd.notna(sd) and scale == 100 else "")
+                            for e, m, sd in zip(ours["experiment"], ours["mean"], ours["std"])) or "not run at this scale"
+        value = f"{r['value']:g}" if pd.notna(r["value"]) else f"{r['low']:g}–{r['high']:g}"
+        if pd.notna(r.get("std")):
+            value += f" ± {r['std']:g}"
+        rows.append({"dataset": r["dataset"], "method": r["method"], "metric": r["metric"],
+                     "paper": f"{value} {r['unit']}", "source": r["source"], "ours": our_txt})
+    return "<h3>The paper's numbers beside ours</h3>" + table_html(pd.DataFrame(rows))
+
+
+def claims_html(paper: str, claims: pd.DataFrame) -> str:
+    sub = claims[claims["paper"] == paper]
+    if sub.empty:
+        return ""
+    show = sub[["id", "experiment", "text", "verdict", "summary"]].fillna("—")
+    return "<h3>Claims</h3>" + table_html(show)
+
+
+def papers_of(experiment: dict) -> list[str]:
+    papers = experiment.get("paper", "baseline")
+    return [papers] if isinstance(papers, str) else list(papers)
+
+
 def build_report(results: str | Path, config: dict, out: str | Path) -> None:
+    from clbench.report.claims import evaluate_claims
+    from clbench.report.tables import summary_table, wide_table
+
     results = Path(results)
+    tables = results / "tables"
+    figures = results / "figures"
     scale = config.get("scale", "tiny")
     config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+    metrics = pd.read_csv(tables / "metrics.csv")
+    summary = summary_table(metrics)
+    seeds = sorted({s for e in config.get("experiments", {}).values() for s in e.get("seeds", [0])})
+    claims = evaluate_claims(_claims_frame(tables), seeds=seeds or None, names=CLAIM_NAMES)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>clbench report</title><style>{STYLE}</style>"
              "</head><body>", "<h1>clbench: five contrastive-learning papers, reproduced</h1>",
              f"<p class='note'>These numbers were computed at <b>{html.escape(SCALE_WORDS.get(scale, scale))}</b>. "
-             "Where the papers report a number, it stands beside ours with its source.</p>"]
-
-    parts.append("<h2 id='linear-probe'>Linear evaluation of frozen encoders</h2>")
-    probe_csv = results / "tables" / "linear_probe.csv"
-    if probe_csv.exists():
-        md = results / "tables" / "linear_probe.md"
-        df = pd.read_csv(probe_csv)
-        parts.append("<p>Top-1 accuracy, macro AUROC and macro AUPR (%) of a logistic-regression probe on frozen "
-                     "features; mean ± std over seeds.</p>")
-        parts.append(_markdown_table_html(md) if md.exists() else table_html(df))
-    curves = results / "figures" / "training_curves.png"
+             "Where the papers report a number, it stands beside ours with its source; at tiny scale the "
+             "comparison is of direction (the claims), not of magnitude.</p>"]
+    experiments = config.get("experiments", {})
+    toc = []
+    for paper, (title, columns) in PAPERS.items():
+        exps = [e for e, c in experiments.items() if paper in papers_of(c)]
+        if not exps and paper == "baseline":
+            continue
+        toc.append(f"<li><a href='#{paper}'>{html.escape(title)}</a></li>")
+        parts.append(f"<h2 id='{paper}'>{html.escape(title)}</h2>")
+        if not exps:
+            parts.append(f"<p class='note'>No experiment of this paper is in this configuration; "
+                         f"<code>configs/paper.yaml</code> runs it at paper scale.</p>")
+        for e in exps:
+            cfg = experiments[e]
+            cols = [c for c in columns if c in set(summary.loc[summary["experiment"] == e, "metric"])]
+            parts.append(f"<h3>{html.escape(cfg.get('title', e))} <small>(experiment <code>{e}</code>, "
+                         f"dataset <code>{html.escape(cfg['dataset'])}</code>, seeds {cfg.get('seeds', [0])})</small></h3>")
+            parts.append("<p>Mean ± std over seeds; accuracies in %.</p>" + table_html(wide_table(summary, e, cols)))
+        parts.append(paper_numbers_html(paper, summary))
+        parts.append(claims_html(paper, claims))
+        for fig in sorted(figures.glob(f"{paper}_*.png")):
+            parts.append(figure(fig, FIGURE_CAPTIONS.get(fig.stem.split("__")[0], fig.stem.replace("_", " "))))
+    curves = figures / "training_curves.png"
     if curves.exists():
-        parts.append(figure(curves, "Training loss and k-NN validation accuracy per epoch."))
-
+        toc.append("<li><a href='#training'>Training curves</a></li>")
+        parts.append("<h2 id='training'>Training curves</h2>")
+        parts.append(figure(curves, "Training loss and k-NN validation accuracy per epoch, every run."))
     previews = sorted((results / "data").glob("*/samples.png"))
     if previews:
+        toc.append("<li><a href='#data'>Datasets</a></li>")
         parts.append("<h2 id='data'>Datasets</h2>")
         for p in previews:
             parts.append(figure(p, f"Samples of {p.parent.name}, one row per class."))
-
+    toc.append("<li><a href='#run-summary'>Run summary</a></li>")
     parts.append("<h2 id='run-summary'>Run summary</h2>")
     parts.append("<ul>" + "".join(f"<li>{html.escape(k)}: <code>{html.escape(str(v))}</code></li>" for k, v in [
         ("git commit", git_commit()), ("config hash", config_hash), ("scale", scale),
@@ -110,7 +200,20 @@ def build_report(results: str | Path, config: dict, out: str | Path) -> None:
     bench = benchmark_summary(results)
     parts.append("<p>Wall time per rule, from Snakemake's benchmark files:</p>" + table_html(bench))
     parts.append("</body></html>")
-    write_text(out, "\n".join(parts))
+    parts.insert(3, "<h2>Contents</h2><ul>" + "".join(toc) + "</ul>")
+    write_text(out, "\n".join(p for p in parts if p))
+
+
+FIGURE_CAPTIONS = {
+    "clear_swap": "CLEAR content/style swap: column = content source, row = style source.",
+    "clear_interpolation": "CLEAR latent interpolation: content (top) and style (bottom).",
+    "clear_tsne": "t-SNE of z_c and z_s coloured by label and by style.",
+    "clear_mi_simulation": "MI simulation: KNN mutual information vs SNN and PS-SNN over steps.",
+    "clear_ood": "Relative OOD accuracy vs the plain CNN.",
+    "mcl_stage_probes": "MCL: probe accuracy of each attribute per stage.",
+    "varcon_corruptions": "Corruption robustness: top-1 per corruption and severity.",
+    "varcon_convergence": "Convergence: k-NN validation accuracy per epoch.",
+}
 
 
 def _markdown_table_html(md_path: Path) -> str:

@@ -71,16 +71,85 @@ def _cell(v) -> str:
     return str(v)
 
 
-def probe_table(paths, runs_root, csv_path, md_path) -> pd.DataFrame:
-    """The linear-probe table: per (experiment, method) mean ± std over seeds of top-1, AUROC, AUPR."""
-    df = collect_json(paths, runs_root)
-    metrics = [m for m in ("top1", "auroc", "aupr") if m in df.columns]
-    agg = aggregate(df, metrics)
-    write_text(csv_path, agg.to_csv(index=False))
-    shown = agg[["experiment", "method"]].copy()
-    for m in metrics:
-        shown[f"{m} (%)"] = [format_mean_std(a, b) for a, b in zip(agg[f"{m}_mean"], agg[f"{m}_std"])]
-    shown["seeds"] = agg[f"{metrics[0]}_n"].astype(int)
-    write_text(md_path, to_markdown(shown))
-    write_text(Path(csv_path).with_suffix(".tex"), to_latex(shown))
-    return agg
+def collect_evaluations(paths, runs_root, experiments: dict) -> dict[str, pd.DataFrame]:
+    """Read every run's ``evaluation.json`` into long tables.
+
+    Returns ``metrics`` (experiment, paper, k, method, seed, metric, value), ``stage_probes`` and
+    ``corruptions``. On experiments marked ``ood``, ``linear_top1`` is also reported as ``ood_top1``.
+    For experiments with a ``baseline`` method, every accuracy-like metric also gets
+    a ``<metric>_relative`` row: the method's value over the baseline's, same experiment and seed.
+    """
+    rows, extra = [], {"stage_probes": [], "corruptions": []}
+    for p in paths:
+        run = parse_run_path(p, runs_root)
+        exp = experiments.get(run["experiment"], {})
+        paper = exp.get("paper", "baseline")
+        run = {"experiment": run["experiment"], "paper": paper if isinstance(paper, str) else "+".join(paper),
+               "k": exp.get("k"),
+               "method": run["method"], "seed": run["seed"]}
+        with open(p) as f:
+            data = json.load(f)
+        for metric, value in data.get("metrics", {}).items():
+            rows.append({**run, "metric": metric, "value": value})
+        for name in extra:
+            extra[name] += [{**run, **r} for r in data.get("tables", {}).get(name, [])]
+    metrics = pd.DataFrame(rows, columns=["experiment", "paper", "k", "method", "seed", "metric", "value"])
+    relative = []
+    for name, exp in experiments.items():
+        base = exp.get("baseline")
+        if not base:
+            continue
+        sub = metrics[(metrics["experiment"] == name) & metrics["metric"].str.endswith("top1")]
+        ref = sub[sub["method"] == base].set_index(["seed", "metric"])["value"]
+        for _, r in sub.iterrows():
+            key = (r["seed"], r["metric"])
+            if key in ref.index and ref[key] > 0:
+                relative.append({**r.to_dict(), "metric": f"{r['metric']}_relative", "value": r["value"] / ref[key]})
+    if relative:
+        metrics = pd.concat([metrics, pd.DataFrame(relative)], ignore_index=True)
+    # On an OOD experiment the test split is the unseen-combination one: its accuracy is the OOD accuracy.
+    ood = [e for e, c in experiments.items() if c.get("ood")]
+    alias = metrics[metrics["experiment"].isin(ood) & metrics["metric"].isin(["linear_top1", "linear_top1_relative"])]
+    if len(alias):
+        alias = alias.assign(metric=alias["metric"].str.replace("linear_top1", "ood_top1", regex=False))
+        metrics = pd.concat([metrics, alias], ignore_index=True)
+    return {"metrics": metrics, **{k: pd.DataFrame(v) for k, v in extra.items()}}
+
+
+def summary_table(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std and n over seeds for every (experiment, method, metric)."""
+    g = metrics.groupby(["paper", "experiment", "method", "metric"], sort=False)["value"]
+    return g.agg(mean="mean", std="std", n="count").reset_index()
+
+
+def wide_table(summary: pd.DataFrame, experiment: str, metrics: list[str], percent: set[str] | None = None) -> pd.DataFrame:
+    """One experiment as methods x metrics, cells 'mean ± std' (accuracies in %)."""
+    percent = percent if percent is not None else {m for m in metrics if "top1" in m and "relative" not in m
+                                                   or m.endswith(("auroc", "aupr"))}
+    sub = summary[summary["experiment"] == experiment]
+    out = []
+    for method, g in sub.groupby("method", sort=False):
+        row = {"method": method}
+        stats = g.set_index("metric")
+        for m in metrics:
+            if m in stats.index:
+                scale = 100.0 if m in percent else 1.0
+                row[m] = format_mean_std(stats.loc[m, "mean"], stats.loc[m, "std"], scale=scale,
+                                         digits=1 if m in percent else 3)
+            else:
+                row[m] = "—"
+        out.append(row)
+    return pd.DataFrame(out, columns=["method", *metrics])
+
+
+def write_tables(tables: dict[str, pd.DataFrame], out_dir) -> None:
+    """Each table as CSV, plus the summary as Markdown and LaTeX, atomically."""
+    out_dir = Path(out_dir)
+    for name, df in tables.items():
+        write_text(out_dir / f"{name}.csv", df.to_csv(index=False))
+    summary = summary_table(tables["metrics"])
+    write_text(out_dir / "summary.csv", summary.to_csv(index=False))
+    shown = summary.assign(value=[format_mean_std(m, s, scale=1.0, digits=4) for m, s in zip(summary["mean"], summary["std"])])
+    shown = shown[["paper", "experiment", "method", "metric", "value", "n"]]
+    write_text(out_dir / "summary.md", to_markdown(shown))
+    write_text(out_dir / "summary.tex", to_latex(shown))

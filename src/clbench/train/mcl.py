@@ -38,14 +38,6 @@ def kmeans(features: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
     return km.fit_predict(x).astype(np.int64)
 
 
-def combine_ids(stage_ids: list[np.ndarray], k: int) -> np.ndarray:
-    """Mixed-radix id over stages: id = sum_s ids_s * k**s (one id per joint cluster)."""
-    out = np.zeros_like(stage_ids[0], dtype=np.int64)
-    for s, ids in enumerate(stage_ids):
-        out += np.asarray(ids, dtype=np.int64) * (k**s)
-    return out
-
-
 class StageConcat(nn.Module):
     """The MCL representation: concat of each stage's L2-normalised features, then L2-normalised."""
 

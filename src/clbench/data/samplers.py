@@ -1,0 +1,147 @@
+"""MCL's cluster batch sampler: every batch is drawn from one cluster of the previous stage(s).
+
+In multistage contrastive learning (MCL, arXiv 2402.11816), stage ``k`` clusters the data with
+K-means on the stage-``k`` representation; stage ``k+1`` then takes each batch (hence each set of
+negatives) from a single cluster, so the new stage cannot separate samples by the features the
+earlier stages already captured. With several earlier stages, the cluster of a sample is the tuple
+of its cluster ids in all of them, combined by :func:`combine_cluster_ids`.
+
+:class:`ClusterBatchSampler` is pure numpy and works as a PyTorch ``batch_sampler``
+(``DataLoader(ds, batch_sampler=sampler)``): ``__iter__`` yields lists of indices, ``__len__`` is the
+number of batches (the same every epoch), ``set_epoch(e)`` picks the epoch, and the batches depend
+only on ``(seed, epoch)``.
+
+Per epoch, each cluster's members are shuffled and cut into batches of ``batch_size``:
+
+- the last, partial batch of a cluster is dropped (``drop_last``) or completed with other members of
+  the same cluster drawn without replacement, so a batch never repeats a sample when its cluster
+  has at least ``batch_size`` members;
+- clusters with fewer than ``batch_size`` members follow ``small``:
+  ``"merge"`` (default) pools all of them into one group that is batched like a cluster (those
+  batches mix several small clusters; a pooled group still smaller than a batch is topped up with
+  replacement); ``"replace"`` gives each small cluster one batch per epoch, filled up to
+  ``batch_size`` by sampling its own members with replacement (batches stay pure, with repeats);
+  ``"keep"`` gives each small cluster one short batch (dropped under ``drop_last``).
+
+The order of batches across clusters is shuffled every epoch.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from clbench.data.embedded import rng_for
+
+SMALL_POLICIES = ("merge", "replace", "keep")
+
+
+def combine_cluster_ids(*stages: np.ndarray | Sequence[int], dense: bool = True) -> np.ndarray:
+    """One cluster id per sample from the cluster ids of several stages (mixed radix).
+
+    ``id = ((c_1 * K_2 + c_2) * K_3 + c_3) ...`` with ``K_s = max(c_s) + 1``; with ``dense`` the ids
+    are relabelled ``0..M-1`` in increasing order of the mixed-radix value (only combinations
+    that occur get an id). Accepts several 1-D arrays, or one 2-D array ``[stages, N]``.
+    """
+    if len(stages) == 1 and np.asarray(stages[0]).ndim == 2:
+        stages = tuple(np.asarray(stages[0]))
+    arrays = [np.asarray(s, dtype=np.int64) for s in stages]
+    if not arrays:
+        raise ValueError("need at least one array of cluster ids")
+    n = len(arrays[0])
+    if any(a.ndim != 1 or len(a) != n for a in arrays):
+        raise ValueError("cluster id arrays must be 1-D and of equal length")
+    if any(len(a) and a.min() < 0 for a in arrays):
+        raise ValueError("cluster ids must be >= 0")
+    combined = np.zeros(n, dtype=np.int64)
+    for a in arrays:
+        radix = int(a.max()) + 1 if len(a) else 1
+        if combined.size and int(combined.max()) > (np.iinfo(np.int64).max - radix) // max(radix, 1):
+            raise OverflowError("too many cluster combinations for int64; use dense ids per stage")
+        combined = combined * radix + a
+    if dense:
+        combined = np.unique(combined, return_inverse=True)[1].astype(np.int64).reshape(n)
+    return combined
+
+
+class ClusterBatchSampler:
+    """Batches of indices, each drawn from one cluster (see the module docstring).
+
+    Parameters: ``cluster_ids`` ([N] ints, or [stages, N] / a list of arrays, combined with
+    :func:`combine_cluster_ids`), ``batch_size``, ``seed``, ``small`` (``"merge"``, ``"replace"``
+    or ``"keep"``), ``drop_last``.
+    """
+
+    def __init__(self, cluster_ids, batch_size: int, *, seed: int = 0, small: str = "merge", drop_last: bool = False):
+        ids = np.asarray(cluster_ids)
+        if ids.ndim == 2:  # [stages, N] or a list of per-stage arrays
+            ids = combine_cluster_ids(ids)
+        ids = np.asarray(ids, dtype=np.int64)
+        if ids.ndim != 1 or len(ids) == 0:
+            raise ValueError("cluster_ids must be a non-empty 1-D array (or a list of them)")
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if small not in SMALL_POLICIES:
+            raise ValueError(f"small must be one of {SMALL_POLICIES}, got {small!r}")
+        self.cluster_ids = ids
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.small = small
+        self.drop_last = bool(drop_last)
+        self.epoch = 0
+        order = np.argsort(ids, kind="stable")
+        values, starts = np.unique(ids[order], return_index=True)
+        members = np.split(order, starts[1:])
+        big = [m for m in members if len(m) >= self.batch_size]
+        tiny = [m for m in members if len(m) < self.batch_size]
+        if small == "merge" and tiny:
+            self.groups = big + [np.sort(np.concatenate(tiny))]
+            self.group_kind = ["cluster"] * len(big) + ["merged"]
+        else:
+            self.groups = big + tiny
+            self.group_kind = ["cluster"] * len(big) + ["small"] * len(tiny)
+        self.n_clusters = len(values)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _n_batches(self, size: int, kind: str) -> int:
+        B = self.batch_size
+        if size >= B:
+            return size // B if self.drop_last else -(-size // B)
+        if kind == "small" and self.small == "keep" and self.drop_last:
+            return 0
+        return 1  # a merged pool or small cluster below one batch still yields one (topped-up or short) batch
+
+    def __len__(self) -> int:
+        return sum(self._n_batches(len(g), k) for g, k in zip(self.groups, self.group_kind))
+
+    def batches(self, epoch: int | None = None) -> list[np.ndarray]:
+        """All batches of ``epoch`` (default: the current one), in iteration order."""
+        rng = rng_for(self.seed, "cluster_batch_sampler", self.epoch if epoch is None else int(epoch))
+        B = self.batch_size
+        out: list[np.ndarray] = []
+        for group, kind in zip(self.groups, self.group_kind):
+            perm = group[rng.permutation(len(group))]
+            if len(group) < B:
+                if kind == "small" and self.small == "keep":
+                    if not self.drop_last:
+                        out.append(perm)
+                    continue
+                fill = group[rng.integers(0, len(group), B - len(group))]
+                out.append(np.concatenate([perm, fill]))
+                continue
+            full = len(perm) // B
+            out.extend(perm[: full * B].reshape(full, B))
+            rest = perm[full * B:]
+            if len(rest) and not self.drop_last:
+                others = perm[: full * B]
+                fill = others[rng.choice(len(others), B - len(rest), replace=False)]
+                out.append(np.concatenate([rest, fill]))
+        order = rng.permutation(len(out))
+        return [out[i] for i in order]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.batches():
+            yield batch.tolist()
