@@ -71,7 +71,10 @@ def main(argv=None) -> None:
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--pml-mem-gb", type=float, default=2.0)
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from pytorch_metric_learning import losses as pml
 

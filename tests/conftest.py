@@ -1,5 +1,6 @@
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,10 @@ def shared_mnist_raw() -> Path:
 
 
 def snakemake_exe() -> str:
-    exe = shutil.which("snakemake")
-    if exe is None:
-        pytest.skip("snakemake is not installed")
+    """The snakemake of the running interpreter's environment (also when the venv is not activated)."""
+    beside = Path(sys.executable).parent / "snakemake"
+    exe = str(beside) if beside.exists() else shutil.which("snakemake")
+    assert exe is not None, "snakemake is not installed: pip install -e '.[test]'"
+    # Jobs call `clbench`, which must be found on PATH next to this interpreter.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     return exe

@@ -24,7 +24,8 @@ def test_default_config_is_valid_and_defaults_are_filled(config):
     assert cfg["results_dir"] == "results"
     assert cfg["methods"]["cnn"]["schedule"] == "cosine"
     assert cfg["methods"]["cnn"]["encoder"]["name"] == "small_cnn"
-    assert cfg["evaluation"]["linear_probe"]["kind"] == "linear"
+    assert cfg["evaluation"]["probe"]["kind"] == "linear"
+    assert cfg["experiments"]["clear_styled"]["seeds"] == [0]
 
 
 @pytest.mark.parametrize("path", ["configs/smoke.yaml", "configs/paper.yaml"])
@@ -33,8 +34,10 @@ def test_shipped_configs_are_valid(path, config):
         pytest.skip(f"{path} not written yet")
     with open(REPO / path) as f:
         overlay = yaml.safe_load(f)
-    merged = {**config, **overlay}
-    validate(merged, SCHEMA, set_default=True)
+    from snakemake.utils import update_config
+
+    update_config(config, overlay)  # as snakemake merges --configfile overlays
+    validate(config, SCHEMA, set_default=True)
 
 
 def test_unknown_method_key_is_rejected(config):
@@ -77,7 +80,7 @@ def test_snakemake_refuses_bad_config_before_any_job(repo, tmp_path, config):
 
 
 def test_experiment_with_unknown_method_is_refused(repo, tmp_path, config):
-    config["experiments"]["styled_digits"]["methods"].append("simclrr")
+    config["experiments"]["varcon_digits"]["methods"].append("simclrr")
     proc = _dry_run(repo, tmp_path, config)
     assert proc.returncode != 0
     assert "simclrr" in proc.stderr + proc.stdout

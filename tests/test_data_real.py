@@ -7,7 +7,6 @@ function that writes the same fixture (or fails half-way), to check atomicity.
 from __future__ import annotations
 
 import gzip
-import os
 import pickle
 import shutil
 from pathlib import Path
@@ -639,3 +638,20 @@ def test_imagefolder_errors_and_flat_layout(tmp_path):
     meta = build_dataset({"generator": "imagefolder", "name": "mine", "root": str(flat), "storage": "array", "image_size": 8, "test_fraction": 0.2, "val_fraction": 0.25}, tmp_path / "f", tmp_path)
     assert meta["sizes"] == {"train": 9, "val": 3, "test": 3} and meta["recipe"]["kind"] == "random"
     check_dir(tmp_path / "f")
+
+
+def test_torchvision_sources_build_without_torch(tmp_path):
+    """Building from an existing copy never imports torch (start-up cost; see DESIGN.md)."""
+    import subprocess
+    import sys
+
+    make_mnist(tmp_path / "root")
+    make_cifar10(tmp_path / "root")
+    code = (
+        "import sys; from clbench.data.build import build_dataset\n"
+        f"for n in ('mnist', 'cifar10'):\n"
+        f"    build_dataset({{'generator': 'torchvision', 'name': n, 'root': {str(tmp_path / 'root')!r}}}, {str(tmp_path)!r} + '/' + n, {str(tmp_path)!r})\n"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -26,6 +26,16 @@ from clbench.models.mi_estimators import (
 CUDA = torch.cuda.is_available()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Every tensor here is tiny: one intra-op thread avoids oversubscription stalls on a busy
+    2-core machine (seconds per test otherwise). Restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _rand(*shape, seed=0, dtype=torch.float64, requires_grad=True):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(*shape, generator=g, dtype=dtype).requires_grad_(requires_grad)

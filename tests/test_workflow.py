@@ -50,11 +50,16 @@ def test_outputs_exist(smoke_run):
 
 def test_every_method_is_evaluated_well_above_chance(smoke_run):
     summary = pd.read_csv(smoke_run / "results" / "tables" / "summary.csv")
-    top1 = summary[summary["metric"] == "linear_top1"].set_index(["experiment", "method"])["mean"]
-    # 10 digit classes / 10 shapes: chance is 0.1
+    means = summary.set_index(["experiment", "method", "metric"])["mean"]
+    # 10 digit classes: chance is 0.1 (two or three epochs on 800 images: well above chance, far from done)
     for exp, method in [("varcon_digits", "cnn"), ("varcon_digits", "supcon"), ("varcon_digits", "varcon"),
-                        ("clear_styled", "clear"), ("adnce_trifeature", "adnce"), ("mcl_trifeature", "mcl")]:
-        assert top1[(exp, method)] > 0.25, (exp, method, top1)
+                        ("clear_styled", "clear")]:
+        assert means[(exp, method, "linear_top1")] > 0.2, (exp, method)
+    # 10 colours: what self-supervised features on Trifeature pick up first
+    for method in ("infonce", "adnce", "mcl"):
+        assert means[("trifeature_ssl", method, "probe_colour_top1")] > 0.5, method
+    # the poster's probes: background is linearly decodable from the sub-embeddings
+    assert means[("subembed_digits_on_photos", "subembed", "probe_r1_background")] > 0.3
     metrics = set(summary["metric"])
     assert {"gmig", "probe_r0_digit", "probe_r1_background", "mean_corruption_top1", "knn_top1",
             "linear_top1_relative"} <= metrics

@@ -98,6 +98,42 @@ def cmd_report_curves(a):
     training_curves(a.inputs, a.runs_root, a.out)
 
 
+def cmd_report_clear_figures(a):
+    from pathlib import Path
+
+    from clbench.report import paper_figures as pf
+
+    out = Path(a.out_dir)
+    pf.clear_swap_grid(a.model, a.dataset, out / "clear_swap.png", seed=a.seed)
+    pf.clear_interpolation(a.model, a.dataset, out / "clear_interpolation.png", seed=a.seed)
+    pf.tsne_latents(a.model, a.dataset, out / "clear_tsne.png", seed=a.seed, threads=a.threads)
+
+
+def cmd_report_mi_simulation(a):
+    from clbench.report.paper_figures import mi_simulation
+
+    mi_simulation(a.out, steps=a.steps, seed=a.seed)
+
+
+def cmd_report_table_figures(a):
+    from collections import defaultdict
+    from pathlib import Path
+
+    from clbench.report import paper_figures as pf
+    from clbench.report.tables import parse_run_path
+
+    tables, out = Path(a.tables_dir), Path(a.out_dir)
+    ood = [e for e, c in a.experiments.items() if c.get("ood")]
+    pf.relative_bars(tables / "metrics.csv", out / "clear_ood.png", "ood_top1_relative", ood)
+    pf.stage_probe_plot(tables / "stage_probes.csv", out / "mcl_stage_probes.png")
+    pf.corruption_heatmap(tables / "corruptions.csv", out / "varcon_corruptions.png")
+    runs = defaultdict(list)
+    for path in a.run_metrics:
+        run = parse_run_path(path, a.runs_root)
+        runs[f"{run['experiment']}: {run['method']}"].append(path)
+    pf.convergence_plot(dict(runs), out / "varcon_convergence.png")
+
+
 def cmd_report_html(a):
     from clbench.report.html import build_report
 
@@ -173,6 +209,25 @@ def parser() -> argparse.ArgumentParser:
     cu.add_argument("--runs-root", required=True)
     cu.add_argument("--out", required=True)
     cu.set_defaults(fn=cmd_report_curves)
+    cf = rep.add_parser("clear-figures", help="CLEAR swap grid, interpolation and t-SNE of one CLEAR-VAE run")
+    cf.add_argument("--model", required=True)
+    cf.add_argument("--dataset", required=True)
+    cf.add_argument("--seed", type=int, default=0)
+    cf.add_argument("--threads", type=int, default=1)
+    cf.add_argument("--out-dir", required=True)
+    cf.set_defaults(fn=cmd_report_clear_figures)
+    ms = rep.add_parser("mi-simulation", help="CLEAR's MI simulation: KNN MI vs SNN and PS-SNN over steps")
+    ms.add_argument("--steps", type=int, default=600)
+    ms.add_argument("--seed", type=int, default=0)
+    ms.add_argument("--out", required=True)
+    ms.set_defaults(fn=cmd_report_mi_simulation)
+    tf = rep.add_parser("table-figures", help="OOD, MCL stage, corruption and convergence figures from the tables")
+    tf.add_argument("--tables-dir", required=True)
+    tf.add_argument("--runs-root", required=True)
+    tf.add_argument("--experiments", type=_json_arg, required=True)
+    tf.add_argument("--run-metrics", nargs="*", default=[], help="metrics.csv of the runs in the convergence plot")
+    tf.add_argument("--out-dir", required=True)
+    tf.set_defaults(fn=cmd_report_table_figures)
     ht = rep.add_parser("html", help="the HTML report")
     ht.add_argument("--results", required=True)
     ht.add_argument("--config-json", type=_json_arg, required=True)

@@ -116,9 +116,36 @@ def all_dataset_previews(wildcards=None):
     return [f"{dataset_dir(d)}/samples.png" for d in used]
 
 
+def clear_figure_run():
+    """The first CLEAR-VAE run of a CLEAR experiment (seed = its first), whose latents the CLEAR figures show."""
+    for name, exp in config["experiments"].items():
+        papers = [exp["paper"]] if isinstance(exp["paper"], str) else exp["paper"]
+        if "clear" not in papers:
+            continue
+        for method in exp["methods"]:
+            spec = config["methods"][method]
+            if spec["objective"] == "clear_vae" and spec.get("vae", {}).get("style", "ps_snn") == "ps_snn":
+                return name, method, exp["seeds"][0]
+    return None
+
+
+def convergence_metrics(wildcards=None):
+    """metrics.csv of every run of the VarCon experiments (the convergence figure)."""
+    return [f"{run_dir(*run)}/metrics.csv" for run in experiment_runs()
+            if "varcon" in ([config["experiments"][run[0]]["paper"]] if isinstance(config["experiments"][run[0]]["paper"], str)
+                            else config["experiments"][run[0]]["paper"])]
+
+
+TABLE_FIGURES = ["clear_ood", "mcl_stage_probes", "varcon_corruptions", "varcon_convergence"]
+CLEAR_FIGURES = ["clear_swap", "clear_interpolation", "clear_tsne"]
+
+
 def paper_figures(wildcards=None):
-    """The papers' figures this configuration can draw (filled in as figure rules are added)."""
-    return []
+    """The papers' figures this configuration draws."""
+    figs = [f"{RESULTS}/figures/{f}.png" for f in TABLE_FIGURES + ["clear_mi_simulation"]]
+    if clear_figure_run() is not None:
+        figs += [f"{RESULTS}/figures/{f}.png" for f in CLEAR_FIGURES]
+    return figs
 
 
 def final_outputs():

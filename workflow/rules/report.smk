@@ -1,6 +1,8 @@
 localrules:
+    combine_stages,
     collect_results,
     plot_training_curves,
+    table_figures,
     html_report,
 
 
@@ -75,3 +77,69 @@ rule html_report:
     shell:
         "clbench report html --results {params.results:q} --config-json {params.config_json:q}"
         " --out {output:q} > {log:q} 2>&1"
+
+
+rule table_figures:
+    input:
+        tables=rules.collect_results.output,
+        run_metrics=convergence_metrics,
+    output:
+        [
+            report(f"{RESULTS}/figures/{name}.png", caption=f"../report/{name}.rst", category="Figures")
+            for name in TABLE_FIGURES
+        ],
+    params:
+        runs_root=f"{RESULTS}/runs",
+        experiments=as_json(config["experiments"]),
+        tables_dir=lambda wildcards, input: os.path.dirname(input.tables[0]),
+        out_dir=lambda wildcards, output: os.path.dirname(output[0]),
+    log:
+        f"{RESULTS}/logs/table_figures.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/table_figures.tsv"
+    conda:
+        "../../envs/clbench.yaml"
+    shell:
+        "clbench report table-figures --tables-dir {params.tables_dir:q} --runs-root {params.runs_root:q}"
+        " --experiments {params.experiments:q} --run-metrics {input.run_metrics:q}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule clear_figures:
+    input:
+        model=lambda wildcards: f"{run_dir(*clear_figure_run())}/model.pt",
+        meta=lambda wildcards: f"{dataset_dir(config['experiments'][clear_figure_run()[0]]['dataset'])}/meta.json",
+    output:
+        [
+            report(f"{RESULTS}/figures/{name}.png", caption=f"../report/{name}.rst", category="Figures")
+            for name in CLEAR_FIGURES
+        ],
+    params:
+        seed=lambda wildcards: clear_figure_run()[2],
+        out_dir=lambda wildcards, output: os.path.dirname(output[0]),
+    log:
+        f"{RESULTS}/logs/clear_figures.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/clear_figures.tsv"
+    conda:
+        "../../envs/clbench.yaml"
+    shell:
+        "clbench report clear-figures --model {input.model:q} --dataset $(dirname {input.meta:q})"
+        " --seed {params.seed} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule mi_simulation:
+    output:
+        report(
+            f"{RESULTS}/figures/clear_mi_simulation.png",
+            caption="../report/clear_mi_simulation.rst",
+            category="Figures",
+        ),
+    log:
+        f"{RESULTS}/logs/mi_simulation.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/mi_simulation.tsv"
+    conda:
+        "../../envs/clbench.yaml"
+    shell:
+        "clbench report mi-simulation --out {output:q} > {log:q} 2>&1"

@@ -45,7 +45,7 @@ import io
 import math
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 from scipy import ndimage
@@ -147,32 +147,36 @@ def _bilinear(f: np.ndarray, rows: np.ndarray, cols: np.ndarray, mode: str) -> n
     return top + (bot - top) * wr
 
 
-def _interp_axis(a: np.ndarray, axis: int, n_out: int, start: int, count: int) -> np.ndarray:
-    """Rows ``start..start+count`` of a linear resize of ``a`` along ``axis`` to length ``n_out``
-    (scipy.ndimage.zoom's order-1 coordinate mapping: in = out * (n_in - 1) / (n_out - 1))."""
-    n_in = a.shape[axis]
-    o = np.arange(start, start + count, dtype=np.float64)
-    coord = o * (n_in - 1) / (n_out - 1) if n_out > 1 else np.zeros_like(o)
-    i0 = np.clip(np.floor(coord).astype(np.int64), 0, n_in - 1)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    wt = (coord - i0).astype(np.float32)
-    shape = [1] * a.ndim
-    shape[axis] = count
-    wt = wt.reshape(shape)
-    return np.take(a, i0, axis=axis) * (1 - wt) + np.take(a, i1, axis=axis) * wt
+@functools.lru_cache(maxsize=512)
+def _zoom_matrix(n: int, z: float) -> np.ndarray:
+    """[n, n] matrix of Hendrycks' clipped_zoom along one axis: crop the central ceil(n / z)
+    pixels, resize them linearly to round(ceil(n / z) * z) (scipy.ndimage.zoom, order 1) and keep
+    the central n."""
+    ch = int(np.ceil(n / z))
+    top = (n - ch) // 2
+    on = int(round(ch * z))
+    th = (on - n) // 2
+    o = np.arange(th, th + n, dtype=np.float64)
+    coord = o * (ch - 1) / (on - 1) if on > 1 else np.zeros_like(o)
+    i0 = np.clip(np.floor(coord).astype(np.int64), 0, ch - 1)
+    i1 = np.minimum(i0 + 1, ch - 1)
+    wt = coord - i0
+    m = np.zeros((n, n), dtype=np.float64)
+    np.add.at(m, (np.arange(n), top + i0), 1 - wt)
+    np.add.at(m, (np.arange(n), top + i1), wt)
+    m.setflags(write=False)
+    return m.astype(np.float32)
+
+
+def _clipped_zoom_nchw(g: np.ndarray, z: float) -> np.ndarray:
+    h, w = g.shape[-2:]
+    return _zoom_matrix(h, float(z)) @ (g @ _zoom_matrix(w, float(z)).T)
 
 
 def _clipped_zoom(f: np.ndarray, z: float) -> np.ndarray:
     """Zoom NHWC images by ``z`` about the centre, keeping the size (Hendrycks' clipped_zoom)."""
-    _, h, w, _ = f.shape
-    ch, cw = int(np.ceil(h / z)), int(np.ceil(w / z))
-    top, left = (h - ch) // 2, (w - cw) // 2
-    crop = f[:, top : top + ch, left : left + cw]
-    oh, ow = int(round(ch * z)), int(round(cw * z))
-    th, tw = (oh - h) // 2, (ow - w) // 2
-    out = _interp_axis(crop, 1, oh, th, min(h, oh - th))
-    out = _interp_axis(out, 2, ow, tw, min(w, ow - tw))
-    return out
+    g = np.ascontiguousarray(f.transpose(0, 3, 1, 2))
+    return _clipped_zoom_nchw(g, z).transpose(0, 2, 3, 1)
 
 
 def _gauss(f: np.ndarray, sigma: float, mode: str = "nearest", truncate: float = 4.0) -> np.ndarray:
@@ -389,12 +393,12 @@ def _motion_blur(x, c, rng, s):
 
 
 def _zoom_blur(x, c, rng, s):
-    f = _f32(x)
+    g = np.ascontiguousarray(_f32(x).transpose(0, 3, 1, 2))  # NCHW: each zoom is two matrix products
     zooms = np.arange(1, c, 0.01)
-    out = np.zeros_like(f)
+    out = g.copy()
     for z in zooms:
-        out += _clipped_zoom(f, z)
-    return _u8((f + out) / (len(zooms) + 1))
+        out += _clipped_zoom_nchw(g, z)
+    return _u8((out / (len(zooms) + 1)).transpose(0, 2, 3, 1))
 
 
 def _snow(x, c, rng, s):

@@ -40,15 +40,14 @@ and ``meta.json``, written atomically, meta last) but each split archive holds, 
 - ``y``, ``id`` and ``factor_*`` exactly as in the array format.
 
 ``meta.json`` then has ``"storage": "paths"``, ``image_root`` and ``image_shape`` ([3, S, S], the
-intended decoded size). Read such a split with :func:`load_split` (which returns the arrays plus
-``x`` decoded on demand via :func:`read_images`) or feed ``path`` to a streaming data loader.
+intended decoded size); its ``hash`` covers the index arrays (paths, labels, ids), not the image
+bytes. Read such a split with :func:`load_split` (which returns the arrays plus ``x`` decoded on
+demand via :func:`read_images`) or feed ``path`` to a streaming data loader.
 Array-format directories carry ``"storage": "array"``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
 import shutil
 import tempfile
@@ -104,8 +103,8 @@ def download_hint(name: str, resources_dir: Path, downloadable: bool = True) -> 
     target = Path(resources_dir) / name
     if not downloadable:
         return (
-            f"This dataset cannot be downloaded automatically; obtain it manually and set `root:` in the "
-            f"dataset spec to the folder with this layout."
+            "This dataset cannot be downloaded automatically; obtain it manually and set `root:` in the "
+            "dataset spec to the folder with this layout."
         )
     return (
         f"Fix: set `download: true` (and no `root:`) in the dataset spec to download it into {target}, "
@@ -117,8 +116,8 @@ def download_hint(name: str, resources_dir: Path, downloadable: bool = True) -> 
 def download_atomically(target: Path, fetch: Callable[[Path], None]) -> Path:
     """Run ``fetch(tmp_dir)`` in a temporary sibling of ``target``, then rename it onto ``target``.
 
-    A failed or interrupted download leaves no ``target`` (only a hidden ``.partial`` folder that
-    is removed on failure), so a later rule never trusts a half-written dataset.
+    A failed download leaves no ``target`` (its hidden ``.partial`` folder is removed; a job killed
+    outright leaves only that hidden folder), so a later rule never trusts a half-written dataset.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)

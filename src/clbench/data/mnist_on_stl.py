@@ -56,7 +56,6 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from scipy import ndimage
 
 from clbench.data import dataset_dir
 from clbench.data.dataset_dir import DatasetError

@@ -110,8 +110,8 @@ def r_info_min(z: Tensor, k: int = 2, temperature: float = 0.5, similarity: str 
 
     (positive: the other slice of the same sample; negatives: that slice of the other samples).
     ``R = mean over the K(K-1) ordered pairs of I_ab``; minimising R makes the slices of a sample
-    unpredictable from one another. ``R`` lies in ``[log B - lse-range, log B]`` and is 0 when the
-    critic cannot tell the pairs apart (``B = 1`` gives 0).
+    unpredictable from one another. ``R <= log B``; it is about 0 (it can dip below) when the
+    critic cannot tell the true pair from the others, and exactly 0 for ``B = 1``.
 
     Args:
         z: ``[B, D]`` embeddings (one view), D divisible by ``k >= 2``.

@@ -67,7 +67,7 @@ def varcon(z: Tensor, labels: Tensor, temperature: float = 0.1, epsilon: float =
         sums.index_add_(0, inverse, z)
         centroids = normalize(sums)  # normalise(mean) == normalise(sum); detached
 
-    logits = (z @ centroids.T) / t  # [B, C]
+    logits = z @ (centroids * (1.0 / t)).T  # [B, C]; 1/t folded into the C x D operand
     log_p = F.log_softmax(logits, dim=1)
     log_p_true = log_p.gather(1, inverse[:, None])[:, 0]  # [B]
     t2 = ((t - epsilon) + 2.0 * epsilon * log_p_true.exp()).clamp(min=1e-6)

@@ -71,7 +71,7 @@ VERDICTS = ("holds", "fails", "not run")  # every ClaimResult.verdict is one of 
 
 PAPER_RESULT_FIELDS = ("id", "paper", "source", "dataset", "method", "metric", "scale")
 _RESULT_COLUMNS = [
-    "id", "paper", "title", "arxiv", "source", "dataset", "method", "method_key", "metric",
+    "id", "paper", "title", "arxiv", "source", "dataset", "method", "method_key", "experiment", "metric",
     "value", "std", "low", "high", "approx", "unit", "scale", "backbone", "checked", "note",
 ]
 

@@ -116,7 +116,8 @@ def paper_numbers_html(paper: str, summary: pd.DataFrame) -> str:
         return ""
     rows = []
     for _, r in ref.iterrows():
-        ours = summary[(summary["method"] == r["method_key"]) & (summary["metric"] == CLAIM_NAMES.get(r["metric"], r["metric"]))]
+        ours = summary[(summary["method"] == r["method_key"]) & (summary["metric"] == CLAIM_NAMES.get(r["metric"], r["metric"]))
+                       & summary["experiment"].str.startswith(r["experiment"] if isinstance(r.get("experiment"), str) else "")]
         scale = 100.0 if r["unit"] == "%" else 1.0
         our_txt = "; ".join(f"{e}: {m * scale:.{1 if scale == 100 else 3}f}" + (f" ± {sd * scale:.1f}" if pd.notna(sd) and scale == 100 else "")
                             for e, m, sd in zip(ours["experiment"], ours["mean"], ours["std"])) or "not run at this scale"

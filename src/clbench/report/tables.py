@@ -124,8 +124,8 @@ def summary_table(metrics: pd.DataFrame) -> pd.DataFrame:
 
 def wide_table(summary: pd.DataFrame, experiment: str, metrics: list[str], percent: set[str] | None = None) -> pd.DataFrame:
     """One experiment as methods x metrics, cells 'mean ± std' (accuracies in %)."""
-    percent = percent if percent is not None else {m for m in metrics if "top1" in m and "relative" not in m
-                                                   or m.endswith(("auroc", "aupr"))}
+    percent = percent if percent is not None else {m for m in metrics if ("top1" in m or m.startswith("probe_"))
+                                                   and "relative" not in m or m.endswith(("auroc", "aupr"))}
     sub = summary[summary["experiment"] == experiment]
     out = []
     for method, g in sub.groupby("method", sort=False):
