@@ -250,3 +250,13 @@ def test_corrupt_dataset_generated_and_official(tmp_path):
     out = dataset_dir.load(tmp_path / "off", "test")
     assert meta["corruption"]["origin"] == "official CIFAR-10-C"
     assert (out["x"][:, 0, 0, 0] == 3).all()
+
+
+@pytest.mark.parametrize("shape", [(3, 1, 28, 28), (2, 3, 24, 24), (2, 3, 64, 64)])
+def test_every_corruption_at_other_sizes(shape):
+    """Parameters scaled from CIFAR's 32 px must work at MNIST's 28 px (grey) and other sizes."""
+    x = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    for name in CORRUPTIONS:
+        for severity in (1, 5):
+            out = corrupt(x, name, severity, seed=0)
+            assert out.shape == x.shape and out.dtype == np.uint8, (name, severity)

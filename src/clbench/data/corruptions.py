@@ -169,6 +169,9 @@ def _zoom_matrix(n: int, z: float) -> np.ndarray:
 
 
 def _clipped_zoom_nchw(g: np.ndarray, z: float) -> np.ndarray:
+    # Scaling CIFAR's parameters to smaller images can push a zoom of 1 below 1: a clipped zoom
+    # never zooms out, so it is the identity there.
+    z = max(float(z), 1.0)
     h, w = g.shape[-2:]
     return _zoom_matrix(h, float(z)) @ (g @ _zoom_matrix(w, float(z)).T)
 

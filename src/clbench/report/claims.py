@@ -253,7 +253,7 @@ DEFAULT_CLAIMS: list[dict] = [
         "text": "A later MCL stage raises the probe accuracy of the attribute the first stage "
                 "suppressed (the attribute with the lowest stage-1 probe accuracy).",
         "check": {"kind": "recovers", "metric": "stage_probe_top1", "method": "mcl",
-                  "over": "attribute", "by": "stage", "first": 1, "later": "last"},
+                  "over": "attribute", "by": "stage", "first": 0, "later": "last"},
     },
     # ---- ADNCE
     {

@@ -75,7 +75,8 @@ def collect_evaluations(paths, runs_root, experiments: dict) -> dict[str, pd.Dat
     """Read every run's ``evaluation.json`` into long tables.
 
     Returns ``metrics`` (experiment, paper, k, method, seed, metric, value), ``stage_probes`` and
-    ``corruptions``. On experiments marked ``ood``, ``linear_top1`` is also reported as ``ood_top1``.
+    ``corruptions``. With a corruption grid and a baseline, ``mce`` is the mean corruption error
+    relative to the baseline (Hendrycks). On experiments marked ``ood``, ``linear_top1`` is also reported as ``ood_top1``.
     For experiments with a ``baseline`` method, every accuracy-like metric also gets
     a ``<metric>_relative`` row: the method's value over the baseline's, same experiment and seed.
     """
@@ -107,6 +108,19 @@ def collect_evaluations(paths, runs_root, experiments: dict) -> dict[str, pd.Dat
                 relative.append({**r.to_dict(), "metric": f"{r['metric']}_relative", "value": r["value"] / ref[key]})
     if relative:
         metrics = pd.concat([metrics, pd.DataFrame(relative)], ignore_index=True)
+    corr = pd.DataFrame(extra["corruptions"])
+    if len(corr):
+        from clbench.evaluate.robustness import robustness_summary
+
+        for name, exp in experiments.items():
+            part = corr[corr["experiment"] == name]
+            if exp.get("baseline") and len(part) and (part["method"] == exp["baseline"]).any():
+                rob = robustness_summary(part.rename(columns={"top1": "accuracy"}), baseline=exp["baseline"])
+                for _, r in rob.iterrows():
+                    base = part.iloc[0]
+                    metrics = pd.concat([metrics, pd.DataFrame([{
+                        "experiment": name, "paper": base["paper"], "k": base["k"], "method": r["method"],
+                        "seed": r["seed"], "metric": "mce", "value": r["mce"]}])], ignore_index=True)
     # On an OOD experiment the test split is the unseen-combination one: its accuracy is the OOD accuracy.
     ood = [e for e, c in experiments.items() if c.get("ood")]
     alias = metrics[metrics["experiment"].isin(ood) & metrics["metric"].isin(["linear_top1", "linear_top1_relative"])]
