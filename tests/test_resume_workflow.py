@@ -18,7 +18,9 @@ CHECKPOINT = "results/checkpoints/varcon_digits/supcon/seed0/last.pt"
 
 
 def command(workdir, overlay, *extra):
-    return [snakemake_exe(), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2",
+    """snakemake run from inside ``workdir`` (file targets are resolved against the current directory)."""
+    workdir.mkdir(exist_ok=True)
+    return [snakemake_exe(), "--snakefile", str(REPO / "Snakefile"), "--cores", "2",
             "--configfile", str(REPO / "config.yaml"), str(REPO / "configs" / "smoke.yaml"), str(overlay), *extra,
             TARGET]
 
@@ -32,9 +34,9 @@ def test_killed_training_job_resumes_to_identical_metrics(tmp_path):
     overlay = tmp_path / "overlay.yaml"
     overlay.write_text(yaml.safe_dump({"methods": {"supcon": {"epochs": 4}}}))
     reference, killed = tmp_path / "reference", tmp_path / "killed"
-    subprocess.run(command(reference, overlay), check=True, capture_output=True, timeout=600)
+    subprocess.run(command(reference, overlay), cwd=reference, check=True, capture_output=True, timeout=600)
 
-    proc = subprocess.Popen(command(killed, overlay), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(command(killed, overlay), cwd=killed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
     while not (killed / CHECKPOINT).exists():
         assert proc.poll() is None and time.time() < deadline, "training ended before its first checkpoint"
@@ -49,7 +51,8 @@ def test_killed_training_job_resumes_to_identical_metrics(tmp_path):
     assert not (killed / TARGET).exists()
     assert (killed / CHECKPOINT).exists()
 
-    rerun = subprocess.run(command(killed, overlay, "--rerun-incomplete"), capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run(command(killed, overlay, "--rerun-incomplete"), cwd=killed, capture_output=True, text=True,
+                           timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     log = (killed / "results/logs/pretrain/varcon_digits/supcon/seed0.log").read_text()
     assert "resuming from" in log

@@ -104,8 +104,9 @@ def supcon(z: Tensor, labels: Tensor, temperature: float = 0.1, similarity: str 
     computed as ``lse_{j != i}(s_ij/t) - mean_{p in P(i)} s_ip/t``: one B x B matrix (diagonal
     masked in place) for the log-sum-exp, and the positive sums in O(B*C*D) as inner products with
     per-class sums of rows (exact for inner-product similarities; for ``"l2"`` the B x B matrix is
-    clamped at 0 against rounding, the positive sums are not). Anchors without a positive are dropped; if none has one the loss is an exact 0 (as
-    ``pytorch_metric_learning.losses.SupConLoss``, which it equals on multi-class batches).
+    clamped at 0 against rounding, the positive sums are not). Anchors without a positive are
+    dropped; if none has one the loss is an exact 0 (as ``pytorch_metric_learning.losses.SupConLoss``,
+    which it equals on multi-class batches).
 
     Args:
         z: ``[B, D]`` embeddings, or ``[B, V, D]`` with V views per sample (flattened to
