@@ -18,11 +18,10 @@ CHECKPOINT = "results/checkpoints/varcon_digits/supcon/seed0/last.pt"
 
 
 def command(workdir, overlay, *extra):
-    """snakemake run from inside ``workdir`` (file targets are resolved against the current directory)."""
+    """snakemake run from inside ``workdir``; the target comes first (--configfile takes several values)."""
     workdir.mkdir(exist_ok=True)
-    return [snakemake_exe(), "--snakefile", str(REPO / "Snakefile"), "--cores", "2",
-            "--configfile", str(REPO / "config.yaml"), str(REPO / "configs" / "smoke.yaml"), str(overlay), *extra,
-            TARGET]
+    return [snakemake_exe(), TARGET, *extra, "--snakefile", str(REPO / "Snakefile"), "--cores", "2",
+            "--configfile", str(REPO / "config.yaml"), str(REPO / "configs" / "smoke.yaml"), str(overlay)]
 
 
 def metrics(workdir):
