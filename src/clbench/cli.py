@@ -35,6 +35,12 @@ def cmd_data_show(a):
     show(a.dataset, a.out, split=a.split, by=a.by)
 
 
+def cmd_data_corrupt(a):
+    from clbench.data.corruptions import corrupt_dataset
+
+    corrupt_dataset(a.dataset, a.out, a.corruption, a.severity, seed=a.seed, cifar10c_root=a.cifar10c_root or None)
+
+
 def cmd_train(a):
     from clbench.train.loop import train
 
@@ -77,12 +83,15 @@ def cmd_mcl_combine(a):
 
 
 def cmd_evaluate_run(a):
+    from pathlib import Path
+
     from clbench.evaluate.runner import evaluate_run
     from clbench.io import write_json
     from clbench.train import device as devices
 
     dev = devices.setup(a.device, a.threads, a.seed)
-    result = evaluate_run(a.model, a.dataset, a.spec, seed=a.seed, device=dev, metrics_csv=a.metrics)
+    result = evaluate_run(a.model, a.dataset, a.spec, seed=a.seed, device=dev, metrics_csv=a.metrics,
+                          corrupted_dirs=[str(Path(p).parent) for p in a.corrupted])
     write_json(a.out, result)
 
 
@@ -157,6 +166,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="train")
     s.add_argument("--by", default="y", help="'y' or a factor name")
     s.set_defaults(fn=cmd_data_show)
+    cr = data.add_parser("corrupt", help="the test split under one (corruption, severity)")
+    cr.add_argument("dataset")
+    cr.add_argument("--corruption", required=True)
+    cr.add_argument("--severity", type=int, required=True)
+    cr.add_argument("--seed", type=int, default=0)
+    cr.add_argument("--cifar10c-root", default="", help="official CIFAR-10-C folder (used for CIFAR-10 when given)")
+    cr.add_argument("--out", required=True)
+    cr.set_defaults(fn=cmd_data_corrupt)
 
     t = sub.add_parser("train", help="pretrain one method on one dataset with one seed")
     t.add_argument("--spec", type=_json_arg, required=True, help="the method's config entry, as JSON")
@@ -188,6 +205,7 @@ def parser() -> argparse.ArgumentParser:
     pr = ev.add_parser("run", help="every configured evaluation of one trained run (probes, kNN, gMIG, ...)")
     pr.add_argument("--model", required=True)
     pr.add_argument("--metrics", help="the run's metrics.csv (for convergence speed)")
+    pr.add_argument("--corrupted", nargs="*", default=[], help="meta.json of corrupted test splits (cell granularity)")
     pr.add_argument("--dataset", required=True)
     pr.add_argument("--spec", type=_json_arg, default={})
     pr.add_argument("--seed", type=int, default=0)

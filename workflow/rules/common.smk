@@ -103,6 +103,23 @@ def evaluation_spec(wildcards):
     return as_json({**config["evaluation"], "evaluations": exp["evaluations"], "y_factor": exp["y_factor"]})
 
 
+CORRUPTION_NAMES = (
+    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
+    "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
+)
+
+
+def corrupted_inputs(wildcards):
+    """cell granularity: the corrupted test splits (one job each) this experiment's evaluation reads."""
+    exp = config["experiments"][wildcards.experiment]
+    cfg = config["evaluation"]["corruptions"]
+    if "corruptions" not in exp["evaluations"] or cfg["granularity"] != "cell":
+        return []
+    names = CORRUPTION_NAMES if cfg["names"] == "all" else cfg["names"]
+    root = f"{dataset_dir(exp['dataset'])}/corrupted"
+    return [f"{root}/{name}/s{severity}/meta.json" for name in names for severity in cfg["severities"]]
+
+
 def all_evaluations(wildcards=None):
     return [f"{run_dir(*run)}/evaluation.json" for run in experiment_runs()]
 

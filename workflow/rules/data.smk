@@ -36,3 +36,26 @@ rule show_dataset:
         "../../envs/clbench.yaml"
     shell:
         "clbench data show $(dirname {input.meta:q}) --out {output:q} > {log:q} 2>&1"
+
+
+rule corrupt_split:
+    input:
+        meta=f"{RESULTS}/data/{{dataset}}/meta.json",
+    output:
+        test=f"{RESULTS}/data/{{dataset}}/corrupted/{{corruption}}/s{{severity}}/test.npz",
+        meta=f"{RESULTS}/data/{{dataset}}/corrupted/{{corruption}}/s{{severity}}/meta.json",
+    params:
+        cifar10c_root=lambda wildcards: config["evaluation"]["corruptions"]["cifar10c_root"] or "",
+    wildcard_constraints:
+        corruption=r"[a-z_]+",
+        severity=r"[1-5]",
+    log:
+        f"{RESULTS}/logs/corrupt_split/{{dataset}}/{{corruption}}/s{{severity}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/corrupt_split/{{dataset}}/{{corruption}}/s{{severity}}.tsv"
+    conda:
+        "../../envs/clbench.yaml"
+    shell:
+        "clbench data corrupt $(dirname {input.meta:q}) --corruption {wildcards.corruption}"
+        " --severity {wildcards.severity} --cifar10c-root={params.cifar10c_root:q}"
+        " --out $(dirname {output.meta:q}) > {log:q} 2>&1"

@@ -3,6 +3,7 @@ rule evaluate:
         model=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/model.pt",
         metrics=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/metrics.csv",
         meta=dataset_meta,
+        corrupted=corrupted_inputs,
     output:
         f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/evaluation.json",
     params:
@@ -19,5 +20,5 @@ rule evaluate:
         "../../envs/clbench.yaml"
     shell:
         "clbench evaluate run --model {input.model:q} --metrics {input.metrics:q} --dataset $(dirname {input.meta:q})"
-        " --spec {params.spec:q} --seed {wildcards.seed} --device {params.device}"
+        " --spec {params.spec:q} --corrupted {input.corrupted:q} --seed {wildcards.seed} --device {params.device}"
         " --threads {threads} --out {output:q} > {log:q} 2>&1"

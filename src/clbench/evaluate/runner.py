@@ -51,7 +51,7 @@ def factor_names(split: dict) -> list[str]:
 
 
 def evaluate_run(model_path, data_dir, spec: dict, *, seed: int = 0, device: torch.device | str = "cpu",
-                 metrics_csv: str | Path | None = None) -> dict:
+                 metrics_csv: str | Path | None = None, corrupted_dirs: list | None = None) -> dict:
     from clbench.train.methods import load_model
 
     cfg = {**DEFAULTS, **spec}
@@ -89,7 +89,10 @@ def evaluate_run(model_path, data_dir, spec: dict, *, seed: int = 0, device: tor
     if "stage_probes" in wanted and hasattr(model, "stage_features"):
         tables["stage_probes"] = _stage_probes(model, train, test, cfg, seed, device)
     if "corruptions" in wanted:
-        tables["corruptions"] = _corruptions(model, test, predict, cfg["corruptions"], seed, device)
+        if corrupted_dirs:
+            tables["corruptions"] = _corrupted_splits(model, corrupted_dirs, predict, device)
+        else:
+            tables["corruptions"] = _corruptions(model, test, predict, cfg["corruptions"], seed, device)
         metrics["mean_corruption_top1"] = float(np.mean([r["top1"] for r in tables["corruptions"]]))
     if metrics_csv is not None and Path(metrics_csv).exists():
         metrics["epochs_to_target"] = epochs_to_target(metrics_csv, cfg["convergence_target"])
@@ -189,4 +192,16 @@ def _corruptions(model, test, predict, cfg, seed, device) -> list[dict]:
             xc = corrupt(x, name, severity, seed)
             probs = predict(embed(model, xc, device))
             rows.append({"corruption": name, "severity": severity, "top1": float((probs.argmax(1) == y).mean())})
+    return rows
+
+
+def _corrupted_splits(model, dirs, predict, device) -> list[dict]:
+    """Cell granularity: the corrupted test splits were written by their own jobs."""
+    rows = []
+    for d in dirs:
+        info = dataset_dir.load_meta(d)["corruption"]
+        split = dataset_dir.load(d, "test")
+        probs = predict(embed(model, split["x"], device))
+        rows.append({"corruption": info["name"], "severity": info["severity"],
+                     "top1": float((probs.argmax(1) == split["y"]).mean())})
     return rows
