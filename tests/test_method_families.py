@@ -68,3 +68,42 @@ def test_kl_weight_follows_logistic_annealing(data, tmp_path):
     model = load_model(tmp_path / "run" / "model.pt")
     assert int(model.step) == 10  # 320 samples / batch 32
     assert model.anneal() == pytest.approx(0.125 / (1 + torch.exp(torch.tensor(-10.0)).item()))
+
+
+def test_mcl_stages_cluster_and_concatenate(data, tmp_path):
+    """Stage 0 trains, K-means clusters its features, stage 1 draws every batch from one cluster,
+    and the combined model's features are the normalised concatenation of both stages."""
+    import numpy as np
+
+    from clbench.data.samplers import ClusterBatchSampler
+    from clbench.train.mcl import combine_stages, kmeans
+
+    spec = FAMILIES["simclr_info_nce"]
+    loop.train(spec, data, tmp_path / "stage0", tmp_path / "c0", seed=0, device="cpu")
+    train = dataset_dir.load(data, "train")
+    ids = kmeans(embed(load_model(tmp_path / "stage0" / "model.pt"), train["x"]).numpy(), 4, seed=0)
+    assert ids.shape == (len(train["y"]),) and len(np.unique(ids)) == 4
+    sampler = ClusterBatchSampler(ids, batch_size=32, seed=0)
+    for batch in sampler:
+        assert len(np.unique(ids[np.asarray(batch)])) == 1 or len(batch) < 32  # small clusters may merge
+    loop.train(spec, data, tmp_path / "stage1", tmp_path / "c1", seed=0, device="cpu", batch_sampler=sampler)
+    combine_stages([tmp_path / "stage0", tmp_path / "stage1"], tmp_path / "mcl")
+    model = load_model(tmp_path / "mcl" / "model.pt")
+    feats = embed(model, train["x"][:8])
+    assert feats.shape == (8, 64) and torch.allclose(feats.norm(dim=1), torch.ones(8), atol=1e-5)
+    metrics = pd.read_csv(tmp_path / "mcl" / "metrics.csv")
+    assert list(metrics["stage"]) == [0, 0, 0, 1, 1, 1] and list(metrics["epoch"]) == [1, 2, 3, 4, 5, 6]
+    test = dataset_dir.load(data, "test")
+    result = fit_probe(embed(model, train["x"]), torch.as_tensor(train["y"]), embed(model, test["x"]),
+                       torch.as_tensor(test["y"]), epochs=100)
+    assert result["top1"] > 0.5
+
+
+@pytest.mark.parametrize("name,dim", [("resnet18", 512), ("resnet50", 2048)])
+def test_resnet_cifar_stem(name, dim):
+    from clbench.models import build_encoder
+
+    net = build_encoder({"name": name}, in_channels=3)
+    assert isinstance(net.maxpool, torch.nn.Identity) and net.conv1.stride == (1, 1) and net.conv1.kernel_size == (3, 3)
+    with torch.no_grad():
+        assert net.eval()(torch.zeros(2, 3, 32, 32)).shape == (2, dim) and net.out_dim == dim

@@ -69,8 +69,12 @@ def test_report_has_every_paper_section(smoke_run):
     page = (smoke_run / "results" / "report" / "index.html").read_text()
     for section in ["id='clear'", "id='subembed'", "id='mcl'", "id='adnce'", "id='varcon'", "id='run-summary'"]:
         assert section in page
-    assert page.count("data:image/png;base64") >= 2
+    for caption in ["content/style swap", "t-SNE", "MI simulation", "Relative OOD accuracy", "MCL: probe accuracy",
+                    "Corruption robustness", "Convergence", "Training loss"]:
+        assert caption in page, caption
+    assert page.count("data:image/png;base64") >= 12
     assert "holds" in page or "fails" in page  # claims were evaluated
+    assert "The paper's numbers beside ours" in page
 
 
 def test_logs_record_device_seed_progress_and_time(smoke_run):
@@ -99,6 +103,29 @@ def test_changed_learning_rate_reruns_only_that_method(smoke_run, tmp_path):
     assert "/supcon/seed0/model.pt" in proc.stdout
     for other in ("cnn", "varcon", "clear"):  # other methods' pretrain and evaluation stay put
         assert f"/{other}/seed0/model.pt" not in proc.stdout
+
+
+def test_added_seed_runs_only_new_jobs(smoke_run, tmp_path):
+    with open(REPO / "configs" / "smoke.yaml") as f:
+        cfg = yaml.safe_load(f)
+    cfg["experiments"] = {"varcon_digits": {"seeds": [0, 1]}}
+    (tmp_path / "seed.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(smoke_run, "-n", configs=(str(tmp_path / "seed.yaml"),))
+    assert proc.returncode == 0, proc.stderr
+    jobs = planned_jobs(proc)
+    assert jobs.get("pretrain") == 3 and jobs.get("evaluate") == 3, jobs  # cnn, supcon, varcon with seed 1
+    assert "build_dataset" not in jobs and "pretrain_stage" not in jobs
+    assert "seed0/model.pt" not in proc.stdout  # nothing of seed 0 is retrained or re-evaluated
+    assert {"collect_results", "html_report"} <= set(jobs)
+
+
+def test_report_zip_builds(smoke_run):
+    proc = snakemake(smoke_run, "--report", str(smoke_run / "report.zip"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import zipfile
+
+    names = zipfile.ZipFile(smoke_run / "report.zip").namelist()
+    assert any(n.endswith("summary.csv") for n in names) and any(n.endswith("varcon_corruptions.png") for n in names)
 
 
 def test_lint_is_clean():

@@ -134,6 +134,8 @@ def cmd_report_table_figures(a):
     tables, out = Path(a.tables_dir), Path(a.out_dir)
     ood = [e for e, c in a.experiments.items() if c.get("ood")]
     pf.relative_bars(tables / "metrics.csv", out / "clear_ood.png", "ood_top1_relative", ood)
+    pf.ood_k_curve(tables / "metrics.csv", out / "clear_ood_k.png", metric="ood_top1_relative",
+                   experiments=[e for e in ood if a.experiments[e].get("k")])
     pf.stage_probe_plot(tables / "stage_probes.csv", out / "mcl_stage_probes.png")
     pf.corruption_heatmap(tables / "corruptions.csv", out / "varcon_corruptions.png")
     runs = defaultdict(list)

@@ -153,7 +153,7 @@ def convergence_metrics(wildcards=None):
                             else config["experiments"][run[0]]["paper"])]
 
 
-TABLE_FIGURES = ["clear_ood", "mcl_stage_probes", "varcon_corruptions", "varcon_convergence"]
+TABLE_FIGURES = ["clear_ood", "clear_ood_k", "mcl_stage_probes", "varcon_corruptions", "varcon_convergence"]
 CLEAR_FIGURES = ["clear_swap", "clear_interpolation", "clear_tsne"]
 
 

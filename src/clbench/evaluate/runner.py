@@ -7,9 +7,11 @@ Which evaluations run is the experiment's ``evaluations:`` config; each writes f
   (``mlp_*`` for CLEAR's MLP probe); on an OOD split the test split is the unseen-combination one.
 - ``knn_top1``: weighted k-NN (k=200, t=0.1) of ``y``.
 - ``probe_{factor}_top1``: logistic probe of each dataset factor (e.g. ``style``) from the features.
-- ``gmig`` (CLEAR-VAE models): gMIG of (mu_c, mu_s) w.r.t. ``y``; ``probe_style_latent_{y|factor}``.
+- ``gmig`` (CLEAR-VAE models): gMIG of (mu_c, mu_s) w.r.t. ``y``; ``mig``: MIG of (mu_c, mu_s) over ``y``
+  and every factor; ``probe_style_latent_{y|factor}``, ``probe_content_latent_{factor}``.
 - ``probe_{r|r0|r1}_{factor}`` (sub-embedding models): probes on the representation r and the
-  projection slices r0, r1 for ``y`` (named by the dataset's ``y_factor``) and every factor.
+  projection slices r0, r1 for ``y`` (named by the dataset's ``y_factor``) and every factor;
+  ``probe_gap_{factor}`` = |C(r0) - C(r1)| (the poster's R3).
 - table ``stage_probes`` (MCL models): per stage and attribute, the probe top-1 of that stage's features.
 - table ``corruptions``: per corruption and severity, the clean-trained probe's accuracy on corrupted
   test images; ``mean_corruption_top1``.
@@ -125,8 +127,13 @@ def _latents(model, x, device, batch_size=512):
 def _disentanglement(model, train, test, cfg, seed, device) -> dict:
     from clbench.evaluate.disentanglement import gmig
 
+    from clbench.evaluate.disentanglement import mig
+
     zc, zs = _latents(model, test["x"], device)
     out = {"gmig": float(gmig(zc.numpy(), zs.numpy(), test["y"], random_state=seed))}
+    # Standard MIG of the whole latent (z_c, z_s) over every known factor (y and the dataset's factors).
+    factors = np.stack([test["y"], *[test[f"factor_{f}"] for f in factor_names(test)]], axis=1)
+    out["mig"] = float(mig(torch.cat([zc, zs], 1).numpy(), factors))
     # How much of y (and of each factor) the style latent still carries: CLEAR wants y gone from z_s.
     zc_tr, zs_tr = _latents(model, train["x"], device)
     out["probe_style_latent_y_top1"] = _probe(zs_tr, train["y"], zs, test["y"], cfg["probe"], seed, device)["top1"]
@@ -157,6 +164,9 @@ def _slice_probes(model, train, test, ftr, fte, cfg, seed, device) -> dict:
     for rep, (a, b) in reps.items():
         for name, key in targets.items():
             out[f"probe_{rep}_{name}"] = _probe(a, train[key], b, test[key], cfg["probe"], seed, device)["top1"]
+    if "r0" in reps and "r1" in reps:
+        for name in targets:  # the poster's R3: how differently the two slices encode a factor
+            out[f"probe_gap_{name}"] = abs(out[f"probe_r0_{name}"] - out[f"probe_r1_{name}"])
     return out
 
 

@@ -77,11 +77,11 @@ def run_devices(results: Path) -> list[str]:
 
 PAPERS = {
     "clear": ("CLEAR: content/style disentanglement with SNN and PS-SNN (arXiv 2507.18794)",
-              ["linear_top1", "linear_auroc", "gmig", "probe_style_latent_y_top1", "probe_content_latent_style_top1",
+              ["linear_top1", "linear_auroc", "mlp_top1", "gmig", "mig", "probe_style_latent_y_top1", "probe_content_latent_style_top1",
                "probe_style_latent_style_top1", "linear_top1_relative"]),
     "subembed": ("Disentangle without VAEs: contrastive sub-embeddings",
                  ["probe_r_digit", "probe_r_background", "probe_r0_digit", "probe_r0_background", "probe_r1_digit",
-                  "probe_r1_background", "probe_r0_location", "probe_r1_location"]),
+                  "probe_r1_background", "probe_gap_digit", "probe_gap_background"]),
     "mcl": ("MCL: multistage contrastive learning (arXiv 2402.11816)",
             ["linear_top1", "knn_top1", "probe_colour_top1", "probe_texture_top1", "probe_shape_top1"]),
     "adnce": ("CL-DRO / ADNCE: Gaussian-weighted negatives (arXiv 2310.11048)", ["linear_top1", "knn_top1"]),
@@ -91,7 +91,7 @@ PAPERS = {
 }
 
 # The claims' generic names -> this pipeline's metric names.
-CLAIM_NAMES = {"probe_r_dc": "probe_r_digit", "probe_r_bc": "probe_r_background", "probe_r0_dc": "probe_r0_digit",
+CLAIM_NAMES = {"probe_gap_dc": "probe_gap_digit", "probe_gap_bc": "probe_gap_background", "probe_r_dc": "probe_r_digit", "probe_r_bc": "probe_r_background", "probe_r0_dc": "probe_r0_digit",
                "probe_r0_bc": "probe_r0_background", "probe_r1_dc": "probe_r1_digit",
                "probe_r1_bc": "probe_r1_background"}
 
@@ -211,6 +211,7 @@ FIGURE_CAPTIONS = {
     "clear_tsne": "t-SNE of z_c and z_s coloured by label and by style.",
     "clear_mi_simulation": "MI simulation: KNN mutual information vs SNN and PS-SNN over steps.",
     "clear_ood": "Relative OOD accuracy vs the plain CNN.",
+    "clear_ood_k": "Relative OOD accuracy vs the plain CNN over k (styles per digit seen in training).",
     "mcl_stage_probes": "MCL: probe accuracy of each attribute per stage.",
     "varcon_corruptions": "Corruption robustness: top-1 per corruption and severity.",
     "varcon_convergence": "Convergence: k-NN validation accuracy per epoch.",
