@@ -127,7 +127,10 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
     mon_train = rng.permutation(len(train_split["y"]))[:5000]
     mon_val = rng.permutation(len(val_split["y"]))[:2000]
 
-    run_hash = spec_hash(spec, seed, meta.get("hash", ""))
+    # A checkpoint is only resumed by the same spec, seed, data and (MCL) previous-stage clusters.
+    clusters = getattr(batch_sampler, "cluster_ids", None)
+    clusters_hash = hashlib.sha256(np.ascontiguousarray(clusters).tobytes()).hexdigest() if clusters is not None else ""
+    run_hash = spec_hash(spec, seed, meta.get("hash", "") + clusters_hash)
     ckpt_dir = Path(checkpoint_dir)
     ckpt_path = ckpt_dir / "last.pt"
     rows: list[dict] = []
