@@ -84,3 +84,18 @@ def test_experiment_with_unknown_method_is_refused(repo, tmp_path, config):
     proc = _dry_run(repo, tmp_path, config)
     assert proc.returncode != 0
     assert "simclrr" in proc.stderr + proc.stdout
+
+
+def test_mcl_with_too_many_joint_clusters_is_refused(repo, tmp_path, config):
+    config["methods"]["mcl"]["mcl"] = {"stages": 4, "clusters": 10}
+    proc = _dry_run(repo, tmp_path, config)
+    assert proc.returncode != 0
+    assert "methods.mcl.mcl" in proc.stderr + proc.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_missing_dataset_root_is_refused_before_any_job(repo, tmp_path, config):
+    config["datasets"]["styled_digits"]["root"] = str(tmp_path / "no_such_mnist")
+    proc = _dry_run(repo, tmp_path, config)
+    assert proc.returncode != 0
+    assert "datasets.styled_digits.root" in proc.stderr + proc.stdout and "download: true" in proc.stderr + proc.stdout

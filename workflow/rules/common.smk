@@ -26,6 +26,29 @@ def check_config(cfg):
                 )
 
 
+    for name, spec in cfg["datasets"].items():
+        root = spec.get("root")
+        used = any(exp["dataset"] == name for exp in cfg["experiments"].values())
+        if used and root and not os.path.exists(root):
+            raise ValueError(
+                f"datasets.{name}.root: {root!r} does not exist; point it at an existing copy in the library's "
+                f"layout, or remove root and set download: true to fetch the data into {cfg['resources_dir']}/"
+            )
+    for name, exp in cfg["experiments"].items():
+        n_train = cfg["datasets"][exp["dataset"]].get("n_train")
+        for method in exp["methods"]:
+            spec = cfg["methods"][method]
+            if "mcl" not in spec or not n_train:
+                continue
+            joint = spec["mcl"]["clusters"] ** (spec["mcl"]["stages"] - 1)
+            if joint * spec["batch_size"] > n_train:
+                raise ValueError(
+                    f"methods.{method}.mcl: the last stage draws batches of {spec['batch_size']} from "
+                    f"clusters**(stages-1) = {joint} joint clusters, more than the {n_train} training samples of "
+                    f"experiments.{name} can fill; lower clusters or stages"
+                )
+
+
 check_config(config)
 
 
