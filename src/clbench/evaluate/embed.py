@@ -8,16 +8,26 @@ import torch
 
 @torch.no_grad()
 def embed(model: torch.nn.Module, x: np.ndarray | torch.Tensor, device: torch.device | str = "cpu",
-          batch_size: int = 512) -> torch.Tensor:
-    """``model.features`` of uint8 images ``x`` [N, C, H, W] in eval mode, as float32 on the CPU."""
+          batch_size: int = 512, fn=None):
+    """``model.features`` of uint8 images ``x`` [N, C, H, W] in eval mode, as float32 on the CPU.
+
+    ``fn(model, x_float)`` replaces ``model.features``; when it returns a tuple or list of tensors
+    (e.g. CLEAR's (mu_c, mu_s), the sub-embedding slices), a list of concatenated tensors comes back.
+    """
     from clbench.train.data import to_float
 
     device = torch.device(device)
     was_training = model.training
     model.eval()
     x = torch.as_tensor(x)
+    fn = fn or (lambda m, xb: m.features(xb))
     out = []
     for i in range(0, len(x), batch_size):
-        out.append(model.features(to_float(x[i : i + batch_size], device)).float().cpu())
+        y = fn(model, to_float(x[i : i + batch_size], device))
+        out.append([t.float().cpu() for t in y] if isinstance(y, (tuple, list)) else y.float().cpu())
     model.train(was_training)
-    return torch.cat(out) if out else torch.empty(0)
+    if not out:
+        return torch.empty(0)
+    if isinstance(out[0], list):
+        return [torch.cat([o[k] for o in out]) for k in range(len(out[0]))]
+    return torch.cat(out)

@@ -112,16 +112,8 @@ def epochs_to_target(metrics_csv, target: float) -> float:
     return float(hit["epoch"].iloc[0]) if len(hit) else math.inf
 
 
-@torch.no_grad()
-def _latents(model, x, device, batch_size=512):
-    from clbench.train.data import to_float
-
-    cs, ss = [], []
-    for i in range(0, len(x), batch_size):
-        c, s = model.factors(to_float(torch.as_tensor(x[i : i + batch_size]), device))
-        cs.append(c.float().cpu())
-        ss.append(s.float().cpu())
-    return torch.cat(cs), torch.cat(ss)
+def _latents(model, x, device):
+    return embed(model, x, device, fn=lambda m, xb: m.factors(xb))
 
 
 def _disentanglement(model, train, test, cfg, seed, device) -> dict:
@@ -145,18 +137,11 @@ def _disentanglement(model, train, test, cfg, seed, device) -> dict:
     return out
 
 
-@torch.no_grad()
-def _slice_features(model, x, device, batch_size=512):
-    from clbench.train.data import to_float
-
-    parts = []
-    for i in range(0, len(x), batch_size):
-        parts.append([s.float().cpu() for s in model.slices(to_float(torch.as_tensor(x[i : i + batch_size]), device))])
-    return [torch.cat([p[k] for p in parts]) for k in range(len(parts[0]))]
+def _slice_features(model, x, device):
+    return embed(model, x, device, fn=lambda m, xb: m.slices(xb))
 
 
 def _slice_probes(model, train, test, ftr, fte, cfg, seed, device) -> dict:
-    model.eval()
     str_, ste = _slice_features(model, train["x"], device), _slice_features(model, test["x"], device)
     reps = {"r": (ftr, fte), **{f"r{k}": (a, b) for k, (a, b) in enumerate(zip(str_, ste))}}
     targets = {cfg["y_factor"]: "y", **{f: f"factor_{f}" for f in factor_names(train) if f != cfg["y_factor"]}}
@@ -171,16 +156,10 @@ def _slice_probes(model, train, test, ftr, fte, cfg, seed, device) -> dict:
 
 
 def _stage_probes(model, train, test, cfg, seed, device) -> list[dict]:
-    from clbench.train.data import to_float
-
     rows = []
     targets = {"y": "y", **{f: f"factor_{f}" for f in factor_names(train)}}
     for stage in range(len(model.stages)):
-        feats = []
-        for x in (train["x"], test["x"]):
-            with torch.no_grad():
-                feats.append(torch.cat([model.stage_features(to_float(torch.as_tensor(x[i : i + 512]), device), stage)
-                                        .float().cpu() for i in range(0, len(x), 512)]))
+        feats = [embed(model, x, device, fn=lambda m, xb: m.stage_features(xb, stage)) for x in (train["x"], test["x"])]
         for name, key in targets.items():
             if name == "y" and cfg["y_factor"] in targets:
                 continue

@@ -144,3 +144,16 @@ def zero_loss(*tensors: Tensor, dtype: torch.dtype) -> Tensor:
 
 def eye_mask(n: int, device: torch.device) -> Tensor:
     return torch.eye(n, dtype=torch.bool, device=device)
+
+
+def flatten_views(z: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """``[B, V, D]`` -> ``[B*V, D]`` with each label repeated V times (row b*V + v has labels[b])."""
+    check_embeddings(z, "z", ndims=(2, 3))
+    labels = check_labels(labels, z.shape[0], z.device)
+    if z.dim() == 3:
+        v = z.shape[1]
+        if v == 0:
+            raise ValueError(f"z has zero views (shape {tuple(z.shape)})")
+        z = z.reshape(z.shape[0] * v, z.shape[2])
+        labels = labels.repeat_interleave(v)
+    return z, labels

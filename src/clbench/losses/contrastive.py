@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from clbench.losses._common import (
+    flatten_views,
     as_compute,
     check_embeddings,
     check_labels,
@@ -80,19 +81,6 @@ def info_nce(z1: Tensor, z2: Tensor, temperature: float = 0.5, similarity: str =
     return loss.to(z1.dtype)
 
 
-def _flatten_views(z: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-    """``[B, V, D]`` -> ``[B*V, D]`` with each label repeated V times (row b*V + v has labels[b])."""
-    check_embeddings(z, "z", ndims=(2, 3))
-    labels = check_labels(labels, z.shape[0], z.device)
-    if z.dim() == 3:
-        v = z.shape[1]
-        if v == 0:
-            raise ValueError(f"z has zero views (shape {tuple(z.shape)})")
-        z = z.reshape(z.shape[0] * v, z.shape[2])
-        labels = labels.repeat_interleave(v)
-    return z, labels
-
-
 def supcon(z: Tensor, labels: Tensor, temperature: float = 0.1, similarity: str = "cosine") -> Tensor:
     r"""Supervised contrastive loss, the "L_out" form of Khosla et al. (2020), eq. 2.
 
@@ -118,7 +106,7 @@ def supcon(z: Tensor, labels: Tensor, temperature: float = 0.1, similarity: str 
     t = check_positive(temperature, "temperature")
     check_similarity(similarity)
     out_dtype = z.dtype
-    z, labels = _flatten_views(z, labels)
+    z, labels = flatten_views(z, labels)
     z = as_compute(z)
     b = z.shape[0]
     if b < 2:  # a lone row has no positive (and an empty softmax): nothing to contrast

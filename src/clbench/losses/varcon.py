@@ -8,8 +8,7 @@ from torch import Tensor
 
 from clbench.losses._common import (
     as_compute,
-    check_embeddings,
-    check_labels,
+    flatten_views,
     check_positive,
     normalize,
 )
@@ -48,15 +47,8 @@ def varcon(z: Tensor, labels: Tensor, temperature: float = 0.1, epsilon: float =
     epsilon = float(epsilon)
     if not (epsilon >= 0 and epsilon < float("inf")):
         raise ValueError(f"epsilon must be a finite number >= 0, got {epsilon}")
-    check_embeddings(z, "z", ndims=(2, 3))
-    labels = check_labels(labels, z.shape[0], z.device)
     out_dtype = z.dtype
-    if z.dim() == 3:
-        v = z.shape[1]
-        if v == 0:
-            raise ValueError(f"z has zero views (shape {tuple(z.shape)})")
-        z = z.reshape(z.shape[0] * v, z.shape[2])
-        labels = labels.repeat_interleave(v)
+    z, labels = flatten_views(z, labels)
     z = normalize(as_compute(z))
     b = z.shape[0]
 
