@@ -17,7 +17,9 @@ Files are written atomically, ``meta.json`` last, so a directory whose ``meta.js
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -83,6 +85,103 @@ def load(path: str | os.PathLike, split: str) -> dict[str, np.ndarray]:
         )
     try:
         with np.load(file, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+            arrays = {k: z[k] for k in z.files}
     except Exception as e:  # zipfile.BadZipFile, ValueError, EOFError ...
         raise DatasetError(f"{file} is unreadable or truncated ({e}); delete it and rebuild the dataset.") from e
+    if "x" not in arrays and "path" in arrays:
+        arrays["x"] = LazyImages.from_meta(load_meta(path), arrays["path"])
+    return arrays
+
+
+class LazyImages:
+    """The ``x`` of a path-index split (ImageNet, Camelyon17 with ``storage: paths``), decoded on demand.
+
+    It indexes like the uint8 ``[N, C, H, W]`` array it stands for: ``len``, ``shape``, ``x[i]``,
+    ``x[a:b]`` and ``x[index_array]`` decode just those images (centre crop, resize to the dataset's
+    ``image_shape``), so batch-wise consumers (embedding, k-NN monitor, data loaders) stream a
+    dataset that would not fit in memory. ``decode(i, size=None)`` gives the full-resolution image
+    for augmentations that crop first (random resized crop). Picklable, for DataLoader workers.
+    """
+
+    def __init__(self, root: str | os.PathLike, paths, channels: int, size: int, workers: int = 4):
+        self.root = Path(root)
+        self.paths = np.asarray(paths, dtype=np.str_)
+        self.channels, self.size, self.workers = int(channels), int(size), int(workers)
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any], paths) -> "LazyImages":
+        c, s = int(meta["image_shape"][0]), int(meta["image_shape"][-1])
+        return cls(meta["image_root"], paths, c, s)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (len(self.paths), self.channels, self.size, self.size)
+
+    dtype = np.dtype(np.uint8)
+    ndim = 4
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def decode(self, i: int, size: int | None | str = "dataset") -> np.ndarray:
+        """One image as uint8 CHW; ``size=None`` keeps the file's resolution."""
+        from clbench.data.imagefolder import load_image
+
+        try:
+            return load_image(self.root / self.paths[i], self.size if size == "dataset" else size, self.channels)
+        except Exception as e:  # FileNotFoundError, PIL.UnidentifiedImageError, OSError (truncated)
+            raise DatasetError(f"cannot read image {self.root / self.paths[i]}: {e}") from e
+
+    def __getitem__(self, index) -> np.ndarray:
+        from clbench.data.imagefolder import load_images
+
+        if isinstance(index, (int, np.integer)):
+            return self.decode(int(index))
+        paths = self.paths[index]
+        return load_images([self.root / p for p in paths], self.size, self.channels, self.workers)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+
+def _rebuild_hint(path: Path, broken: Path) -> str:
+    return f"Delete {broken} (or the whole directory {path}) and run snakemake again to rebuild it."
+
+
+def verify(path: str | os.PathLike) -> None:
+    """Cheaply check that an existing dataset directory is readable, without loading any array.
+
+    Meant to run before any job (the workflow calls it for every dataset directory it uses), so that
+    a truncated file fails once, clearly, instead of inside every job that reads it. Checks that
+    ``meta.json`` parses and that each split archive it lists opens as a zip holding the expected
+    members (``y`` and ``x``, or ``path`` for path-index datasets). A zip's central directory is at
+    its end, so a truncated archive fails here; corrupted bytes inside an array are not detected
+    (that would mean reading it). Files that are absent are not errors: the workflow rebuilds a
+    directory with a missing output (a directory without ``meta.json`` is an interrupted build).
+    Raises :class:`DatasetError` naming the file and how to fix it.
+    """
+    path = Path(path)
+    meta_path = path / "meta.json"
+    try:
+        with open(meta_path) as f:
+            meta = json.load(f)
+        if not isinstance(meta, dict):
+            raise ValueError(f"expected a JSON object, got {type(meta).__name__}")
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as e:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise DatasetError(f"{meta_path} is unreadable ({e}). {_rebuild_hint(path, meta_path)}") from e
+    arrays = {"path", "y"} if meta.get("storage") == "paths" else {"x", "y"}
+    for split in meta.get("sizes") or SPLITS:
+        file = path / f"{split}.npz"
+        try:
+            with zipfile.ZipFile(file) as z:
+                members = {name.removesuffix(".npy") for name in z.namelist()}
+        except FileNotFoundError:
+            continue
+        except (OSError, zipfile.BadZipFile, ValueError) as e:
+            raise DatasetError(f"{file} is truncated or unreadable ({e}). {_rebuild_hint(path, file)}") from e
+        if not arrays <= members:
+            raise DatasetError(f"{file} lacks the arrays {sorted(arrays - members)} (it has {sorted(members)}). "
+                               f"{_rebuild_hint(path, file)}")

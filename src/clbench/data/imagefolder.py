@@ -338,18 +338,14 @@ def read_images(meta: Mapping[str, Any], paths: Sequence[str], workers: int = 4)
 
 
 def load_split(path: str | os.PathLike, split: str, decode: bool = True, workers: int = 4) -> dict[str, np.ndarray]:
-    """Load a split of either storage format; path-index splits get ``x`` decoded when ``decode``."""
-    meta = dataset_dir.load_meta(path)
-    file = Path(path) / f"{split}.npz"
-    if not file.exists():
-        raise DatasetError(f"{file} is missing; rebuild the dataset with `snakemake {Path(path) / 'meta.json'}`.")
-    try:
-        with np.load(file, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as e:
-        raise DatasetError(f"{file} is unreadable or truncated ({e}); delete it and rebuild the dataset.") from e
-    if meta.get("storage") == "paths" and decode:
-        arrays["x"] = read_images(meta, [str(p) for p in arrays["path"]], workers)
+    """Load a split of either storage format; path-index splits get ``x`` decoded when ``decode``
+    (else no ``x``; :func:`clbench.data.dataset_dir.load` gives it as lazily decoded images)."""
+    arrays = dataset_dir.load(path, split)
+    if isinstance(arrays.get("x"), dataset_dir.LazyImages):
+        lazy = arrays.pop("x")
+        if decode:
+            lazy.workers = workers
+            arrays["x"] = lazy[:]
     return arrays
 
 

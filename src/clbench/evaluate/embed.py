@@ -11,6 +11,8 @@ def embed(model: torch.nn.Module, x: np.ndarray | torch.Tensor, device: torch.de
           batch_size: int = 512, fn=None):
     """``model.features`` of uint8 images ``x`` [N, C, H, W] in eval mode, as float32 on the CPU.
 
+    ``x`` is an array, a tensor or anything that slices into uint8 batches (``LazyImages``).
+
     ``fn(model, x_float)`` replaces ``model.features``; when it returns a tuple or list of tensors
     (e.g. CLEAR's (mu_c, mu_s), the sub-embedding slices), a list of concatenated tensors comes back.
     """
@@ -19,11 +21,11 @@ def embed(model: torch.nn.Module, x: np.ndarray | torch.Tensor, device: torch.de
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    x = torch.as_tensor(x)
     fn = fn or (lambda m, xb: m.features(xb))
     out = []
     for i in range(0, len(x), batch_size):
-        y = fn(model, to_float(x[i : i + batch_size], device))
+        # batch-wise conversion: ``x`` may be lazily decoded images (path-index datasets)
+        y = fn(model, to_float(torch.as_tensor(x[i : i + batch_size]), device))
         out.append([t.float().cpu() for t in y] if isinstance(y, (tuple, list)) else y.float().cpu())
     model.train(was_training)
     if not out:

@@ -15,7 +15,7 @@ CLEAR's MI penalties (with the estimator networks of :mod:`clbench.models.mi_est
 from clbench.losses.contrastive import adnce, info_nce, ps_snn, snn, supcon
 from clbench.losses.mi_penalties import club_sample, l1out, permute_style, tc_penalty
 from clbench.losses.subembed import r_hess, r_info_min, r_ortho, split_slices, sub_info_max
-from clbench.losses.varcon import varcon
+from clbench.losses.varcon import varcon, varcon_temperature
 
 __all__ = [
     "info_nce",
@@ -24,6 +24,7 @@ __all__ = [
     "ps_snn",
     "adnce",
     "varcon",
+    "varcon_temperature",
     "sub_info_max",
     "r_info_min",
     "r_ortho",

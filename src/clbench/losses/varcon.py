@@ -13,7 +13,7 @@ from clbench.losses._common import (
     normalize,
 )
 
-__all__ = ["varcon"]
+__all__ = ["varcon", "varcon_temperature"]
 
 
 def varcon(z: Tensor, labels: Tensor, temperature: float = 0.1, epsilon: float = 0.02) -> Tensor:
@@ -48,23 +48,41 @@ def varcon(z: Tensor, labels: Tensor, temperature: float = 0.1, epsilon: float =
     if not (epsilon >= 0 and epsilon < float("inf")):
         raise ValueError(f"epsilon must be a finite number >= 0, got {epsilon}")
     out_dtype = z.dtype
-    z, labels = flatten_views(z, labels)
-    z = normalize(as_compute(z))
-    b = z.shape[0]
-
-    classes, inverse = torch.unique(labels, return_inverse=True)  # O(B log B)
-    c = classes.shape[0]
-    with torch.no_grad():
-        sums = torch.zeros(c, z.shape[1], dtype=z.dtype, device=z.device)
-        sums.index_add_(0, inverse, z)
-        centroids = normalize(sums)  # normalise(mean) == normalise(sum); detached
-
-    logits = z @ (centroids * (1.0 / t)).T  # [B, C]; 1/t folded into the C x D operand
-    log_p = F.log_softmax(logits, dim=1)
+    log_p, inverse = _class_log_posterior(z, labels, t)
+    c = log_p.shape[1]
     log_p_true = log_p.gather(1, inverse[:, None])[:, 0]  # [B]
-    t2 = ((t - epsilon) + 2.0 * epsilon * log_p_true.exp()).clamp(min=1e-6)
-    q_logits = F.one_hot(inverse, c).to(z.dtype) / t2[:, None]
+    t2 = _adaptive_temperature(log_p_true, t, epsilon)
+    q_logits = F.one_hot(inverse, c).to(log_p.dtype) / t2[:, None]
     log_q = F.log_softmax(q_logits, dim=1)
-    kl = (log_q.exp() * (log_q - log_p)).sum() / b
+    kl = (log_q.exp() * (log_q - log_p)).sum() / log_p.shape[0]
     nll = -log_p_true.mean()
     return (kl + nll).to(out_dtype)
+
+
+@torch.no_grad()
+def varcon_temperature(z: Tensor, labels: Tensor, temperature: float = 0.1, epsilon: float = 0.02) -> Tensor:
+    """The per-sample adaptive temperature ``t2_i`` of :func:`varcon` (detached, float32, ``[B*V]``).
+
+    ``t2 = (t - epsilon) + 2 epsilon p(y|z)``: confident samples get a higher ``t2`` (softer
+    targets), so its distribution over training shows how the objective adapts.
+    """
+    t = check_positive(temperature, "temperature")
+    log_p, inverse = _class_log_posterior(z.detach(), labels, t)
+    return _adaptive_temperature(log_p.gather(1, inverse[:, None])[:, 0], t, float(epsilon)).float()
+
+
+def _class_log_posterior(z: Tensor, labels: Tensor, t: float) -> tuple[Tensor, Tensor]:
+    """``log p(r|z_i)`` over the batch's classes ``[B, C]`` and each row's class index ``[B]``."""
+    z, labels = flatten_views(z, labels)
+    z = normalize(as_compute(z))
+    classes, inverse = torch.unique(labels, return_inverse=True)  # O(B log B)
+    with torch.no_grad():
+        sums = torch.zeros(classes.shape[0], z.shape[1], dtype=z.dtype, device=z.device)
+        sums.index_add_(0, inverse, z)
+        centroids = normalize(sums)  # normalise(mean) == normalise(sum); detached
+    logits = z @ (centroids * (1.0 / t)).T  # [B, C]; 1/t folded into the C x D operand
+    return F.log_softmax(logits, dim=1), inverse
+
+
+def _adaptive_temperature(log_p_true: Tensor, t: float, epsilon: float) -> Tensor:
+    return ((t - epsilon) + 2.0 * epsilon * log_p_true.exp()).clamp(min=1e-6)

@@ -27,7 +27,8 @@ from tqdm import tqdm
 from clbench.data import dataset_dir
 from clbench.io import atomic_path, write_json, write_text
 from clbench.train import device as devices
-from clbench.train.data import ViewDataset, augmentation, make_loader, to_float
+from clbench.train import distributed
+from clbench.train.data import CROPS_FIRST, ViewDataset, augmentation, make_loader, to_float
 from clbench.train.methods import build_method, save_model
 
 log = logging.getLogger(__name__)
@@ -92,27 +93,37 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
           device: str = "auto", threads: int = 1, batch_sampler=None) -> dict:
     """Train the method ``spec`` on ``data_dir``'s train split; write model.pt, metrics.csv, run.json to ``out_dir``."""
     t0 = time.time()
-    dev = devices.setup(device, threads, seed)
+    ctx = distributed.from_environment()
+    dev = distributed.init(ctx, devices.setup(device, threads, seed))
     meta = dataset_dir.load_meta(data_dir)
     train_split = dataset_dir.load(data_dir, "train")
     val_split = dataset_dir.load(data_dir, "val")
     if len(val_split["y"]) == 0:
         val_split = dataset_dir.load(data_dir, "test")
+    # "x" is an array, or LazyImages for a path-index split (decoded by the loader, per item)
     channels, size = int(train_split["x"].shape[1]), int(train_split["x"].shape[-1])
     num_classes = len(meta.get("classes") or np.unique(train_split["y"]))
     shape = {"in_channels": channels, "num_classes": num_classes, "image_size": size}
 
-    model = build_method(spec, channels, num_classes, size).to(dev)
+    model = distributed.prepare(build_method(spec, channels, num_classes, size), ctx, dev).to(dev)
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    step_model = torch.compile(model) if spec.get("compile") and dev.type == "cuda" else model
+    # one forward = one step's loss terms, so torch.compile and DDP both see the whole step
+    step_model = distributed.LossTerms(model)
+    if spec.get("compile") and dev.type == "cuda":
+        step_model = torch.compile(step_model)
+    step_model = distributed.wrap(step_model, ctx, dev)
     views = spec.get("views", 1)
     paired = train_split.get("x2") if spec.get("paired_views") else None
     if spec.get("paired_views") and paired is None:
         raise ValueError(f"method asks for paired_views but {data_dir} has no paired second view (x2)")
-    ds = ViewDataset(train_split["x"], train_split["y"], augmentation(spec.get("augment", "none"), size, channels),
-                     views, second=paired)
+    aug = spec.get("augment", "none")
+    ds = ViewDataset(train_split["x"], train_split["y"], augmentation(aug, size, channels), views, second=paired,
+                     full_resolution=aug in CROPS_FIRST)
     batch_size = spec.get("batch_size", 128)
+    if batch_size % ctx.world:
+        raise ValueError(f"batch_size {batch_size} is the global batch; it must be divisible by the "
+                         f"{ctx.world} processes")
     steps_per_epoch = len(batch_sampler) if batch_sampler is not None else max(1, len(ds) // batch_size)
     aux_params = model.auxiliary_parameters() if hasattr(model, "auxiliary_parameters") else []
     aux_ids = {id(p) for p in aux_params}
@@ -126,6 +137,9 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
     rng = np.random.default_rng(seed)
     mon_train = rng.permutation(len(train_split["y"]))[:5000]
     mon_val = rng.permutation(len(val_split["y"]))[:2000]
+    # decoded once: for a path-index dataset this is the only full decode of these images
+    monitor = (np.asarray(train_split["x"][np.sort(mon_train)]), train_split["y"][np.sort(mon_train)],
+               np.asarray(val_split["x"][np.sort(mon_val)]), val_split["y"][np.sort(mon_val)])
 
     # A checkpoint is only resumed by the same spec, seed, data and (MCL) previous-stage clusters.
     clusters = getattr(batch_sampler, "cluster_ids", None)
@@ -156,17 +170,21 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
     for epoch in tqdm(range(start_epoch, epochs), desc="epochs", initial=start_epoch, total=epochs, disable=False,
                       mininterval=1.0):
         e0 = time.time()
-        devices.seed_everything(seed * 100_003 + epoch)
+        # augmentation randomness differs per rank; rank 0 of 1 is the single-process stream
+        devices.seed_everything((seed * 100_003 + epoch) * ctx.world + ctx.rank)
         loader = make_loader(ds, batch_size, seed=seed, epoch=epoch, device=dev,
-                             num_workers=spec.get("num_workers", 0), batch_sampler=batch_sampler)
+                             num_workers=spec.get("num_workers", 0), batch_sampler=batch_sampler,
+                             rank=ctx.rank, world=ctx.world)
         model.train()
         sums: dict[str, float] = {}
+        spreads: dict[str, list[torch.Tensor]] = {}
         n_batches, n_images = 0, 0
-        for batch_views, labels, _ in tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=False, mininterval=5.0):
+        for batch_views, labels, _ in tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not ctx.is_main,
+                                           mininterval=5.0):
             x = to_float(batch_views, dev)
             labels = labels.to(dev, non_blocking=True)
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                terms = step_model.loss_terms(x, labels)
+                terms = step_model(x, labels)
             check_finite(terms, step, x, labels)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(terms["loss"]).backward()
@@ -182,25 +200,35 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
             n_batches += 1
             n_images += labels.numel()
             for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-        row = {"epoch": epoch + 1, **{k: v / max(1, n_batches) for k, v in sums.items()},
+                if v.numel() > 1:  # a per-sample quantity (VarCon's t2): its distribution is logged
+                    spreads.setdefault(k, []).append(v.detach().float().cpu())
+                else:
+                    sums[k] = sums.get(k, 0.0) + float(v.detach())
+        means = distributed.mean_over_ranks({k: v / max(1, n_batches) for k, v in sums.items()})
+        n_images = distributed.sum_over_ranks(n_images)
+        row = {"epoch": epoch + 1, **means, **distribution_columns(spreads),
                "lr": optimizer.param_groups[0]["lr"], "seconds": time.time() - e0,
                "images_per_s": n_images / max(1e-9, time.time() - e0)}
         every = spec.get("val_every", 1)
-        if every and ((epoch + 1) % every == 0 or epoch + 1 == epochs):
-            row["val_knn_top1"] = knn_accuracy(model, train_split["x"][mon_train], train_split["y"][mon_train],
-                                               val_split["x"][mon_val], val_split["y"][mon_val], dev)
+        if ctx.is_main and every and ((epoch + 1) % every == 0 or epoch + 1 == epochs):
+            row["val_knn_top1"] = knn_accuracy(model, *monitor, dev)
         rows.append(row)
-        log.info("epoch %d/%d %s", epoch + 1, epochs,
-                 " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
-        save_checkpoint(ckpt_path, epoch, run_hash, model, optimizer, schedule, scaler, rows, aux_optimizer)
+        if ctx.is_main:
+            log.info("epoch %d/%d %s", epoch + 1, epochs,
+                     " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+            save_checkpoint(ckpt_path, epoch, run_hash, model, optimizer, schedule, scaler, rows, aux_optimizer)
+        distributed.barrier()  # no rank runs ahead of the checkpoint it would resume from
 
+    if not ctx.is_main:
+        distributed.barrier()
+        distributed.shutdown()
+        return {"rank": ctx.rank, "run_hash": run_hash}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_model(out / "model.pt", model, spec, shape)
     write_text(out / "metrics.csv", rows_to_csv(rows))
     info = {
-        "spec": spec, "seed": seed, "device": str(dev), "threads": threads, "dataset": str(data_dir),
+        "spec": spec, "seed": seed, "device": str(dev), "threads": threads, "processes": ctx.world, "dataset": str(data_dir),
         "dataset_hash": meta.get("hash"), "run_hash": run_hash, "epochs": epochs, "resumed_from_epoch": start_epoch,
         "wall_seconds": time.time() - t0, "final": rows[-1] if rows else {},
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
@@ -209,7 +237,26 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
     write_json(out / "run.json", info)
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     log.info("finished in %.1f s on %s (seed %d)", info["wall_seconds"], dev, seed)
+    if ctx.distributed:
+        distributed.barrier()
+        distributed.shutdown()
     return info
+
+
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def distribution_columns(spreads: dict[str, list[torch.Tensor]]) -> dict[str, float]:
+    """Per-epoch summary of per-sample terms: mean, std, min, p05, p25, p50, p75, p95, max."""
+    out: dict[str, float] = {}
+    for name, parts in spreads.items():
+        v = torch.cat(parts).double()
+        q = torch.quantile(v, torch.tensor(QUANTILES, dtype=torch.float64))
+        out |= {f"{name}_mean": float(v.mean()), f"{name}_std": float(v.std(unbiased=False)),
+                f"{name}_min": float(v.min())}
+        out |= {f"{name}_p{round(p * 100):02d}": float(x) for p, x in zip(QUANTILES, q)}
+        out[f"{name}_max"] = float(v.max())
+    return out
 
 
 def save_checkpoint(path: Path, epoch: int, run_hash: str, model, optimizer, schedule, scaler, rows,

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from clbench.models import build_encoder, projection_head
+from clbench.train import distributed
 
 CONTRASTIVE_OBJECTIVES = {
     # objective -> (loss function name in clbench.losses, uses labels, needs two views)
@@ -70,14 +71,22 @@ class Contrastive(nn.Module):
 
     def loss_terms(self, views: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         b, v = views.shape[:2]
-        z = self.projector(self.encoder(views.flatten(0, 1))).view(b, v, -1)
+        # under torchrun the objective sees the global batch (see clbench.train.distributed)
+        z = distributed.gather(self.projector(self.encoder(views.flatten(0, 1))).view(b, v, -1))
+        labels = distributed.gather_labels(labels)
         if self.needs_pair:
             loss = self.loss_fn(z[:, 0], z[:, 1], **self.loss_kwargs)
         elif self.objective == "supcon":
             loss = self.loss_fn(z, labels, **self.loss_kwargs)
         else:
             loss = self.loss_fn(z.flatten(0, 1), labels.repeat_interleave(v), **self.loss_kwargs)
-        return {"loss": loss, self.objective: loss}
+        terms = {"loss": loss, self.objective: loss}
+        if self.objective == "varcon":
+            # a per-sample vector: the loop logs its distribution per epoch
+            from clbench.losses import varcon_temperature
+
+            terms["varcon_t2"] = varcon_temperature(z.flatten(0, 1), labels.repeat_interleave(v), **self.loss_kwargs)
+        return terms
 
 
 class ClearVAEMethod(nn.Module):
@@ -131,11 +140,13 @@ class ClearVAEMethod(nn.Module):
         terms = {"reconstruction": recon, "kl_content": kl_c, "kl_style": kl_s}
         loss = recon + a * (kl_c + kl_s)
         sim = dict(temperature=v["temperature"], similarity=v["similarity"])
+        if v["content"] == "snn" or v["style"] == "ps_snn":
+            all_labels = distributed.gather_labels(labels)
         if v["content"] == "snn":
-            terms["snn_content"] = losses.snn(mu_c, labels, **sim)
+            terms["snn_content"] = losses.snn(distributed.gather(mu_c), all_labels, **sim)
             loss = loss + v["alpha"] * terms["snn_content"]
         if v["style"] == "ps_snn":
-            terms["ps_snn_style"] = losses.ps_snn(mu_s, labels, **sim)
+            terms["ps_snn_style"] = losses.ps_snn(distributed.gather(mu_s), all_labels, **sim)
             loss = loss + v["alpha"] * terms["ps_snn_style"]
         elif self.estimator is not None:
             penalty = {"tc": losses.tc_penalty, "club_sample": losses.club_sample, "l1out": losses.l1out}[v["style"]]
@@ -193,7 +204,7 @@ class SubEmbedding(nn.Module):
 
         c = self.cfg
         b = views.shape[0]
-        z = self.projector(self.encoder(views[:, :2].flatten(0, 1))).view(b, 2, -1)
+        z = distributed.gather(self.projector(self.encoder(views[:, :2].flatten(0, 1))).view(b, 2, -1))
         z1, z2 = z[:, 0], z[:, 1]
         info_max = losses.sub_info_max(z1, z2, k=c["k"], temperature=c["temperature"])
         terms = {"sub_info_max": info_max}
