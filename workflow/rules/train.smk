@@ -1,3 +1,14 @@
+def method_gpus(wildcards):
+    """GPUs of one pretraining job: the method's ``gpus``, else ``gpus_per_train_job``."""
+    return config["methods"][wildcards.method].get("gpus", config["gpus_per_train_job"])
+
+
+def train_command(wildcards):
+    """``clbench``, or torchrun starting one ``clbench`` process per GPU (data-parallel, one node)."""
+    n = method_gpus(wildcards)
+    return f"torchrun --standalone --nproc_per_node={n} -m clbench.cli" if n > 1 else "clbench"
+
+
 rule pretrain:
     input:
         meta=dataset_meta,
@@ -8,6 +19,7 @@ rule pretrain:
     params:
         spec=lambda wildcards: as_json(config["methods"][wildcards.method]),
         device=config["device"],
+        command=train_command,
         # Epoch checkpoints live outside the declared outputs: Snakemake deletes declared
         # outputs before a job runs, and a re-run job must find them to resume.
         checkpoints=lambda wildcards: f"{RESULTS}/checkpoints/{wildcards.experiment}/{wildcards.method}/seed{wildcards.seed}",
@@ -15,7 +27,7 @@ rule pretrain:
         method=SINGLE_STAGE_METHODS,
     threads: config["train_threads"]
     resources:
-        gpu=config["gpus_per_train_job"],
+        gpu=method_gpus,
     log:
         f"{RESULTS}/logs/pretrain/{{experiment}}/{{method}}/seed{{seed}}.log",
     benchmark:
@@ -23,7 +35,7 @@ rule pretrain:
     conda:
         "../../envs/clbench.yaml"
     shell:
-        "clbench train --spec {params.spec:q} --dataset $(dirname {input.meta:q})"
+        "{params.command} train --spec {params.spec:q} --dataset $(dirname {input.meta:q})"
         " --out $(dirname {output.model:q}) --checkpoint-dir {params.checkpoints:q}"
         " --seed {wildcards.seed} --device {params.device} --threads {threads} > {log:q} 2>&1"
 
@@ -39,13 +51,14 @@ rule pretrain_stage:
     params:
         spec=stage_spec,
         device=config["device"],
+        command=train_command,
         checkpoints=lambda wildcards: f"{RESULTS}/checkpoints/{wildcards.experiment}/{wildcards.method}/seed{wildcards.seed}/stage{wildcards.stage}",
     wildcard_constraints:
         method=MCL_METHODS,
         stage=r"\d+",
     threads: config["train_threads"]
     resources:
-        gpu=config["gpus_per_train_job"],
+        gpu=method_gpus,
     log:
         f"{RESULTS}/logs/pretrain_stage/{{experiment}}/{{method}}/seed{{seed}}/stage{{stage}}.log",
     benchmark:
@@ -53,7 +66,7 @@ rule pretrain_stage:
     conda:
         "../../envs/clbench.yaml"
     shell:
-        "clbench train --spec {params.spec:q} --dataset $(dirname {input.meta:q})"
+        "{params.command} train --spec {params.spec:q} --dataset $(dirname {input.meta:q})"
         " --out $(dirname {output.model:q}) --checkpoint-dir {params.checkpoints:q}"
         " --clusters {input.clusters:q}"
         " --seed {wildcards.seed} --device {params.device} --threads {threads} > {log:q} 2>&1"

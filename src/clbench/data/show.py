@@ -62,7 +62,7 @@ def show(dataset_dir_path: str | os.PathLike, out_png: str | os.PathLike, split:
     groups = [g for g in range(len(names)) if np.any(values == g)][:max_groups]
     title = f"{meta.get('name', Path(dataset_dir_path).name)}: {split}, by {by}"
 
-    x = np.asarray(arrays["x"])
+    x = arrays["x"]  # an array, or LazyImages: only the shown rows are decoded
     is_image = x.ndim == 4 and x.shape[2] > 1 and x.shape[3] > 1
     if not is_image and "features" in arrays:
         feats = np.asarray(arrays["features"], dtype=np.float64)
