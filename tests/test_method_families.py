@@ -107,3 +107,16 @@ def test_resnet_cifar_stem(name, dim):
     assert isinstance(net.maxpool, torch.nn.Identity) and net.conv1.stride == (1, 1) and net.conv1.kernel_size == (3, 3)
     with torch.no_grad():
         assert net.eval()(torch.zeros(2, 3, 32, 32)).shape == (2, dim) and net.out_dim == dim
+
+
+def test_resnet_imagenet_stem_downsamples_224px_input_by_32():
+    from clbench.models import build_encoder
+
+    net = build_encoder({"name": "resnet18", "stem": "imagenet"}, in_channels=3).eval()
+    assert net.conv1.stride == (2, 2) and net.conv1.kernel_size == (7, 7)
+    assert isinstance(net.maxpool, torch.nn.MaxPool2d)
+    trunk = torch.nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4)
+    with torch.no_grad():
+        assert trunk(torch.zeros(1, 3, 224, 224)).shape == (1, 512, 7, 7)
+    with pytest.raises(ValueError, match="stem"):
+        build_encoder({"name": "resnet18", "stem": "tiny"}, in_channels=3)

@@ -28,16 +28,28 @@ class SmallCNN(nn.Module):
         return self.fc(torch.flatten(self.pool(self.features(x)), 1))
 
 
-def resnet_cifar(name: str, in_channels: int = 3) -> nn.Module:
-    """torchvision ResNet-18/50 with the CIFAR stem: 3x3 conv, stride 1, no max-pool; fc removed."""
+def resnet(name: str, in_channels: int = 3, stem: str = "cifar") -> nn.Module:
+    """torchvision ResNet-18/50, fc removed. ``stem``: ``cifar`` (3x3 stride-1 conv, no max-pool: the
+    small-image choice of SimCLR/SupCon/ADNCE on CIFAR and STL) or ``imagenet`` (torchvision's 7x7
+    stride-2 conv and max-pool, for 224 px ImageNet)."""
     import torchvision
 
+    if stem not in ("cifar", "imagenet"):
+        raise ValueError(f"unknown ResNet stem {stem!r}; expected cifar or imagenet")
     net = getattr(torchvision.models, name)(weights=None)
-    net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
-    net.maxpool = nn.Identity()
+    if stem == "cifar":
+        net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        net.maxpool = nn.Identity()
+    elif in_channels != 3:
+        net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
     net.out_dim = net.fc.in_features
     net.fc = nn.Identity()
     return net
+
+
+def resnet_cifar(name: str, in_channels: int = 3) -> nn.Module:
+    """torchvision ResNet-18/50 with the CIFAR stem; fc removed."""
+    return resnet(name, in_channels, "cifar")
 
 
 def build_encoder(spec: dict, in_channels: int) -> nn.Module:
@@ -46,5 +58,5 @@ def build_encoder(spec: dict, in_channels: int) -> nn.Module:
     if name == "small_cnn":
         return SmallCNN(in_channels, spec.get("width", 32), spec.get("feature_dim", 128))
     if name in ("resnet18", "resnet50"):
-        return resnet_cifar(name, in_channels)
+        return resnet(name, in_channels, spec.get("stem", "cifar"))
     raise ValueError(f"unknown encoder {name!r}; expected small_cnn, resnet18 or resnet50")
