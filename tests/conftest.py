@@ -1,4 +1,5 @@
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -32,3 +33,9 @@ def snakemake_exe() -> str:
     # Jobs call `clbench`, which must be found on PATH next to this interpreter.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     return exe
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    """Jobs per rule from the 'Job stats' table a snakemake run or dry run prints."""
+    stats = stdout.split("Job stats:")[1].split("\n\n")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M) if m.group(1) != "total"}

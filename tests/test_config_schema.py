@@ -1,6 +1,8 @@
 """The config schema rejects unknown keys and wrong values before any job runs, naming the key."""
 
 import copy
+import json
+import re
 import subprocess
 
 import pytest
@@ -8,6 +10,7 @@ import yaml
 from snakemake.utils import validate
 
 from conftest import REPO, snakemake_exe
+from helpers import quadrant_dataset
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
@@ -64,9 +67,11 @@ def test_wrong_type_is_rejected(config):
         validate(config, SCHEMA)
 
 
-def _dry_run(repo, tmp_path, overlay: dict):
+def _dry_run(repo, tmp_path, overlay: dict, mode=("-n",)):
+    """snakemake in ``tmp_path`` on the default config plus ``overlay``: a dry run, or a real one with
+    ``mode=("--cores", "1")``."""
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(overlay))
-    return subprocess.run([snakemake_exe(), "-n", "--snakefile", str(repo / "Snakefile"), "--configfile",
+    return subprocess.run([snakemake_exe(), *mode, "--snakefile", str(repo / "Snakefile"), "--configfile",
                            str(repo / "config.yaml"), str(tmp_path / "bad.yaml"), "--directory", str(tmp_path)],
                           capture_output=True, text=True, timeout=120)
 
@@ -99,3 +104,69 @@ def test_missing_dataset_root_is_refused_before_any_job(repo, tmp_path, config):
     proc = _dry_run(repo, tmp_path, config)
     assert proc.returncode != 0
     assert "datasets.styled_digits.root" in proc.stderr + proc.stdout and "download: true" in proc.stderr + proc.stdout
+
+
+def test_unknown_corruption_and_missing_official_set_are_refused(repo, tmp_path, config):
+    config["evaluation"]["corruptions"]["names"] = ["fog", "speckle"]
+    proc = _dry_run(repo, tmp_path, config)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "evaluation.corruptions.names" in out and "speckle" in out
+    config["evaluation"]["corruptions"] = {"names": ["fog"], "cifar100c_root": str(tmp_path / "no_CIFAR-100-C")}
+    proc = _dry_run(repo, tmp_path, config)
+    assert proc.returncode != 0 and "evaluation.corruptions.cifar100c_root" in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_method_overrides_are_checked_and_applied(repo, tmp_path, config):
+    exp = config["experiments"]["varcon_digits"]
+    exp["method_overrides"] = {"adnce": {"epochs": 2}}
+    proc = _dry_run(repo, tmp_path, config)
+    assert proc.returncode != 0 and "experiments.varcon_digits.method_overrides.adnce" in proc.stdout + proc.stderr
+    exp["method_overrides"] = {"varcon": {"epochs": 0}}
+    proc = _dry_run(repo, tmp_path, config)
+    assert proc.returncode != 0 and "experiments.varcon_digits.method_overrides.varcon.epochs" in proc.stdout + proc.stderr
+    exp["method_overrides"] = {"varcon": {"epochs": 7, "loss": {"epsilon": 0.05}}}
+    proc = _dry_run(repo, tmp_path, config, mode=("-n", "-p"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    specs = re.findall(r"train --spec '(\{.*?\})'", proc.stdout)
+    varcon = [json.loads(s) for s in specs if '"objective":"varcon"' in s]
+    assert varcon and all(s["epochs"] == 7 and s["loss"] == {"temperature": config["methods"]["varcon"]["loss"]["temperature"],
+                                                              "epsilon": 0.05} for s in varcon)
+    assert not (tmp_path / "results").exists()
+
+
+def _built_dataset(tmp_path):
+    """A small built dataset directory where the default config reads styled_digits."""
+    path = tmp_path / "results" / "data" / "styled_digits"
+    quadrant_dataset(path, n_train=32, n_val=8, n_test=8)
+    return path
+
+
+def _files(tmp_path):
+    """Every file under results/ with its content (to show that a refused run wrote nothing)."""
+    return {p: p.read_bytes() for p in (tmp_path / "results").rglob("*") if p.is_file()}
+
+
+def test_truncated_dataset_file_stops_the_run_before_any_job(repo, tmp_path):
+    path = _built_dataset(tmp_path)
+    data = (path / "train.npz").read_bytes()
+    (path / "train.npz").write_bytes(data[: len(data) - 100])
+    before = _files(tmp_path)
+    proc = _dry_run(repo, tmp_path, {}, mode=("--cores", "1"))  # a real run: it must not start any job
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert out.count("results/data/styled_digits/train.npz is truncated or unreadable") == 1, out
+    assert "Delete results/data/styled_digits/train.npz (or the whole directory results/data/styled_digits)" in out
+    assert "No job was started" in out and "rule build_dataset" not in out
+    assert _files(tmp_path) == before  # no log, no benchmark, no output: nothing was written
+
+
+def test_unreadable_dataset_meta_json_stops_the_run_before_any_job(repo, tmp_path):
+    path = _built_dataset(tmp_path)
+    (path / "meta.json").write_text('{"name": "quadrants", "sizes": {"tra')
+    before = _files(tmp_path)
+    proc = _dry_run(repo, tmp_path, {})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "results/data/styled_digits/meta.json is unreadable" in out and "Delete results/data/styled_digits/meta.json" in out
+    assert _files(tmp_path) == before

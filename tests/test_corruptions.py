@@ -17,6 +17,7 @@ from clbench.data.corruptions import (
     corrupt_dataset,
     frost_texture,
     load_cifar10c,
+    load_cifar_c,
 )
 from clbench.data.dataset_dir import DatasetError
 
@@ -246,10 +247,28 @@ def test_corrupt_dataset_generated_and_official(tmp_path):
 
     root = tmp_path / "c10c"
     write_cifar10c(root, names=("fog",))
-    meta = corrupt_dataset(src, tmp_path / "off", "fog", 3, cifar10c_root=root)
+    meta = corrupt_dataset(src, tmp_path / "off", "fog", 3, official_root=root)
     out = dataset_dir.load(tmp_path / "off", "test")
     assert meta["corruption"]["origin"] == "official CIFAR-10-C"
     assert (out["x"][:, 0, 0, 0] == 3).all()
+
+
+def test_corrupt_dataset_official_cifar100c(tmp_path):
+    """CIFAR-100-C has CIFAR-10-C's layout; a CIFAR-100 test split takes it, a CIFAR-10 one does not."""
+    src = tmp_path / "src"
+    x = natural_like(4)
+    test = {"x": x, "y": np.array([0, 1, 2, 3]), "id": np.array([50, 51, 52, 53])}
+    dataset_dir.save(src, {"train": {"x": x, "y": np.zeros(4, np.int64), "id": np.arange(4)}, "test": test},
+                     {"name": "cifar100", "source": "torchvision:cifar100", "id_offsets": {"train": 0, "test": 50}})
+    root = tmp_path / "c100c"
+    write_cifar10c(root / "CIFAR-100-C", names=("snow",))
+    x2, _ = load_cifar_c(root, "snow", 2, "CIFAR-100-C")
+    assert (x2[:, 0, 0, 0] == 2).all()
+    meta = corrupt_dataset(src, tmp_path / "off", "snow", 4, official_root=root)
+    assert meta["corruption"]["origin"] == "official CIFAR-100-C"
+    assert (dataset_dir.load(tmp_path / "off", "test")["x"][:, 0, 0, 0] == 4).all()
+    with pytest.raises(DatasetError, match="CIFAR-100-C.*3555552"):
+        load_cifar_c(root, "fog", 1, "CIFAR-100-C")
 
 
 @pytest.mark.parametrize("shape", [(3, 1, 28, 28), (2, 3, 24, 24), (2, 3, 64, 64)])
@@ -260,3 +279,16 @@ def test_every_corruption_at_other_sizes(shape):
         for severity in (1, 5):
             out = corrupt(x, name, severity, seed=0)
             assert out.shape == x.shape and out.dtype == np.uint8, (name, severity)
+
+
+def test_workflow_lists_the_same_corruptions_as_the_package():
+    """common.smk repeats the 15 names (parsing the workflow must not import SciPy); keep them in sync."""
+    import ast
+    import re
+
+    from conftest import REPO
+    from clbench.data.corruptions import CORRUPTIONS
+
+    text = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    listed = ast.literal_eval(re.search(r"CORRUPTION_NAMES = (\(.*?\))\n", text, re.S).group(1))
+    assert list(listed) == list(CORRUPTIONS)

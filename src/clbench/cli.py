@@ -38,7 +38,7 @@ def cmd_data_show(a):
 def cmd_data_corrupt(a):
     from clbench.data.corruptions import corrupt_dataset
 
-    corrupt_dataset(a.dataset, a.out, a.corruption, a.severity, seed=a.seed, cifar10c_root=a.cifar10c_root or None)
+    corrupt_dataset(a.dataset, a.out, a.corruption, a.severity, seed=a.seed, official_root=a.official_root or None)
 
 
 def cmd_train(a):
@@ -83,30 +83,74 @@ def cmd_mcl_combine(a):
 
 
 def cmd_evaluate_run(a):
-    from pathlib import Path
-
     from clbench.evaluate.runner import evaluate_run
     from clbench.io import write_json
     from clbench.train import device as devices
 
     dev = devices.setup(a.device, a.threads, a.seed)
     result = evaluate_run(a.model, a.dataset, a.spec, seed=a.seed, device=dev, metrics_csv=a.metrics,
-                          corrupted_dirs=[str(Path(p).parent) for p in a.corrupted])
+                          probe_out=a.probe_out or None)
     write_json(a.out, result)
 
 
+def cmd_evaluate_corruption(a):
+    from clbench.evaluate.runner import evaluate_corruption_cell
+    from clbench.io import write_json
+    from clbench.train import device as devices
+
+    dev = devices.setup(a.device, a.threads, a.seed)
+    write_json(a.out, evaluate_corruption_cell(a.model, a.probe, a.corrupted, device=dev))
+
+
+def cmd_evaluate_merge(a):
+    from clbench.evaluate.cells import merge_evaluation
+
+    result = merge_evaluation(a.clean, a.cells, a.out)
+    logging.info("%d corruption cells; mean top-1 %.4f", len(a.cells), result["metrics"]["mean_corruption_top1"])
+
+
 def cmd_report_collect(a):
-    from clbench.report.tables import collect_evaluations, write_tables
+    from clbench.report.paper_tables import write_paper_tables
+    from clbench.report.tables import collect_evaluations, summary_table, write_tables
 
-    write_tables(collect_evaluations(a.inputs, a.runs_root, a.experiments), a.out_dir)
+    tables = collect_evaluations(a.inputs, a.runs_root, a.experiments)
+    write_tables(tables, a.out_dir)
+    write_paper_tables(summary_table(tables["metrics"]), a.experiments, a.out_dir)
 
 
+def _formats_arg(text: str) -> list[str]:
+    # One comma-separated value, not nargs="+": a list option would swallow the positional inputs after it.
+    from clbench.report.figures import FIGURE_FORMATS
+
+    formats = [f.strip() for f in text.split(",") if f.strip()]
+    unknown = sorted(set(formats) - set(FIGURE_FORMATS))
+    if unknown or not formats:
+        raise argparse.ArgumentTypeError(f"unknown figure formats {unknown or text!r}; known: {', '.join(FIGURE_FORMATS)}")
+    return formats
+
+
+def _figure_command(fn):
+    """A figure command that also writes every figure in ``--formats`` (one drawing, one file per format)."""
+    import functools
+
+    @functools.wraps(fn)
+    def run(a):
+        from clbench.report.figures import figure_formats
+
+        with figure_formats(a.formats):
+            return fn(a)
+
+    return run
+
+
+@_figure_command
 def cmd_report_curves(a):
     from clbench.report.figures import training_curves
 
     training_curves(a.inputs, a.runs_root, a.out)
 
 
+@_figure_command
 def cmd_report_clear_figures(a):
     from pathlib import Path
 
@@ -118,12 +162,14 @@ def cmd_report_clear_figures(a):
     pf.tsne_latents(a.model, a.dataset, out / "clear_tsne.png", seed=a.seed, threads=a.threads)
 
 
+@_figure_command
 def cmd_report_mi_simulation(a):
     from clbench.report.paper_figures import mi_simulation
 
     mi_simulation(a.out, steps=a.steps, seed=a.seed)
 
 
+@_figure_command
 def cmd_report_table_figures(a):
     from collections import defaultdict
     from pathlib import Path
@@ -143,6 +189,17 @@ def cmd_report_table_figures(a):
         run = parse_run_path(path, a.runs_root)
         runs[f"{run['experiment']}: {run['method']}"].append(path)
     pf.convergence_plot(dict(runs), out / "varcon_convergence.png")
+
+
+@_figure_command
+def cmd_report_varcon_temperature(a):
+    from clbench.io import write_text
+    from clbench.report import paper_figures as pf
+
+    runs = pf.varcon_temperature_runs(a.inputs, a.runs_root)
+    logging.info("%d of %d VarCon runs logged t2", runs.groupby(["experiment", "method", "seed"]).ngroups, len(a.inputs))
+    write_text(a.table, runs.to_csv(index=False))
+    pf.varcon_temperature_plot(runs, a.out)
 
 
 def cmd_report_html(a):
@@ -173,7 +230,8 @@ def parser() -> argparse.ArgumentParser:
     cr.add_argument("--corruption", required=True)
     cr.add_argument("--severity", type=int, required=True)
     cr.add_argument("--seed", type=int, default=0)
-    cr.add_argument("--cifar10c-root", default="", help="official CIFAR-10-C folder (used for CIFAR-10 when given)")
+    cr.add_argument("--official-root", default="",
+                    help="official CIFAR-10-C / CIFAR-100-C folder, used for a CIFAR-10 / CIFAR-100 test split")
     cr.add_argument("--out", required=True)
     cr.set_defaults(fn=cmd_data_corrupt)
 
@@ -207,47 +265,71 @@ def parser() -> argparse.ArgumentParser:
     pr = ev.add_parser("run", help="every configured evaluation of one trained run (probes, kNN, gMIG, ...)")
     pr.add_argument("--model", required=True)
     pr.add_argument("--metrics", help="the run's metrics.csv (for convergence speed)")
-    pr.add_argument("--corrupted", nargs="*", default=[], help="meta.json of corrupted test splits (cell granularity)")
     pr.add_argument("--dataset", required=True)
     pr.add_argument("--spec", type=_json_arg, default={})
     pr.add_argument("--seed", type=int, default=0)
     pr.add_argument("--device", default="auto")
     pr.add_argument("--threads", type=int, default=1)
     pr.add_argument("--out", required=True)
+    pr.add_argument("--probe-out", default="", help="also save the fitted linear probe here (for the per-cell jobs)")
     pr.set_defaults(fn=cmd_evaluate_run)
+    co = ev.add_parser("corruption", help="one corruption cell: the run's saved probe on one corrupted test split")
+    co.add_argument("--model", required=True)
+    co.add_argument("--probe", required=True, help="the probe.pt the run's evaluation saved")
+    co.add_argument("--corrupted", required=True, help="the corrupted split's directory (clbench data corrupt)")
+    co.add_argument("--seed", type=int, default=0)
+    co.add_argument("--device", default="auto")
+    co.add_argument("--threads", type=int, default=1)
+    co.add_argument("--out", required=True)
+    co.set_defaults(fn=cmd_evaluate_corruption)
+    me = ev.add_parser("merge", help="a run's clean evaluation plus its corruption cells -> its evaluation.json")
+    me.add_argument("--clean", required=True)
+    me.add_argument("--cells", nargs="+", required=True, help="the cells' JSON rows, in table order")
+    me.add_argument("--out", required=True)
+    me.set_defaults(fn=cmd_evaluate_merge)
 
     rep = sub.add_parser("report", help="tables, figures and the HTML report").add_subparsers(dest="report_command",
                                                                                              required=True)
+    figs = argparse.ArgumentParser(add_help=False)  # options of every figure command
+    figs.add_argument("--formats", type=_formats_arg, default=["png"],
+                      help="comma-separated (png,pdf): also write each figure in these formats, beside the PNG")
     tb = rep.add_parser("collect", help="every run's evaluation.json into long tables, aggregated over seeds")
     tb.add_argument("inputs", nargs="+")
     tb.add_argument("--runs-root", required=True)
     tb.add_argument("--experiments", type=_json_arg, required=True, help="the config's experiments, as JSON")
     tb.add_argument("--out-dir", required=True)
     tb.set_defaults(fn=cmd_report_collect)
-    cu = rep.add_parser("curves", help="training curves figure")
+    cu = rep.add_parser("curves", parents=[figs], help="training curves figure")
     cu.add_argument("inputs", nargs="+")
     cu.add_argument("--runs-root", required=True)
     cu.add_argument("--out", required=True)
     cu.set_defaults(fn=cmd_report_curves)
-    cf = rep.add_parser("clear-figures", help="CLEAR swap grid, interpolation and t-SNE of one CLEAR-VAE run")
+    cf = rep.add_parser("clear-figures", parents=[figs], help="CLEAR swap grid, interpolation and t-SNE of one CLEAR-VAE run")
     cf.add_argument("--model", required=True)
     cf.add_argument("--dataset", required=True)
     cf.add_argument("--seed", type=int, default=0)
     cf.add_argument("--threads", type=int, default=1)
     cf.add_argument("--out-dir", required=True)
     cf.set_defaults(fn=cmd_report_clear_figures)
-    ms = rep.add_parser("mi-simulation", help="CLEAR's MI simulation: KNN MI vs SNN and PS-SNN over steps")
+    ms = rep.add_parser("mi-simulation", parents=[figs], help="CLEAR's MI simulation: KNN MI vs SNN and PS-SNN over steps")
     ms.add_argument("--steps", type=int, default=600)
     ms.add_argument("--seed", type=int, default=0)
     ms.add_argument("--out", required=True)
     ms.set_defaults(fn=cmd_report_mi_simulation)
-    tf = rep.add_parser("table-figures", help="OOD, MCL stage, corruption and convergence figures from the tables")
+    tf = rep.add_parser("table-figures", parents=[figs], help="OOD, MCL stage, corruption and convergence figures from the tables")
     tf.add_argument("--tables-dir", required=True)
     tf.add_argument("--runs-root", required=True)
     tf.add_argument("--experiments", type=_json_arg, required=True)
     tf.add_argument("--run-metrics", nargs="*", default=[], help="metrics.csv of the runs in the convergence plot")
     tf.add_argument("--out-dir", required=True)
     tf.set_defaults(fn=cmd_report_table_figures)
+    vt = rep.add_parser("varcon-temperature", parents=[figs],
+                        help="VarCon's adaptive temperature t2 per epoch: the runs' table and its figure")
+    vt.add_argument("inputs", nargs="*", help="metrics.csv of the runs of objective varcon (run.json beside each)")
+    vt.add_argument("--runs-root", required=True)
+    vt.add_argument("--table", required=True, help="CSV: the t2 statistics of every run and epoch")
+    vt.add_argument("--out", required=True)
+    vt.set_defaults(fn=cmd_report_varcon_temperature)
     ht = rep.add_parser("html", help="the HTML report")
     ht.add_argument("--results", required=True)
     ht.add_argument("--config-json", type=_json_arg, required=True)

@@ -45,7 +45,8 @@ rule corrupt_split:
         test=f"{RESULTS}/data/{{dataset}}/corrupted/{{corruption}}/s{{severity}}/test.npz",
         meta=f"{RESULTS}/data/{{dataset}}/corrupted/{{corruption}}/s{{severity}}/meta.json",
     params:
-        cifar10c_root=lambda wildcards: config["evaluation"]["corruptions"]["cifar10c_root"] or "",
+        # the official CIFAR-10-C / CIFAR-100-C folder when configured for this dataset, else generated
+        official_root=official_corruption_root,
     wildcard_constraints:
         corruption=r"[a-z_]+",
         severity=r"[1-5]",
@@ -57,5 +58,5 @@ rule corrupt_split:
         "../../envs/clbench.yaml"
     shell:
         "clbench data corrupt $(dirname {input.meta:q}) --corruption {wildcards.corruption}"
-        " --severity {wildcards.severity} --cifar10c-root={params.cifar10c_root:q}"
+        " --severity {wildcards.severity} --official-root={params.official_root:q}"
         " --out $(dirname {output.meta:q}) > {log:q} 2>&1"

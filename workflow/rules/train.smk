@@ -1,14 +1,3 @@
-def method_gpus(wildcards):
-    """GPUs of one pretraining job: the method's ``gpus``, else ``gpus_per_train_job``."""
-    return config["methods"][wildcards.method].get("gpus", config["gpus_per_train_job"])
-
-
-def train_command(wildcards):
-    """``clbench``, or torchrun starting one ``clbench`` process per GPU (data-parallel, one node)."""
-    n = method_gpus(wildcards)
-    return f"torchrun --standalone --nproc_per_node={n} -m clbench.cli" if n > 1 else "clbench"
-
-
 rule pretrain:
     input:
         meta=dataset_meta,
@@ -17,7 +6,7 @@ rule pretrain:
         metrics=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/metrics.csv",
         run=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/run.json",
     params:
-        spec=lambda wildcards: as_json(config["methods"][wildcards.method]),
+        spec=lambda wildcards: as_json(method_spec(wildcards.experiment, wildcards.method)),
         device=config["device"],
         command=train_command,
         # Epoch checkpoints live outside the declared outputs: Snakemake deletes declared
@@ -79,7 +68,7 @@ rule cluster_stage:
     output:
         f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/stage{{stage}}/clusters.npy",
     params:
-        k=lambda wildcards: config["methods"][wildcards.method]["mcl"]["clusters"],
+        k=lambda wildcards: method_spec(wildcards.experiment, wildcards.method)["mcl"]["clusters"],
         device=config["device"],
     wildcard_constraints:
         method=MCL_METHODS,

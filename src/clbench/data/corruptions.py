@@ -33,9 +33,10 @@ Deviations from the reference implementation, all documented:
   HSV value shift (identical to skimage's rgb2hsv/hsv2rgb round trip).
 - Results are rounded to the nearest integer (the reference truncates with ``np.uint8``).
 
-The official CIFAR-10-C arrays are used instead when present: :func:`load_cifar10c` reads
-``<root>/[CIFAR-10-C/]<name>.npy`` (50,000 x 32 x 32 x 3, severities 1..5 stacked, 10,000 each) and
-``labels.npy``; :func:`corrupt_dataset` picks them for a CIFAR-10 test split when given their root.
+The official CIFAR-10-C / CIFAR-100-C arrays are used instead when present: :func:`load_cifar_c` reads
+``<root>/[CIFAR-10-C/ or CIFAR-100-C/]<name>.npy`` (50,000 x 32 x 32 x 3, severities 1..5 stacked,
+10,000 each) and ``labels.npy`` (both sets share this layout; CIFAR-100-C's labels are the fine ones);
+:func:`corrupt_dataset` picks them for a CIFAR-10 / CIFAR-100 test split when given their root.
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ CORRUPTIONS = (
 )
 SEVERITIES = (1, 2, 3, 4, 5)
 CIFAR10C_URL = "https://zenodo.org/record/2535967/files/CIFAR-10-C.tar"
+CIFAR100C_URL = "https://zenodo.org/record/3555552/files/CIFAR-100-C.tar"
+# the official corrupted test set of each source with one: (name, download, Zenodo record)
+OFFICIAL_SETS = {
+    "torchvision:cifar10": ("CIFAR-10-C", CIFAR10C_URL, 2535967),
+    "torchvision:cifar100": ("CIFAR-100-C", CIFAR100C_URL, 3555552),
+}
 
 # Hendrycks' make_cifar_c.py, severities 1..5
 PARAMS: dict[str, tuple] = {
@@ -573,52 +580,67 @@ def corrupt(
     return out
 
 
-# --------------------------------------------------------------------------------------------- CIFAR-10-C
-
-CIFAR10C_LAYOUT = (
-    "  <root>/[CIFAR-10-C/]<corruption>.npy   uint8 [50000, 32, 32, 3]: severities 1..5 stacked, 10,000 each\n"
-    "  <root>/[CIFAR-10-C/]labels.npy         [50000] labels (the CIFAR-10 test labels, 5 times)"
-)
+# --------------------------------------------------------------------------------------------- CIFAR-10-C / CIFAR-100-C
 
 
-def _cifar10c_dir(root: Path) -> Path:
-    if (root / "labels.npy").exists() or not (root / "CIFAR-10-C").is_dir():
+def _layout(benchmark: str) -> str:
+    return (
+        f"  <root>/[{benchmark}/]<corruption>.npy   uint8 [50000, 32, 32, 3]: severities 1..5 stacked, 10,000 each\n"
+        f"  <root>/[{benchmark}/]labels.npy         [50000] labels (the test labels, 5 times)"
+    )
+
+
+CIFAR10C_LAYOUT = _layout("CIFAR-10-C")
+
+
+def _official_dir(root: Path, benchmark: str) -> Path:
+    if (root / "labels.npy").exists() or not (root / benchmark).is_dir():
         return root
-    return root / "CIFAR-10-C"
+    return root / benchmark
 
 
-def load_cifar10c(root: str | os.PathLike, name: str, severity: int) -> tuple[np.ndarray, np.ndarray]:
-    """The official CIFAR-10-C images of ``name`` at ``severity``: uint8 [10000, 3, 32, 32] and
-    int64 labels (row i is CIFAR-10 test image i)."""
+def load_cifar_c(root: str | os.PathLike, name: str, severity: int, benchmark: str = "CIFAR-10-C"
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The official ``benchmark`` (CIFAR-10-C or CIFAR-100-C) images of ``name`` at ``severity``:
+    uint8 [10000, 3, 32, 32] and int64 labels (row i is test image i of CIFAR-10 / CIFAR-100)."""
     if name not in CORRUPTIONS:
         raise ValueError(f"unknown corruption {name!r}; expected one of {CORRUPTIONS}")
     if severity not in SEVERITIES:
         raise ValueError(f"severity must be one of {SEVERITIES}, got {severity!r}")
-    folder = _cifar10c_dir(Path(root))
+    sets = {b: (url, record) for b, url, record in OFFICIAL_SETS.values()}
+    if benchmark not in sets:
+        raise ValueError(f"unknown official set {benchmark!r}; expected one of {sorted(sets)}")
+    url, record = sets[benchmark]
+    folder, layout = _official_dir(Path(root), benchmark), _layout(benchmark)
     hint = (
-        f"Download {CIFAR10C_URL} (Hendrycks & Dietterich, Zenodo record 2535967), extract it and point the "
-        f"CIFAR-10-C root at the extracted folder; without it the corruptions are generated with "
+        f"Download {url} (Hendrycks & Dietterich, Zenodo record {record}), extract it and point the "
+        f"{benchmark} root at the extracted folder; without it the corruptions are generated with "
         f"clbench.data.corruptions.corrupt."
     )
     arrays = []
     for f in (folder / f"{name}.npy", folder / "labels.npy"):
         if not f.is_file():
-            raise DatasetError(f"CIFAR-10-C: {f} is missing.\nExpected layout:\n{CIFAR10C_LAYOUT}\n{hint}")
+            raise DatasetError(f"{benchmark}: {f} is missing.\nExpected layout:\n{layout}\n{hint}")
         try:
             arrays.append(np.load(f, mmap_mode="r", allow_pickle=False))
         except Exception as e:
             raise DatasetError(
-                f"CIFAR-10-C: {f} is unreadable or corrupt ({e}).\nExpected layout:\n{CIFAR10C_LAYOUT}\n{hint}"
+                f"{benchmark}: {f} is unreadable or corrupt ({e}).\nExpected layout:\n{layout}\n{hint}"
             ) from e
     x, y = arrays
     if x.ndim != 4 or x.shape[1:] != (32, 32, 3) or x.dtype != np.uint8 or len(x) != len(y) or len(x) % 5:
         raise DatasetError(
-            f"CIFAR-10-C: {folder / (name + '.npy')} has shape {x.shape} {x.dtype} with {len(y)} labels; "
-            f"expected uint8 [5*N, 32, 32, 3] and 5*N labels.\nExpected layout:\n{CIFAR10C_LAYOUT}\n{hint}"
+            f"{benchmark}: {folder / (name + '.npy')} has shape {x.shape} {x.dtype} with {len(y)} labels; "
+            f"expected uint8 [5*N, 32, 32, 3] and 5*N labels.\nExpected layout:\n{layout}\n{hint}"
         )
     per = len(x) // 5
     sl = slice((severity - 1) * per, severity * per)
     return np.ascontiguousarray(x[sl].transpose(0, 3, 1, 2)), np.asarray(y[sl], dtype=np.int64)
+
+
+def load_cifar10c(root: str | os.PathLike, name: str, severity: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`load_cifar_c` of CIFAR-10-C."""
+    return load_cifar_c(root, name, severity, "CIFAR-10-C")
 
 
 def corrupt_dataset(
@@ -628,12 +650,13 @@ def corrupt_dataset(
     severity: int,
     seed: int = 0,
     split: str = "test",
-    cifar10c_root: str | os.PathLike | None = None,
+    official_root: str | os.PathLike | None = None,
 ) -> dict:
     """Write a dataset directory holding ``split`` of ``src_dir`` corrupted by (name, severity).
 
-    When ``cifar10c_root`` is given and the source is torchvision CIFAR-10 at 32x32, the official
-    CIFAR-10-C images are taken (rows chosen by the split's ids) instead of generated ones.
+    When ``official_root`` is given and the source has an official corrupted test set at 32x32
+    (``OFFICIAL_SETS``: torchvision CIFAR-10 -> CIFAR-10-C, CIFAR-100 -> CIFAR-100-C), those images are
+    taken (rows chosen by the split's ids) instead of generated ones; other sources ignore it.
     Returns the new meta (``meta["corruption"]`` records name, severity, seed, source and origin).
     """
     from clbench.data import dataset_dir
@@ -642,16 +665,17 @@ def corrupt_dataset(
     if meta.get("storage") == "paths":
         raise ValueError(f"{src_dir} is a path-index dataset; corrupt decoded arrays instead")
     arrays = dataset_dir.load(src_dir, split)
-    official = False
-    if cifar10c_root is not None and meta.get("source") == "torchvision:cifar10" and arrays["x"].shape[1:] == (3, 32, 32):
+    official = OFFICIAL_SETS.get(meta.get("source"))
+    use_official = official_root is not None and official is not None and arrays["x"].shape[1:] == (3, 32, 32)
+    benchmark = official[0] if use_official else None
+    if benchmark:
         rows = arrays["id"] - int(meta["id_offsets"]["test"])
         if split != "test" or rows.min(initial=0) < 0:
-            raise ValueError("official CIFAR-10-C covers only the CIFAR-10 test split")
-        cx, cy = load_cifar10c(cifar10c_root, name, severity)
+            raise ValueError(f"official {benchmark} covers only the test split")
+        cx, cy = load_cifar_c(official_root, name, severity, benchmark)
         if rows.max(initial=-1) >= len(cx) or not np.array_equal(cy[rows], arrays["y"]):
-            raise DatasetError(f"CIFAR-10-C under {cifar10c_root} does not match the CIFAR-10 test labels")
+            raise DatasetError(f"{benchmark} under {official_root} does not match the test labels of {src_dir}")
         x = cx[rows]
-        official = True
     else:
         x = corrupt(arrays["x"], name, severity, seed)
     keep = {k: v for k, v in meta.items() if k not in ("sizes", "hash", "image_shape")}
@@ -662,6 +686,6 @@ def corrupt_dataset(
         "split": split,
         "source_dir": str(src_dir),
         "source_hash": meta.get("hash"),
-        "origin": "official CIFAR-10-C" if official else "clbench.data.corruptions",
+        "origin": f"official {benchmark}" if benchmark else "clbench.data.corruptions",
     }
     return dataset_dir.save(out_dir, {split: {**arrays, "x": x}}, keep)

@@ -24,8 +24,8 @@ def fit_probe(train_feats, train_labels, test_feats, test_labels, *, kind: str =
     ``batch_size=0`` trains full-batch. Features are standardised with the training mean and std.
     Returns ``top1`` (accuracy), ``auroc`` (one-vs-rest, macro) and ``aupr`` (average precision, macro),
     each over the classes present in the test labels. With ``return_predictor`` it returns
-    ``(result, predict)`` where ``predict(features) -> class probabilities`` reuses the trained probe
-    (e.g. on corrupted test images).
+    ``(result, predict)`` where ``predict`` is the :class:`FittedProbe` (``predict(features) -> class
+    probabilities``), to reuse the trained probe (e.g. on corrupted test images, also from another job).
     """
     from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -51,13 +51,7 @@ def fit_probe(train_feats, train_labels, test_feats, test_labels, *, kind: str =
             opt.zero_grad(set_to_none=True)
             nn.functional.cross_entropy(head(xtr[idx]), ytr[idx]).backward()
             opt.step()
-    head.eval()
-
-    @torch.no_grad()
-    def predict(feats) -> np.ndarray:
-        f = (torch.as_tensor(feats).float() - mean) / std
-        return head(f.to(device)).softmax(1).cpu().double().numpy()
-
+    predict = FittedProbe(head.eval(), kind, mean, std)
     probs = predict(test_feats)
     y = yte.numpy()
     present = np.unique(y)
@@ -69,3 +63,45 @@ def fit_probe(train_feats, train_labels, test_feats, test_labels, *, kind: str =
         result["auroc"] = float(roc_auc_score(onehot, p, average="macro"))
         result["aupr"] = float(average_precision_score(onehot, p, average="macro"))
     return (result, predict) if return_predictor else result
+
+
+class FittedProbe:
+    """A trained probe head together with the feature standardisation it was trained with.
+
+    ``probe(features) -> class probabilities`` (float64 numpy). :meth:`save` / :meth:`load` carry it
+    to another process, so that e.g. every corruption cell at paper scale (one job each) is scored by
+    the very probe the clean evaluation trained, instead of re-training one per cell.
+    """
+
+    def __init__(self, head: nn.Module, kind: str, mean: torch.Tensor, std: torch.Tensor):
+        self.head, self.kind = head.eval(), kind
+        self.mean, self.std = mean.cpu(), std.cpu()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.head.parameters()).device
+
+    @torch.no_grad()
+    def __call__(self, feats) -> np.ndarray:
+        f = (torch.as_tensor(feats).float().cpu() - self.mean) / self.std
+        return self.head(f.to(self.device)).softmax(1).cpu().double().numpy()
+
+    def save(self, path) -> None:
+        """Write the probe atomically (a half-written probe must never be trusted by a later job)."""
+        from clbench.io import atomic_path
+
+        linears = [m for m in self.head.modules() if isinstance(m, nn.Linear)]
+        first, last = linears[0], linears[-1]
+        blob = {"kind": self.kind, "in_dim": first.in_features, "num_classes": last.out_features,
+                "hidden_dim": first.out_features if self.kind == "mlp" else None,
+                "mean": self.mean, "std": self.std, "state_dict": {k: v.cpu() for k, v in self.head.state_dict().items()}}
+        with atomic_path(path) as tmp:
+            torch.save(blob, tmp)
+
+    @classmethod
+    def load(cls, path, device: str | torch.device = "cpu") -> "FittedProbe":
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        extra = {"hidden_dim": blob["hidden_dim"]} if blob["hidden_dim"] else {}
+        head = probe_head(blob["kind"], blob["in_dim"], blob["num_classes"], **extra)
+        head.load_state_dict(blob["state_dict"])
+        return cls(head.to(device), blob["kind"], blob["mean"], blob["std"])

@@ -1,5 +1,10 @@
 """Every evaluation of one trained run, in one job (start-up dominates at tiny scale).
 
+At paper scale the corruption grid fans out (``corruptions.granularity: cell``): the run's job fits
+the probes and saves the linear one (``probe_out``), one job per (corruption, severity) scores it on
+that corrupted test split (:func:`evaluate_corruption_cell`), and :mod:`clbench.evaluate.cells`
+merges the rows back, so the run's evaluation has the same format either way.
+
 Which evaluations run is the experiment's ``evaluations:`` config; each writes flat metrics
 (``{name: value}``) and, for grids, long tables. Metric names:
 
@@ -14,7 +19,7 @@ Which evaluations run is the experiment's ``evaluations:`` config; each writes f
   ``probe_gap_{factor}`` = |C(r0) - C(r1)| (the poster's R3).
 - table ``stage_probes`` (MCL models): per stage and attribute, the probe top-1 of that stage's features.
 - table ``corruptions``: per corruption and severity, the clean-trained probe's accuracy on corrupted
-  test images; ``mean_corruption_top1``.
+  test images; ``mean_corruption_top1`` (with ``granularity: cell`` both come from the per-cell jobs).
 - ``epochs_to_target``: first epoch whose k-NN validation accuracy reaches ``convergence_target``
   (from the run's ``metrics.csv``; inf when never reached).
 """
@@ -30,15 +35,16 @@ import numpy as np
 import torch
 
 from clbench.data import dataset_dir
+from clbench.evaluate.cells import corruption_row, with_corruption_rows
 from clbench.evaluate.embed import embed
-from clbench.evaluate.linear_probe import fit_probe
+from clbench.evaluate.linear_probe import FittedProbe, fit_probe
 
 log = logging.getLogger(__name__)
 
 DEFAULTS = {"evaluations": ["linear_probe", "knn"], "probe": {"epochs": 100, "lr": 0.01, "weight_decay": 1e-4,
                                                                "batch_size": 0, "kind": "linear"},
             "knn": {"k": 200, "temperature": 0.1}, "corruptions": {"names": "all", "severities": [1, 2, 3, 4, 5],
-                                                                   "n_test": 500},
+                                                                   "n_test": 500, "granularity": "grid"},
             "convergence_target": 0.5, "y_factor": "y"}
 
 
@@ -53,7 +59,11 @@ def factor_names(split: dict) -> list[str]:
 
 
 def evaluate_run(model_path, data_dir, spec: dict, *, seed: int = 0, device: torch.device | str = "cpu",
-                 metrics_csv: str | Path | None = None, corrupted_dirs: list | None = None) -> dict:
+                 metrics_csv: str | Path | None = None, probe_out: str | Path | None = None) -> dict:
+    """Every evaluation of ``spec`` on the run's frozen model: ``{"metrics": {...}, "tables": {...}}``.
+
+    ``probe_out``: where to save the fitted linear probe (for the per-cell corruption jobs).
+    """
     from clbench.train.methods import load_model
 
     cfg = {**DEFAULTS, **spec}
@@ -72,6 +82,10 @@ def evaluate_run(model_path, data_dir, spec: dict, *, seed: int = 0, device: tor
     if "linear_probe" in wanted or "corruptions" in wanted:
         res, predict = _probe(ftr, train["y"], fte, test["y"], cfg["probe"], seed, device, return_predictor=True)
         metrics.update({f"linear_{k}": v for k, v in res.items() if k in ("top1", "auroc", "aupr")})
+    if probe_out is not None:
+        if predict is None:
+            raise ValueError("saving the probe needs one: add linear_probe or corruptions to the evaluations")
+        predict.save(probe_out)
     if "mlp_probe" in wanted:
         res = _probe(ftr, train["y"], fte, test["y"], cfg["probe"], seed, device, kind="mlp")
         metrics.update({f"mlp_{k}": v for k, v in res.items() if k in ("top1", "auroc", "aupr")})
@@ -90,16 +104,27 @@ def evaluate_run(model_path, data_dir, spec: dict, *, seed: int = 0, device: tor
         metrics.update(_slice_probes(model, train, test, ftr, fte, cfg, seed, device))
     if "stage_probes" in wanted and hasattr(model, "stage_features"):
         tables["stage_probes"] = _stage_probes(model, train, test, cfg, seed, device)
-    if "corruptions" in wanted:
-        if corrupted_dirs:
-            tables["corruptions"] = _corrupted_splits(model, corrupted_dirs, predict, device)
-        else:
-            tables["corruptions"] = _corruptions(model, test, predict, cfg["corruptions"], seed, device)
-        metrics["mean_corruption_top1"] = float(np.mean([r["top1"] for r in tables["corruptions"]]))
     if metrics_csv is not None and Path(metrics_csv).exists():
         metrics["epochs_to_target"] = epochs_to_target(metrics_csv, cfg["convergence_target"])
-    log.info("evaluated %s in %.1f s: %s", model_path, time.time() - t0, metrics)
-    return {"metrics": metrics, "tables": tables}
+    result = {"metrics": metrics, "tables": tables}
+    if "corruptions" in wanted and cfg["corruptions"]["granularity"] == "grid":
+        result = with_corruption_rows(result, _corruptions(model, test, predict, cfg["corruptions"], seed, device))
+    log.info("evaluated %s in %.1f s: %s", model_path, time.time() - t0, result["metrics"])
+    return result
+
+
+def evaluate_corruption_cell(model_path, probe_path, corrupted_dir, *, device: torch.device | str = "cpu") -> dict:
+    """One corruption cell: the run's clean-trained probe (``probe.pt``) on the frozen features of one
+    corrupted test split (a directory written by ``clbench data corrupt``); returns its table row."""
+    from clbench.train.methods import load_model
+
+    device = torch.device(device)
+    model, predict = load_model(model_path, device), FittedProbe.load(probe_path, device)
+    info = dataset_dir.load_meta(corrupted_dir)["corruption"]
+    split = dataset_dir.load(corrupted_dir, "test")
+    row = corruption_row(info["name"], info["severity"], predict(embed(model, split["x"], device)), split["y"])
+    log.info("%s severity %d: top-1 %.4f on %d images", info["name"], info["severity"], row["top1"], len(split["y"]))
+    return row
 
 
 def epochs_to_target(metrics_csv, target: float) -> float:
@@ -179,18 +204,5 @@ def _corruptions(model, test, predict, cfg, seed, device) -> list[dict]:
     for name in names:
         for severity in cfg["severities"]:
             xc = corrupt(x, name, severity, seed)
-            probs = predict(embed(model, xc, device))
-            rows.append({"corruption": name, "severity": severity, "top1": float((probs.argmax(1) == y).mean())})
-    return rows
-
-
-def _corrupted_splits(model, dirs, predict, device) -> list[dict]:
-    """Cell granularity: the corrupted test splits were written by their own jobs."""
-    rows = []
-    for d in dirs:
-        info = dataset_dir.load_meta(d)["corruption"]
-        split = dataset_dir.load(d, "test")
-        probs = predict(embed(model, split["x"], device))
-        rows.append({"corruption": info["name"], "severity": info["severity"],
-                     "top1": float((probs.argmax(1) == split["y"]).mean())})
+            rows.append(corruption_row(name, severity, predict(embed(model, xc, device)), y))
     return rows

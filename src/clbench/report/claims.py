@@ -34,7 +34,9 @@ Names (assumed here; map them to the pipeline's names with ``names=`` in :func:`
              r0, r1 for the digit class DC and background class BC);
              stage_probe_top1 with columns ``stage`` and ``attribute`` (MCL per-stage probes);
              linear_top1, knn_top1; epochs_to_target (first epoch reaching the target accuracy,
-             inf/large if never); mce (mean corruption error vs the plain CNN)
+             inf/large if never); mce (mean corruption error vs the plain CNN);
+             varcon_t2_p50_{first,last}_epoch (median of VarCon's per-sample temperature t2 over
+             a run's first / last epoch, paper_figures.varcon_t2_endpoints)
     Accuracies are fractions in [0, 1] (tolerances below assume so).
 """
 
@@ -298,6 +300,17 @@ DEFAULT_CLAIMS: list[dict] = [
         "text": "VarCon is more robust to corruptions than SupCon (lower mCE vs the plain CNN).",
         "check": {"kind": "less", "metric": "mce", "a": "varcon", "b": "supcon"},
         "note": "comparison partner (SupCon) assumed; the paper reports corruption robustness",
+    },
+    {
+        "id": "varcon.t2_follows_confidence",
+        "paper": "varcon",
+        "text": "VarCon's temperature adapts to confidence: t2 = (t - eps) + 2 eps p(y|z) gives confident "
+                "samples a higher t2 (softer targets), so as training makes the model confident the "
+                "median t2 of the last epoch is above that of the first.",
+        "check": {"kind": "greater", "method": "varcon", "a": {"metric": "varcon_t2_p50_last_epoch"},
+                  "b": {"metric": "varcon_t2_p50_first_epoch"}},
+        "note": "the paper states the per-sample direction (confident -> higher t2); the check is its "
+                "consequence over training, from the t2 distribution the training loop logs per epoch",
     },
 ]
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import pandas as pd
 
@@ -19,10 +22,37 @@ def _pyplot():
     return plt
 
 
+FIGURE_FORMATS = ("png", "pdf", "svg")
+
+# The formats every save_figure also writes, set once per command: the figure functions each draw and
+# save in one place, so a second format costs one more savefig, not a second drawing (t-SNE, MI simulation).
+_ALSO_SAVE: ContextVar[tuple[str, ...]] = ContextVar("clbench_figure_formats", default=())
+
+
+@contextlib.contextmanager
+def figure_formats(formats: Iterable[str]) -> Iterator[None]:
+    """Within the block every :func:`save_figure` of ``x.png`` also writes ``x.pdf`` etc., one per format."""
+    formats = tuple(dict.fromkeys(formats))
+    unknown = sorted(set(formats) - set(FIGURE_FORMATS))
+    if unknown:
+        raise ValueError(f"unknown figure formats {unknown}; known: {list(FIGURE_FORMATS)}")
+    token = _ALSO_SAVE.set(formats)
+    try:
+        yield
+    finally:
+        _ALSO_SAVE.reset(token)
+
+
 def save_figure(fig, path: str | Path) -> None:
+    """``fig`` to ``path`` (format from its suffix), plus a copy per format of :func:`figure_formats`."""
     path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
+    own = path.suffix.lstrip(".") or "png"
+    for fmt in (own, *(f for f in _ALSO_SAVE.get() if f != own)):
+        target = path if fmt == own else path.with_suffix(f".{fmt}")
+        # No creation date in vector files: the same figure gives the same bytes on every run.
+        metadata = {"CreationDate": None} if fmt == "pdf" else {"Date": None} if fmt == "svg" else None
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=120, bbox_inches="tight", metadata=metadata)
 
 
 def training_curves(metrics_paths, runs_root, out: str | Path) -> None:

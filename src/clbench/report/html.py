@@ -13,6 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from clbench.io import write_text
+# The tables' shape lives in paper_tables: one implementation for the HTML and the table files.
+from clbench.report.paper_tables import CLAIM_NAMES, NOTE, PAPERS, paper_tables
 
 SCALE_WORDS = {
     "smoke": "smoke scale (a few hundred samples, one or two epochs: checks the machinery, not the numbers)",
@@ -75,27 +77,6 @@ def run_devices(results: Path) -> list[str]:
     return sorted(devices)
 
 
-PAPERS = {
-    "clear": ("CLEAR: content/style disentanglement with SNN and PS-SNN (arXiv 2507.18794)",
-              ["linear_top1", "linear_auroc", "mlp_top1", "gmig", "mig", "probe_style_latent_y_top1", "probe_content_latent_style_top1",
-               "probe_style_latent_style_top1", "linear_top1_relative"]),
-    "subembed": ("Disentangle without VAEs: contrastive sub-embeddings",
-                 ["probe_r_digit", "probe_r_background", "probe_r0_digit", "probe_r0_background", "probe_r1_digit",
-                  "probe_r1_background", "probe_gap_digit", "probe_gap_background"]),
-    "mcl": ("MCL: multistage contrastive learning (arXiv 2402.11816)",
-            ["linear_top1", "knn_top1", "probe_colour_top1", "probe_texture_top1", "probe_shape_top1"]),
-    "adnce": ("CL-DRO / ADNCE: Gaussian-weighted negatives (arXiv 2310.11048)", ["linear_top1", "knn_top1"]),
-    "varcon": ("VarCon: variational supervised contrastive learning (arXiv 2506.07413)",
-               ["linear_top1", "knn_top1", "mean_corruption_top1", "epochs_to_target"]),
-    "baseline": ("Baselines", ["linear_top1", "linear_auroc", "linear_aupr", "knn_top1"]),
-}
-
-# The claims' generic names -> this pipeline's metric names.
-CLAIM_NAMES = {"probe_gap_dc": "probe_gap_digit", "probe_gap_bc": "probe_gap_background", "probe_r_dc": "probe_r_digit", "probe_r_bc": "probe_r_background", "probe_r0_dc": "probe_r0_digit",
-               "probe_r0_bc": "probe_r0_background", "probe_r1_dc": "probe_r1_digit",
-               "probe_r1_bc": "probe_r1_background"}
-
-
 def _claims_frame(tables: Path) -> pd.DataFrame:
     metrics = pd.read_csv(tables / "metrics.csv")
     frames = [metrics]
@@ -104,6 +85,13 @@ def _claims_frame(tables: Path) -> pd.DataFrame:
         sp = pd.read_csv(stage)
         if len(sp):
             frames.append(sp.rename(columns={"top1": "value"}).assign(metric="stage_probe_top1"))
+    temperature = tables / f"{TEMPERATURE_FIGURE}.csv"
+    if temperature.exists():
+        from clbench.report.paper_figures import varcon_t2_endpoints
+
+        endpoints = varcon_t2_endpoints(temperature)
+        if len(endpoints):
+            frames.append(endpoints)
     return pd.concat(frames, ignore_index=True)
 
 
@@ -137,14 +125,30 @@ def claims_html(paper: str, claims: pd.DataFrame) -> str:
     return "<h3>Claims</h3>" + table_html(show)
 
 
-def papers_of(experiment: dict) -> list[str]:
-    papers = experiment.get("paper", "baseline")
-    return [papers] if isinstance(papers, str) else list(papers)
+TEMPERATURE_FIGURE = "varcon_temperature"
+
+
+def temperature_note(results: Path, config: dict) -> str:
+    """Why the VarCon temperature figure is left out, in words; "" when some run logged t2."""
+    table = results / "tables" / f"{TEMPERATURE_FIGURE}.csv"
+    if table.exists() and len(pd.read_csv(table)):
+        return ""
+    methods = config.get("methods", {})
+    varcon = sorted({m for e in config.get("experiments", {}).values() for m in e.get("methods", [])
+                     if methods.get(m, {}).get("objective") == "varcon"})
+    if not varcon:
+        why = ("it needs a method with objective <code>varcon</code> in an experiment, as in "
+               "<code>config.yaml</code>'s experiment <code>varcon_digits</code> or <code>configs/paper.yaml</code>")
+    else:
+        why = (f"the runs of {', '.join(f'<code>{html.escape(m)}</code>' for m in varcon)} have no "
+               "<code>varcon_t2_*</code> columns in their <code>metrics.csv</code> (trained by a clbench that did not "
+               "log t2 yet); <code>snakemake --cores 2 -R pretrain</code> retrains them")
+    return f"<p class='note'>The figure of VarCon's adaptive temperature t2 per epoch is not drawn: {why}.</p>"
 
 
 def build_report(results: str | Path, config: dict, out: str | Path) -> None:
     from clbench.report.claims import evaluate_claims
-    from clbench.report.tables import summary_table, wide_table
+    from clbench.report.tables import summary_table
 
     results = Path(results)
     tables = results / "tables"
@@ -162,25 +166,29 @@ def build_report(results: str | Path, config: dict, out: str | Path) -> None:
              "comparison is of direction (the claims), not of magnitude.</p>"]
     experiments = config.get("experiments", {})
     toc = []
-    for paper, (title, columns) in PAPERS.items():
-        exps = [e for e, c in experiments.items() if paper in papers_of(c)]
-        if not exps and paper == "baseline":
+    skipped = {TEMPERATURE_FIGURE: temperature_note(results, config)}
+    for paper, (title, _) in PAPERS.items():
+        blocks = paper_tables(summary, experiments, paper)
+        if not blocks and paper == "baseline":
             continue
         toc.append(f"<li><a href='#{paper}'>{html.escape(title)}</a></li>")
         parts.append(f"<h2 id='{paper}'>{html.escape(title)}</h2>")
-        if not exps:
+        if not blocks:
             parts.append(f"<p class='note'>No experiment of this paper is in this configuration; "
                          f"<code>configs/paper.yaml</code> runs it at paper scale.</p>")
-        for e in exps:
-            cfg = experiments[e]
-            cols = [c for c in columns if c in set(summary.loc[summary["experiment"] == e, "metric"])]
-            parts.append(f"<h3>{html.escape(cfg.get('title', e))} <small>(experiment <code>{e}</code>, "
-                         f"dataset <code>{html.escape(cfg['dataset'])}</code>, seeds {cfg.get('seeds', [0])})</small></h3>")
-            parts.append("<p>Mean ± std over seeds; accuracies in %.</p>" + table_html(wide_table(summary, e, cols)))
+        for b in blocks:
+            parts.append(f"<h3>{html.escape(b.title)} <small>(experiment <code>{html.escape(b.experiment)}</code>, "
+                         f"dataset <code>{html.escape(b.dataset)}</code>, seeds {b.seeds})</small></h3>")
+            parts.append(f"<p>{html.escape(NOTE)} Also in <code>tables/paper_{paper}.csv</code> (.md, .tex).</p>"
+                         + table_html(b.table))
         parts.append(paper_numbers_html(paper, summary))
         parts.append(claims_html(paper, claims))
         for fig in sorted(figures.glob(f"{paper}_*.png")):
+            if skipped.get(fig.stem):  # a placeholder image: the note says why and which config draws it
+                continue
             parts.append(figure(fig, FIGURE_CAPTIONS.get(fig.stem.split("__")[0], fig.stem.replace("_", " "))))
+        if blocks:  # without the paper's experiments the note above already says where it runs
+            parts += [note for name, note in skipped.items() if name.startswith(f"{paper}_")]
     curves = figures / "training_curves.png"
     if curves.exists():
         toc.append("<li><a href='#training'>Training curves</a></li>")
@@ -215,6 +223,10 @@ FIGURE_CAPTIONS = {
     "mcl_stage_probes": "MCL: probe accuracy of each attribute per stage.",
     "varcon_corruptions": "Corruption robustness: top-1 per corruption and severity.",
     "varcon_convergence": "Convergence: k-NN validation accuracy per epoch.",
+    "varcon_temperature": "VarCon's adaptive temperature t2 = (t − ε) + 2ε·p(y|z) over each epoch's training samples: "
+                          "median (line), 25–75% (dark band) and 5–95% (light band), mean over seeds; dashed, the "
+                          "nominal t and t ± ε. Confident samples get a higher t2 (softer targets), so t2 rises as "
+                          "training raises p(y|z).",
 }
 
 

@@ -1,12 +1,13 @@
 """The papers' figures: corruption heat-map, MCL stage probes, OOD-k curves, relative-accuracy bars,
-convergence curves, CLEAR's content/style swap grid and interpolation, t-SNE of the CLEAR latents and
-CLEAR's MI simulation.
+convergence curves, VarCon's adaptive temperature, CLEAR's content/style swap grid and interpolation,
+t-SNE of the CLEAR latents and CLEAR's MI simulation.
 
 Every ``*_plot``/figure function writes one figure file (PNG or PDF, from the suffix of ``out``,
-via :func:`clbench.report.figures.save_figure`) and returns ``None``. The table-driven ones have a
-companion that returns the numbers they draw (``corruption_matrices``, ``stage_probe_summary``,
-``ood_k_summary``, ``relative_summary``, ``convergence_summary``, ``mi_simulation_curves``), so tests
-and the report can check them. CSV inputs may be paths or DataFrames.
+via :func:`clbench.report.figures.save_figure`, plus the copies :func:`~clbench.report.figures.figure_formats`
+asks for) and returns ``None``. The table-driven ones have a companion that returns the numbers they
+draw (``corruption_matrices``, ``stage_probe_summary``, ``ood_k_summary``, ``relative_summary``,
+``convergence_summary``, ``varcon_temperature_summary``, ``mi_simulation_curves``), so tests and the
+report can check them. CSV inputs may be paths or DataFrames.
 
 Only the model-based figures (swap grid, interpolation, t-SNE) and the MI simulation import torch,
 lazily; the CSV-driven ones import only pandas and matplotlib (Agg).
@@ -14,6 +15,7 @@ lazily; the CSV-driven ones import only pandas and matplotlib (Agg).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -35,6 +37,11 @@ __all__ = [
     "relative_bars",
     "convergence_summary",
     "convergence_plot",
+    "T2_COLUMNS",
+    "varcon_temperature_runs",
+    "varcon_temperature_summary",
+    "varcon_t2_endpoints",
+    "varcon_temperature_plot",
     "swap_images",
     "clear_swap_grid",
     "clear_interpolation",
@@ -370,19 +377,23 @@ def relative_bars(metrics_csv, out, metric: str, experiments: Sequence[str], bas
 # --------------------------------------------------------------------------------------------
 
 
-def _read_run_metrics(path, metric: str) -> pd.DataFrame:
+def _read_run_metrics(path, metrics: str | Sequence[str], required: Sequence[str] | None = None) -> pd.DataFrame:
+    """``epoch`` and ``metrics`` of one run's metrics.csv, rows missing one of ``required`` (default: all
+    of ``metrics``) dropped; empty when the file lacks a column."""
+    cols = [metrics] if isinstance(metrics, str) else list(metrics)
     df = pd.read_csv(path)
-    if metric not in df.columns or "epoch" not in df.columns:
-        return pd.DataFrame(columns=["epoch", metric])
+    if "epoch" not in df.columns or any(c not in df.columns for c in cols):
+        return pd.DataFrame(columns=["epoch", *cols])
     if "stage" in df.columns:  # MCL runs list every stage's epochs: make the epoch axis cumulative
         offset, parts = 0, []
         for _, s in df.groupby("stage", sort=True):
             s = s.copy()
-            s["epoch"] = s["epoch"] + offset
+            if s["epoch"].min() <= offset:  # a stage's own epochs restart at 1; a combined run's already run on
+                s["epoch"] = s["epoch"] + offset
             offset = int(s["epoch"].max())
             parts.append(s)
         df = pd.concat(parts, ignore_index=True)
-    return df[["epoch", metric]].dropna()
+    return df[["epoch", *cols]].dropna(subset=["epoch", *(cols if required is None else required)])
 
 
 def convergence_summary(run_metrics_csvs: Mapping[str, Sequence], metric: str = "val_knn_top1") -> pd.DataFrame:
@@ -432,6 +443,133 @@ def convergence_plot(run_metrics_csvs: Mapping[str, Sequence], out, metric: str 
     ax.set_title(title + " (mean ± std over seeds)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, out)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------
+# 4b. VarCon's adaptive temperature
+# --------------------------------------------------------------------------------------------
+
+T2_STATS = ("mean", "std", "min", "p05", "p25", "p50", "p75", "p95", "max")
+T2_COLUMNS = [f"varcon_t2_{s}" for s in T2_STATS]
+_T2_DRAWN = ["varcon_t2_p05", "varcon_t2_p25", "varcon_t2_p50", "varcon_t2_p75", "varcon_t2_p95"]
+_T2_KEYS = ["experiment", "method", "seed", "epoch", "temperature", "epsilon"]
+
+
+def _loss_spec(run_json: Path) -> dict:
+    """The ``loss`` settings of the method a run trained (an MCL run: its first stage's); {} without run.json."""
+    info = json.loads(run_json.read_text()) if run_json.exists() else {}
+    spec = info.get("spec") or (info.get("stage_runs") or [{}])[0].get("spec") or {}
+    return spec.get("loss") or {}
+
+
+def varcon_temperature_runs(metrics_csvs: Iterable, runs_root) -> pd.DataFrame:
+    """Per run and epoch: the distribution of VarCon's per-sample temperature t2 over the epoch's
+    samples (the ``varcon_t2_*`` columns the training loop logs for objective varcon) and the nominal
+    ``temperature`` and ``epsilon`` from ``spec.loss`` of the run.json beside the metrics.csv (defaults
+    0.1 and 0.02, as in :func:`clbench.losses.varcon`).
+
+    Columns ``experiment, method, seed, epoch, temperature, epsilon`` and ``varcon_t2_mean`` ...
+    ``varcon_t2_max`` (NaN for a statistic a run did not log). Runs without the quantiles the figure
+    draws (p05, p25, p50, p75, p95) are left out, so the result is empty when no run logged t2.
+    """
+    from clbench.report.tables import parse_run_path
+
+    frames = []
+    for path in metrics_csvs:
+        logged = [c for c in T2_COLUMNS if c in pd.read_csv(path, nrows=0).columns]
+        if not set(_T2_DRAWN) <= set(logged):
+            continue
+        df = _read_run_metrics(path, logged, required=_T2_DRAWN).reindex(columns=["epoch", *T2_COLUMNS])
+        loss = _loss_spec(Path(path).with_name("run.json"))
+        frames.append(df.assign(**parse_run_path(path, runs_root), temperature=float(loss.get("temperature", 0.1)),
+                                epsilon=float(loss.get("epsilon", 0.02))))
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=[*_T2_KEYS, *T2_COLUMNS])
+    return pd.concat(frames, ignore_index=True)[[*_T2_KEYS, *T2_COLUMNS]]
+
+
+def varcon_temperature_summary(runs) -> pd.DataFrame:
+    """Mean over seeds of every t2 statistic per (experiment, method, epoch) of
+    :func:`varcon_temperature_runs`' table. Columns ``experiment, method, epoch, temperature, epsilon,
+    n`` (seeds) and the ``varcon_t2_*``; runs in order of first appearance, epochs sorted."""
+    df = _frame(runs, [*_T2_KEYS, *_T2_DRAWN])
+    cols = ["experiment", "method", "epoch", "temperature", "epsilon", "n", *T2_COLUMNS]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    df = df.reindex(columns=[*_T2_KEYS, *T2_COLUMNS])
+    g = df.groupby(["experiment", "method", "epoch"], sort=False)
+    out = g[["temperature", "epsilon", *T2_COLUMNS]].mean()
+    out["n"] = g["seed"].nunique()
+    out = out.reset_index()
+    order = {run: i for i, run in enumerate(_ordered(zip(out["experiment"], out["method"])))}
+    out["_run"] = [order[r] for r in zip(out["experiment"], out["method"])]
+    return out.sort_values(["_run", "epoch"], kind="stable").reset_index(drop=True)[cols]
+
+
+def varcon_t2_endpoints(runs, stat: str = "p50") -> pd.DataFrame:
+    """Each run's t2 ``stat`` in its first and its last epoch as long rows (``experiment, method, seed,
+    metric, value``; metrics ``varcon_t2_<stat>_first_epoch`` and ``..._last_epoch``), for the claims.
+    Runs of a single epoch are left out: they have no change to compare."""
+    df = _frame(runs, [*_T2_KEYS, f"varcon_t2_{stat}"]).dropna(subset=[f"varcon_t2_{stat}"])
+    rows = []
+    for (exp, method, seed), run in df.groupby(["experiment", "method", "seed"], sort=False):
+        if run["epoch"].nunique() < 2:
+            continue
+        run = run.sort_values("epoch")
+        for when, row in (("first", run.iloc[0]), ("last", run.iloc[-1])):
+            rows.append({"experiment": exp, "method": method, "seed": seed,
+                         "metric": f"varcon_t2_{stat}_{when}_epoch", "value": float(row[f"varcon_t2_{stat}"])})
+    return pd.DataFrame(rows, columns=["experiment", "method", "seed", "metric", "value"])
+
+
+def varcon_temperature_plot(runs, out) -> None:
+    """VarCon's adaptive temperature over training, one panel per (experiment, method): the median of
+    t2 over each epoch's samples (line) with the 25–75% (dark) and 5–95% (light) bands, mean over
+    seeds, against the epoch; dashed, the nominal t and t ± epsilon, the range that
+    t2 = (t − epsilon) + 2·epsilon·p(y|z) spans as the confidence p(y|z) goes from 0 to 1."""
+    plt = _pyplot()
+    summ = varcon_temperature_summary(runs)
+    title = "VarCon: adaptive temperature t2 per epoch"
+    if summ.empty:
+        _empty_figure(out, "no VarCon run logged its adaptive temperature (varcon_t2_* in metrics.csv)", title)
+        return
+    panels = _ordered(zip(summ["experiment"], summ["method"]))
+    cols = min(len(panels), 3)
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.8 * rows), squeeze=False)
+    from matplotlib.ticker import MaxNLocator
+
+    for idx, (exp, method) in enumerate(panels):
+        ax = axes[idx // cols][idx % cols]
+        s = summ[(summ["experiment"] == exp) & (summ["method"] == method)]
+        t, eps = float(s["temperature"].iloc[0]), float(s["epsilon"].iloc[0])
+        ax.fill_between(s["epoch"], s["varcon_t2_p05"], s["varcon_t2_p95"], color="tab:blue", alpha=0.18, lw=0,
+                        label="5–95%")
+        ax.fill_between(s["epoch"], s["varcon_t2_p25"], s["varcon_t2_p75"], color="tab:blue", alpha=0.38, lw=0,
+                        label="25–75%")
+        ax.plot(s["epoch"], s["varcon_t2_p50"], marker="o", ms=3, color="tab:blue", label="median")
+        ax.axhline(t, color="black", ls="--", lw=1, label=f"t = {t:g}")
+        for i, v in enumerate((t - eps, t + eps)):
+            ax.axhline(v, color="gray", ls="--", lw=0.8, label=f"t ± ε (ε = {eps:g})" if i == 0 else None)
+        lo = min(t - eps, float(s["varcon_t2_p05"].min()))
+        hi = max(t + eps, float(s["varcon_t2_p95"].max()))
+        pad = 0.08 * (hi - lo) or 0.01 * t
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("t2 over the epoch's samples")
+        n = int(s["n"].max())
+        ax.set_title(f"{exp}: {method} ({n} seed{'s' if n != 1 else ''})", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    for idx in range(len(panels), rows * cols):
+        axes[idx // cols][idx % cols].axis("off")
+    fig.suptitle("VarCon: adaptive temperature t2 = (t − ε) + 2ε·p(y|z)\nover each epoch's training samples, mean over seeds",
+                 fontsize=10)
     fig.tight_layout()
     save_figure(fig, out)
     plt.close(fig)

@@ -51,24 +51,40 @@ def format_mean_std(mean: float, std: float, scale: float = 100.0, digits: int =
 
 def to_markdown(df: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table (no tabulate dependency)."""
-    cols = [str(c) for c in df.columns]
+    cols = [_md_cell(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for _, row in df.iterrows():
-        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+        lines.append("| " + " | ".join(_md_cell(v) for v in row) + " |")
     return "\n".join(lines) + "\n"
 
 
-def to_latex(df: pd.DataFrame) -> str:
-    cols = [str(c).replace("_", r"\_") for c in df.columns]
-    body = [" & ".join(_cell(v).replace("±", r"$\pm$").replace("_", r"\_") for v in row) + r" \\" for _, row in df.iterrows()]
-    return "\n".join([r"\begin{tabular}{" + "l" * len(cols) + "}", r"\toprule", " & ".join(cols) + r" \\", r"\midrule",
-                      *body, r"\bottomrule", r"\end{tabular}"]) + "\n"
+def _md_cell(v) -> str:
+    return _cell(v).replace("|", r"\|")  # a bare pipe would split the cell
+
+
+# Characters LaTeX treats as commands, plus the non-ASCII ones our cells use (pdflatex has no glyph for ±).
+_LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+          "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}",
+          ">": r"\textgreater{}", "±": r"$\pm$", "≈": r"$\approx$", "×": r"$\times$", "–": "--", "—": "---"}
+
+
+def latex_escape(text) -> str:
+    """``text`` as LaTeX source that typesets as itself (``_`` -> ``\\_``, ``±`` -> ``$\\pm$`` ...)."""
+    return "".join(_LATEX.get(ch, ch) for ch in str(text))
+
+
+def to_latex(df: pd.DataFrame, align: str | None = None) -> str:
+    """A booktabs ``tabular`` (needs ``\\usepackage{booktabs}``); ``align`` defaults to all left."""
+    cols = [latex_escape(c) for c in df.columns]
+    body = [" & ".join(latex_escape(_cell(v)) for v in row) + r" \\" for _, row in df.iterrows()]
+    return "\n".join([r"\begin{tabular}{" + (align or "l" * len(cols)) + "}", r"\toprule", " & ".join(cols) + r" \\",
+                      r"\midrule", *body, r"\bottomrule", r"\end{tabular}"]) + "\n"
 
 
 def _cell(v) -> str:
     if isinstance(v, float):
         return "—" if pd.isna(v) else f"{v:.4g}"
-    return str(v)
+    return "—" if v is None else str(v)
 
 
 def collect_evaluations(paths, runs_root, experiments: dict) -> dict[str, pd.DataFrame]:
@@ -136,10 +152,15 @@ def summary_table(metrics: pd.DataFrame) -> pd.DataFrame:
     return g.agg(mean="mean", std="std", n="count").reset_index()
 
 
+def is_percent_metric(metric: str) -> bool:
+    """Accuracies, probe accuracies and AUROC/AUPR are shown in %; ratios, scores and epochs as they are."""
+    return ("top1" in metric or metric.startswith("probe_")) and "relative" not in metric \
+        or metric.endswith(("auroc", "aupr"))
+
+
 def wide_table(summary: pd.DataFrame, experiment: str, metrics: list[str], percent: set[str] | None = None) -> pd.DataFrame:
     """One experiment as methods x metrics, cells 'mean ± std' (accuracies in %)."""
-    percent = percent if percent is not None else {m for m in metrics if ("top1" in m or m.startswith("probe_"))
-                                                   and "relative" not in m or m.endswith(("auroc", "aupr"))}
+    percent = percent if percent is not None else {m for m in metrics if is_percent_metric(m)}
     sub = summary[summary["experiment"] == experiment]
     out = []
     for method, g in sub.groupby("method", sort=False):
