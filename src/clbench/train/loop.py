@@ -109,10 +109,9 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     # one forward = one step's loss terms, so torch.compile and DDP both see the whole step
-    step_model = distributed.LossTerms(model)
-    if spec.get("compile") and dev.type == "cuda":
+    step_model = distributed.wrap(distributed.LossTerms(model), ctx, dev)
+    if spec.get("compile") and dev.type == "cuda":  # compiling the DDP module lets it split graphs at buckets
         step_model = torch.compile(step_model)
-    step_model = distributed.wrap(step_model, ctx, dev)
     views = spec.get("views", 1)
     paired = train_split.get("x2") if spec.get("paired_views") else None
     if spec.get("paired_views") and paired is None:
