@@ -47,13 +47,19 @@ def reference(tmp_path_factory, overlay):
     return metrics(workdir)
 
 
+def default_sigint():
+    # A shell starts background commands with SIGINT ignored, and children inherit that (pytest run
+    # with `&`, some CI runners): give snakemake the default disposition a terminal's command has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_until_first_checkpoint(workdir, overlay):
     """Start snakemake and return it, with its clbench train processes, once an epoch checkpoint exists.
 
     snakemake leads its own process group (as a command typed in a terminal does), so a signal can
     go to it and its jobs without reaching pytest."""
     proc = subprocess.Popen(command(workdir, overlay), cwd=workdir, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+                            stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=default_sigint)
     deadline = time.time() + 600
     while not (workdir / CHECKPOINT).exists():
         assert proc.poll() is None and time.time() < deadline, "training ended before its first checkpoint"
