@@ -1,6 +1,3 @@
-include: "report_common.smk"
-
-
 localrules:
     combine_stages,
     collect_results,
