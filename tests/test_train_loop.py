@@ -106,3 +106,26 @@ def test_cosine_schedule_with_warmup():
         sched.step()
     assert lrs[0] == pytest.approx(0.1) and max(lrs) == pytest.approx(1.0)
     assert lrs[-1] < 0.01 and np.all(np.diff(lrs[10:]) <= 1e-12)
+
+
+def test_varcon_logs_the_distribution_of_its_adaptive_temperature(tmp_path, data):
+    spec = {**CNN, "objective": "varcon", "views": 2, "augment": "digits", "loss": {"temperature": 0.1, "epsilon": 0.02}}
+    loop.train(spec, data, tmp_path / "run", tmp_path / "ckpt", seed=0, device="cpu")
+    m = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    stats = ["min", "p05", "p25", "p50", "p75", "p95", "max"]
+    cols = [f"varcon_t2_{s}" for s in stats]
+    assert set(cols) | {"varcon_t2_mean", "varcon_t2_std"} <= set(m.columns)
+    values = m[cols].to_numpy()
+    assert (np.diff(values, axis=1) >= 0).all()  # ordered quantiles
+    assert values.min() >= 0.1 - 0.02 - 1e-9 and values.max() <= 0.1 + 0.02 + 1e-9  # t2 in [t - eps, t + eps]
+    assert (m["varcon_t2_std"] > 0).all()
+
+
+def test_distribution_columns_match_numpy():
+    rng = np.random.default_rng(0)
+    parts = [torch.from_numpy(rng.normal(size=n)) for n in (7, 50, 3)]
+    got = loop.distribution_columns({"x": parts})
+    v = np.concatenate([p.numpy() for p in parts])
+    assert got["x_p25"] == pytest.approx(np.percentile(v, 25)) and got["x_p95"] == pytest.approx(np.percentile(v, 95))
+    assert got["x_mean"] == pytest.approx(v.mean()) and got["x_std"] == pytest.approx(v.std())
+    assert got["x_min"] == v.min() and got["x_max"] == v.max()
