@@ -167,6 +167,72 @@ def test_load_mnist_missing_and_corrupt_files(tmp_path):
         E.load_mnist(tmp_path, train=False)
 
 
+def _write_idx(path: Path, arr: np.ndarray) -> None:
+    arr = np.asarray(arr, dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = (0x0800 + arr.ndim).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in arr.shape)
+    path.write_bytes(header + arr.tobytes())
+
+
+def test_load_mnist_downloads_into_root_only_when_asked(tmp_path, monkeypatch):
+    """``download: true`` fetches through torchvision_sources.FETCHERS (replaced here: no network)
+    straight into ``root``; the files are then read by the one IDX reader."""
+    from clbench.data import torchvision_sources as tv
+
+    rng = np.random.default_rng(0)
+    imgs = {s: rng.integers(0, 256, (n, 28, 28)) for s, n in (("train", 12), ("t10k", 5))}
+    calls = []
+
+    def fake(name):
+        def fetch(root: Path):
+            calls.append((name, root))
+            for s, x in imgs.items():
+                _write_idx(root / "MNIST" / "raw" / f"{s}-images-idx3-ubyte", x)
+                _write_idx(root / "MNIST" / "raw" / f"{s}-labels-idx1-ubyte", np.arange(len(x)) % 10)
+
+        return fetch
+
+    monkeypatch.setitem(tv.FETCHERS, "mnist", fake)
+    root = tmp_path / "mnist"
+    with pytest.raises(DatasetError, match="download: true"):
+        E.load_mnist(root, train=True)
+    assert calls == [] and not root.exists()
+    x, y = E.load_mnist(root, train=True, download=True)
+    assert calls == [("mnist", root)]
+    assert x.shape == (12, 28, 28) and x.dtype == np.uint8 and y.dtype == np.int64
+    assert np.array_equal(x, imgs["train"]) and y.tolist() == (np.arange(12) % 10).tolist()
+    xt, _ = E.load_mnist(root, train=False, download=True)  # present now: no second download
+    assert np.array_equal(xt, imgs["t10k"]) and len(calls) == 1
+    # <root>/raw/ is accepted as well
+    shutil.move(str(root / "MNIST" / "raw"), str(tmp_path / "alt" / "raw"))
+    assert np.array_equal(E.load_mnist(tmp_path / "alt", train=False)[0], imgs["t10k"])
+
+
+def test_load_stl10_downloads_into_root_only_when_asked(tmp_path, monkeypatch):
+    from clbench.data import torchvision_sources as tv
+
+    calls = []
+
+    def fake(name):
+        def fetch(root: Path):
+            calls.append((name, root))
+            _fake_stl10(root)
+
+        return fetch
+
+    monkeypatch.setitem(tv.FETCHERS, "stl10", fake)
+    root = tmp_path / "stl"
+    with pytest.raises(DatasetError, match="download: true"):
+        M.load_stl10(root, "test")
+    assert calls == []
+    x, y, names = M.load_stl10(root, "test", download=True)
+    assert calls == [("stl10", root)] and x.shape == (20, 3, 96, 96) and names[1] == "bird"
+    x2, y2, _ = M.load_stl10(root / "stl10_binary", "test", download=True)  # the folder itself; no download
+    assert len(calls) == 1 and np.array_equal(x2, x) and np.array_equal(y2, y)
+    (root / "stl10_binary" / "class_names.txt").unlink()
+    assert M.load_stl10(root, "test")[2] == [str(i) for i in range(10)]
+
+
 @needs_mnist
 def test_styled_mnist_from_real_mnist_files(tmp_path):
     root = _fake_mnist_root(tmp_path)

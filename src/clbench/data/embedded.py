@@ -27,7 +27,6 @@ Nothing here imports torch unless a download is requested.
 from __future__ import annotations
 
 import functools
-import gzip
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy import ndimage
 
+from clbench.data import torchvision_sources as tv  # the MNIST reader (never imports torch itself)
 from clbench.data.dataset_dir import DatasetError
 
 CANVAS = 28  # MNIST canvas size
@@ -310,77 +310,25 @@ def embedded_digits(seed: int = 0, fractions: Sequence[float] = (0.7, 0.1, 0.2))
     )
 
 
-MNIST_FILES = {
-    True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file (optionally gzipped), checking its header against its size."""
-    path = Path(path)
-    try:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as f:
-            data = f.read()
-        magic = int.from_bytes(data[:4], "big")
-        dtype = np.dtype(_IDX_DTYPES[(magic >> 8) & 0xFF])
-        ndim = magic & 0xFF
-        shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-        offset = 4 + 4 * ndim
-        if magic >> 16 != 0 or ndim == 0 or len(data) != offset + int(np.prod(shape)) * dtype.itemsize:
-            raise ValueError(f"header {magic:#x} {shape} does not match {len(data)} bytes")
-        return np.frombuffer(data, dtype=dtype, offset=offset).reshape(shape)
-    except (OSError, EOFError, KeyError, ValueError, zlib.error) as e:
-        raise DatasetError(
-            f"{path} is not a valid IDX file ({e}); delete it and re-run with `download: true`, or put the "
-            f"original MNIST files there."
-        ) from e
-
-
-def _mnist_raw_dir(root: Path) -> Path | None:
-    for cand in (root / "MNIST" / "raw", root / "raw", root):
-        if any((cand / (MNIST_FILES[False][0] + ext)).exists() for ext in ("", ".gz")):
-            return cand
-    return None
-
-
-def _find(raw: Path, stem: str) -> Path | None:
-    for ext in ("", ".gz"):
-        if (raw / (stem + ext)).exists():
-            return raw / (stem + ext)
-    return None
-
-
 def load_mnist(root: str | Path, train: bool, download: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """MNIST images (uint8 [N, 28, 28]) and labels (int64 [N]) from torchvision's layout under ``root``.
 
     Reads ``<root>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`` (also accepted:
-    ``<root>/raw/`` or ``<root>/`` itself). Missing files are downloaded with torchvision only when
-    ``download`` is true; otherwise a :class:`DatasetError` names the path, the layout and the switch.
+    ``<root>/raw/`` or ``<root>/`` itself) with :func:`clbench.data.torchvision_sources.load_mnist`.
+    Missing files are downloaded with torchvision into ``root`` only when ``download`` is true;
+    otherwise a :class:`DatasetError` names the path, the layout and the switch.
     """
     root = Path(root)
-    stems = MNIST_FILES[bool(train)]
-    raw = _mnist_raw_dir(root) or root / "MNIST" / "raw"
-    files = [_find(raw, s) for s in stems]
-    if any(f is None for f in files) and download:
-        from torchvision.datasets import MNIST  # lazily: torch start-up is expensive
-
-        MNIST(str(root), train=bool(train), download=True)
-        raw = root / "MNIST" / "raw"
-        files = [_find(raw, s) for s in stems]
-    if any(f is None for f in files):
-        missing = [s for s, f in zip(stems, files) if f is None]
-        raise DatasetError(
-            f"MNIST files {missing} not found under {raw}. Expected torchvision's layout "
-            f"<root>/MNIST/raw/{{train,t10k}}-{{images-idx3,labels-idx1}}-ubyte[.gz] with root={root}; "
-            f"set `download: true` in the dataset spec to fetch them, or point `root:` at an existing copy."
-        )
-    images, labels = read_idx(files[0]), read_idx(files[1])
-    if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
-        raise DatasetError(f"{files[0]} / {files[1]}: unexpected shapes {images.shape} / {labels.shape}")
-    return np.asarray(images, dtype=np.uint8), np.asarray(labels, dtype=np.int64)
+    split = "train" if train else "test"
+    hint = (f"Fix: set `download: true` in the dataset spec to fetch the files into {root}, "
+            f"or point `root:` at an existing copy in this layout (delete a corrupt file first).")
+    ctx = tv._Ctx("mnist", hint=hint)
+    if download and tv._check_mnist(root, ctx, (split,)) is not None:
+        tv.FETCHERS["mnist"]("mnist")(root)  # torchvision, imported lazily: torch start-up is expensive
+    images, labels = tv.load_mnist(root, split, ctx)
+    if images.shape[1:] != (1, CANVAS, CANVAS):
+        raise DatasetError(f"MNIST {split} files under {root}: images of shape {images.shape[2:]}, expected (28, 28)")
+    return images[:, 0], labels
 
 
 def mnist_digits(root: str | Path, download: bool = False, seed: int = 0, val_fraction: float = 1 / 12) -> DigitSource:

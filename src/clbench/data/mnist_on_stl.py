@@ -58,7 +58,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from clbench.data import dataset_dir
-from clbench.data.dataset_dir import DatasetError
+from clbench.data import torchvision_sources as tv  # the STL-10 reader (never imports torch itself)
 from clbench.data.embedded import (
     DigitSource,
     affine_resample,
@@ -194,43 +194,27 @@ class PhotoBackgrounds:
         return out
 
 
-STL_FILES = {"train": ("train_X.bin", "train_y.bin"), "test": ("test_X.bin", "test_y.bin")}
+STL_LAYOUT = ("  <root>/stl10_binary/{train_X.bin, train_y.bin, test_X.bin, test_y.bin, class_names.txt}"
+              "   (torchvision.datasets.STL10; root may be stl10_binary/ itself)")
 
 
 def load_stl10(root: str | Path, split: str, download: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """STL-10 labelled images uint8 [N, 3, 96, 96], labels int64 [N] (0-9) and class names.
 
-    Reads torchvision's layout ``<root>/stl10_binary/{train,test}_{X,y}.bin`` (+ ``class_names.txt``);
-    ``root`` may also be the ``stl10_binary`` folder itself. Downloads with torchvision only when
-    ``download`` is true; otherwise a missing or corrupt file raises :class:`DatasetError`.
+    Reads torchvision's layout ``<root>/stl10_binary/{train,test}_{X,y}.bin`` (+ ``class_names.txt``;
+    "0".."9" without it) with :func:`clbench.data.torchvision_sources.load_stl10`: the images are a
+    lazily read (memory-mapped) view, transposed from STL's column-major storage as torchvision
+    does. ``root`` may also be the ``stl10_binary`` folder itself. Downloads with torchvision into
+    ``root`` only when ``download`` is true; otherwise a missing or corrupt file raises :class:`~clbench.data.dataset_dir.DatasetError`.
     """
     root = Path(root)
-    base = root if (root / STL_FILES["train"][0]).exists() or root.name == "stl10_binary" else root / "stl10_binary"
-    xf, yf = (base / f for f in STL_FILES[split])
-    if not (xf.exists() and yf.exists()) and download:
-        from torchvision.datasets import STL10  # lazily: torch start-up is expensive
-
-        STL10(str(root), split=split, download=True)
-        base = root / "stl10_binary"
-        xf, yf = (base / f for f in STL_FILES[split])
-    if not (xf.exists() and yf.exists()):
-        raise DatasetError(
-            f"STL-10 {split} files not found: expected {xf} and {yf} (torchvision's layout "
-            f"<root>/stl10_binary/{{train,test}}_{{X,y}}.bin with root={root}); set `download: true` in the "
-            f"dataset spec to fetch STL-10 (2.6 GB), or point `background_root:` at an existing copy."
-        )
-    raw = np.fromfile(xf, dtype=np.uint8)
-    labels = np.fromfile(yf, dtype=np.uint8).astype(np.int64) - 1
-    per = 3 * 96 * 96
-    if raw.size % per or raw.size // per != labels.size or labels.size == 0 or labels.min() < 0 or labels.max() > 9:
-        raise DatasetError(
-            f"{xf} / {yf} are truncated or corrupt ({raw.size} bytes of images, {labels.size} labels); "
-            f"delete them and re-run with `download: true`."
-        )
-    images = raw.reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2)  # stored column-major, as torchvision reads it
-    names_file = base / "class_names.txt"
-    names = names_file.read_text().split() if names_file.exists() else [str(i) for i in range(10)]
-    return images, labels, names
+    hint = (f"Fix: set `download: true` in the dataset spec to fetch STL-10 (2.6 GB) into {root}, "
+            f"or point `background_root:` at an existing copy in this layout (delete a corrupt file first).")
+    ctx = tv._Ctx("stl10", hint=hint, layout=STL_LAYOUT)
+    if download and not all((tv._stl_dir(root) / f).is_file() for f in tv.STL_FILES[split]):
+        tv.FETCHERS["stl10"]("stl10")(root)  # torchvision, imported lazily: torch start-up is expensive
+    images, labels = tv.load_stl10(root, split, ctx)
+    return images, labels, tv._stl_classes(root, ctx, required=False)
 
 
 class STLBackgrounds:

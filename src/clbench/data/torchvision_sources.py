@@ -6,13 +6,18 @@ tiny copies in the same layout (the tests' fixtures) go through exactly the same
 uses torchvision's own dataset classes (``download=True``; they verify the archives' MD5 sums) in a
 temporary folder that is renamed to ``<resources_dir>/<name>`` only once complete.
 
+:func:`read_idx`, :func:`load_mnist` and :func:`load_stl10` are the project's only readers of the
+MNIST and STL-10 files: the synthetic generators (:func:`clbench.data.embedded.load_mnist`,
+:func:`clbench.data.mnist_on_stl.load_stl10`) call them too, with their own error hints.
+
 Expected layout under ``root`` (torchvision's ``root`` argument)::
 
-    mnist     MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]   (all four files)
+    mnist     MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]   (all four files;
+              also accepted in <root>/raw/ or <root>/ itself)
     cifar10   cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}
     cifar100  cifar-100-python/{train, test, meta}
     stl10     stl10_binary/{train_X.bin, train_y.bin, test_X.bin, test_y.bin, class_names.txt}
-              (+ unlabeled_X.bin with ``unlabeled: true``)
+              (+ unlabeled_X.bin with ``unlabeled: true``; ``root`` may be stl10_binary/ itself)
     celeba    celeba/{img_align_celeba/*.jpg, list_attr_celeba.txt, list_eval_partition.txt}
 
 Splits and factors:
@@ -55,6 +60,7 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
+import zlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -112,24 +118,29 @@ CELEBA_CLASSES = ("female_not_smiling", "female_smiling", "male_not_smiling", "m
 
 
 class _Ctx:
-    """What an error message needs: the dataset, its layout and the download hint."""
+    """What an error message needs: the dataset, its layout and the download hint (by default the
+    hint for ``download: true`` into ``<resources_dir>/<name>``; callers with other download
+    semantics pass their own ``hint``, and ``layout`` to show a different expected layout)."""
 
-    def __init__(self, name: str, resources_dir: Path):
+    def __init__(self, name: str, resources_dir: Path = Path("resources"), hint: str | None = None,
+                 layout: str | None = None):
         self.name = name
-        self.hint = download_hint(name, resources_dir)
+        self.hint = hint if hint is not None else download_hint(name, resources_dir)
+        self.layout = layout if layout is not None else LAYOUTS[name]
 
     def missing(self, path: Path) -> DatasetError:
-        return dataset_error(f"{TITLES[self.name]} not found", path, LAYOUTS[self.name], self.hint)
+        return dataset_error(f"{TITLES[self.name]} not found", path, self.layout, self.hint)
 
     def corrupt(self, path: Path, reason: str) -> DatasetError:
-        return dataset_error(f"{TITLES[self.name]} file", path, LAYOUTS[self.name], self.hint, reason=reason)
+        return dataset_error(f"{TITLES[self.name]} file", path, self.layout, self.hint, reason=reason)
 
 
 # --------------------------------------------------------------------------------------------- MNIST
 
 
 def _mnist_raw(root: Path) -> Path:
-    for cand in (root / "MNIST" / "raw", root):
+    """The folder holding the IDX files: ``<root>/MNIST/raw`` (torchvision), ``<root>/raw`` or ``root``."""
+    for cand in (root / "MNIST" / "raw", root / "raw", root):
         if any((cand / f).exists() or (cand / (f + ".gz")).exists() for pair in MNIST_FILES.values() for f in pair):
             return cand
     return root / "MNIST" / "raw"
@@ -163,10 +174,10 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def _check_mnist(root: Path, ctx: _Ctx) -> DatasetError | None:
+def _check_mnist(root: Path, ctx: _Ctx, splits: tuple[str, ...] = ("train", "test")) -> DatasetError | None:
     raw = _mnist_raw(root)
-    for pair in MNIST_FILES.values():
-        for stem in pair:
+    for split in splits:
+        for stem in MNIST_FILES[split]:
             if _find(raw, stem) is None:
                 return ctx.missing(raw / (stem + ".gz"))
     return None
@@ -183,7 +194,7 @@ def load_mnist(root: str | os.PathLike, split: str, _ctx: _Ctx | None = None) ->
             raise ctx.missing(raw / (stem + ".gz"))
         try:
             out.append(read_idx(p))
-        except (OSError, ValueError, EOFError) as e:
+        except (OSError, ValueError, EOFError, zlib.error) as e:
             raise ctx.corrupt(p, str(e)) from e
     x, y = out
     if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
@@ -264,13 +275,28 @@ def load_cifar(root: str | os.PathLike, name: str, split: str, _ctx: _Ctx | None
 # --------------------------------------------------------------------------------------------- STL-10
 
 
+STL_FILES = {"train": ("train_X.bin", "train_y.bin"), "test": ("test_X.bin", "test_y.bin"),
+             "unlabeled": ("unlabeled_X.bin",)}
+
+
+def _stl_dir(root: Path) -> Path:
+    """``<root>/stl10_binary`` (torchvision's layout), or ``root`` itself when it is that folder."""
+    root = Path(root)
+    if (root / "stl10_binary").is_dir():
+        return root / "stl10_binary"
+    if (root / STL_FILES["train"][0]).exists() or root.name == "stl10_binary":
+        return root
+    return root / "stl10_binary"
+
+
 def _check_stl(root: Path, ctx: _Ctx, unlabeled: bool = False) -> DatasetError | None:
-    files = ["train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin", "class_names.txt"]
+    files = [*STL_FILES["train"], *STL_FILES["test"], "class_names.txt"]
     if unlabeled:
-        files.append("unlabeled_X.bin")
+        files.extend(STL_FILES["unlabeled"])
+    folder = _stl_dir(root)
     for f in files:
-        if not (root / "stl10_binary" / f).is_file():
-            return ctx.missing(root / "stl10_binary" / f)
+        if not (folder / f).is_file():
+            return ctx.missing(folder / f)
     return None
 
 
@@ -287,9 +313,10 @@ def _stl_images(path: Path, ctx: _Ctx) -> np.ndarray:
 
 def load_stl10(root: str | os.PathLike, split: str, _ctx: _Ctx | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Official STL-10 ``split`` ("train", "test" or "unlabeled") as a lazily read uint8
-    [N, 3, 96, 96] array view (index it to read) and int64 labels (-1 for unlabeled)."""
+    [N, 3, 96, 96] array view (index it to read) and int64 labels (-1 for unlabeled).
+    ``root`` holds ``stl10_binary/`` or is that folder."""
     ctx = _ctx or _Ctx("stl10", Path("resources"))
-    folder = Path(root) / "stl10_binary"
+    folder = _stl_dir(Path(root))
     x = _stl_images(folder / f"{split}_X.bin", ctx).transpose(0, 1, 3, 2)
     if split == "unlabeled":
         return x, np.full(len(x), -1, dtype=np.int64)
@@ -302,8 +329,13 @@ def load_stl10(root: str | os.PathLike, split: str, _ctx: _Ctx | None = None) ->
     return x, y
 
 
-def _stl_classes(root: Path, ctx: _Ctx) -> list[str]:
-    p = root / "stl10_binary" / "class_names.txt"
+def _stl_classes(root: Path, ctx: _Ctx, required: bool = True) -> list[str]:
+    """The 10 names of ``class_names.txt``; when it is absent, an error (``required``) or "0".."9"."""
+    p = _stl_dir(Path(root)) / "class_names.txt"
+    if not p.is_file():
+        if required:
+            raise ctx.missing(p)
+        return [str(i) for i in range(10)]
     names = [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
     if len(names) != 10:
         raise ctx.corrupt(p, f"{len(names)} class names, expected 10")
@@ -378,7 +410,9 @@ def _fetch(name: str) -> Callable[[Path], None]:
         elif name == "cifar100":
             tvd.CIFAR100(str(tmp), train=True, download=True)
         elif name == "stl10":
-            tvd.STL10(str(tmp), split="train+unlabeled", download=True)
+            # the download extracts the whole archive (unlabeled_X.bin included; torchvision checks
+            # its MD5 too) whatever the split; "train" just keeps the load after it small
+            tvd.STL10(str(tmp), split="train", download=True)
         elif name == "celeba":
             tvd.CelebA(str(tmp), split="all", target_type="attr", download=True)
         else:  # pragma: no cover
