@@ -41,8 +41,9 @@ and ``meta.json``, written atomically, meta last) but each split archive holds, 
 
 ``meta.json`` then has ``"storage": "paths"``, ``image_root`` and ``image_shape`` ([3, S, S], the
 intended decoded size); its ``hash`` covers the index arrays (paths, labels, ids), not the image
-bytes. Read such a split with :func:`load_split` (which returns the arrays plus ``x`` decoded on
-demand via :func:`read_images`) or feed ``path`` to a streaming data loader.
+bytes. :func:`clbench.data.dataset_dir.load` gives such a split's ``x`` as lazily decoded
+:class:`~clbench.data.dataset_dir.LazyImages` (what the training and evaluation loaders stream);
+:func:`load_split` decodes it all at once.
 Array-format directories carry ``"storage": "array"``.
 """
 
@@ -328,13 +329,6 @@ def save(path: Path, splits: Mapping[str, Mapping[str, np.ndarray]], meta: dict)
     if "x" in first:
         return dataset_dir.save(path, splits, {**meta, "storage": "array"})
     return save_paths(path, splits, meta)
-
-
-def read_images(meta: Mapping[str, Any], paths: Sequence[str], workers: int = 4) -> np.ndarray:
-    """Decode images of a path-index dataset to uint8 NCHW at ``meta['image_shape']``."""
-    root = Path(meta["image_root"])
-    c, s = int(meta["image_shape"][0]), int(meta["image_shape"][-1])
-    return load_images([root / p for p in paths], s, c, workers)
 
 
 def load_split(path: str | os.PathLike, split: str, decode: bool = True, workers: int = 4) -> dict[str, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Image encoders: a small CNN for 28x28/32x32 data and torchvision ResNets with the CIFAR stem."""
+"""Image encoders: a small CNN for 28x28/32x32 data and torchvision ResNets (CIFAR or ImageNet stem)."""
 
 from __future__ import annotations
 
@@ -45,11 +45,6 @@ def resnet(name: str, in_channels: int = 3, stem: str = "cifar") -> nn.Module:
     net.out_dim = net.fc.in_features
     net.fc = nn.Identity()
     return net
-
-
-def resnet_cifar(name: str, in_channels: int = 3) -> nn.Module:
-    """torchvision ResNet-18/50 with the CIFAR stem; fc removed."""
-    return resnet(name, in_channels, "cifar")
 
 
 def build_encoder(spec: dict, in_channels: int) -> nn.Module:
