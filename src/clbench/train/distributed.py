@@ -91,26 +91,25 @@ def gather_labels(y: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, dim=0)
 
 
+def _summed(values: list[float]) -> list[float]:
+    """Element-wise sum over the ranks (NCCL reduces CUDA tensors only)."""
+    t = torch.tensor(values, dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.all_reduce(t)
+    return t.cpu().tolist()
+
+
 def mean_over_ranks(values: dict[str, float]) -> dict[str, float]:
     """Average per-rank epoch statistics (loss terms, accuracies) for logging."""
     if world_size() == 1 or not values:
         return values
     keys = sorted(values)
-    t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
-    if dist.get_backend() == "nccl":
-        t = t.cuda()
-    dist.all_reduce(t)
-    return {k: float(v) / world_size() for k, v in zip(keys, t.cpu())}
+    return {k: v / world_size() for k, v in zip(keys, _summed([values[k] for k in keys]))}
 
 
 def sum_over_ranks(value: int) -> int:
-    if world_size() == 1:
-        return value
-    t = torch.tensor([value], dtype=torch.float64)
-    if dist.get_backend() == "nccl":
-        t = t.cuda()
-    dist.all_reduce(t)
-    return int(t.item())
+    return value if world_size() == 1 else int(_summed([value])[0])
 
 
 def barrier() -> None:
