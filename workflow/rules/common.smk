@@ -206,10 +206,12 @@ def evaluation_spec(wildcards):
     """The evaluation settings this experiment's evaluate job uses, plus its list of evaluations.
 
     Only the slice the job reads: the corruption settings only where it scores the grid itself, so
-    e.g. adding a severity at cell granularity re-runs the new cells, not the run's probes.
+    e.g. adding a severity at cell granularity re-runs the new cells, not the run's probes. The
+    experiment's own ``evaluation:`` settings (e.g. its linear-evaluation protocol) are merged in.
     """
     exp = config["experiments"][wildcards.experiment]
-    spec = {k: v for k, v in config["evaluation"].items() if k != "corruptions"}
+    merged = deep_merge(config["evaluation"], exp.get("evaluation", {}))
+    spec = {k: v for k, v in merged.items() if k != "corruptions"}
     if corruption_cells(wildcards.experiment):
         spec["corruptions"] = {"granularity": "cell"}
     elif "corruptions" in exp["evaluations"]:

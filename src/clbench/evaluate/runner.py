@@ -9,11 +9,18 @@ Which evaluations run is the experiment's ``evaluations:`` config; each writes f
 (``{name: value}``) and, for grids, long tables. Metric names:
 
 - ``linear_top1``, ``linear_auroc``, ``linear_aupr``: logistic probe of ``y`` on the frozen features
-  (``mlp_*`` for CLEAR's MLP probe); on an OOD split the test split is the unseen-combination one.
+  (``mlp_*`` for CLEAR's MLP probe: 256 hidden units, ``evaluation.mlp_probe`` overriding the
+  probe's training settings); on an OOD split the test split is the unseen-combination one. The
+  linear probe follows ``probe.protocol``: ``features`` (cached features, the default) or
+  ``augmented`` (trained on augmented images through the frozen encoder, recipe ``probe.augment``;
+  see :mod:`clbench.evaluate.linear_probe`); the corruption cells score that probe. Every other
+  probe trains on cached features.
 - ``knn_top1``: weighted k-NN (k=200, t=0.1) of ``y``.
 - ``probe_{factor}_top1``: logistic probe of each dataset factor (e.g. ``style``) from the features.
-- ``gmig`` (CLEAR-VAE models): gMIG of (mu_c, mu_s) w.r.t. ``y``; ``mig``: MIG of (mu_c, mu_s) over ``y``
-  and every factor; ``probe_style_latent_{y|factor}``, ``probe_content_latent_{factor}``.
+- ``gmig`` (CLEAR-VAE models): gMIG w.r.t. ``y`` of latents sampled from q(z|x) (one draw per test
+  image, seeded with the run's seed), as the official evaluation, whose VAE always samples;
+  ``gmig_mean``: the same on the means (mu_c, mu_s); ``mig``: MIG of (mu_c, mu_s) over ``y`` and
+  every factor; ``probe_style_latent_{y|factor}``, ``probe_content_latent_{factor}``.
 - ``probe_{r|r0|r1}_{factor}`` (sub-embedding models): probes on the representation r and the
   projection slices r0, r1 for ``y`` (named by the dataset's ``y_factor``) and every factor;
   ``probe_gap_{factor}`` = |C(r0) - C(r1)| (the poster's R3).
@@ -37,21 +44,48 @@ import torch
 from clbench.data import dataset_dir
 from clbench.evaluate.cells import corruption_row, with_corruption_rows
 from clbench.evaluate.embed import embed
-from clbench.evaluate.linear_probe import FittedProbe, fit_probe
+from clbench.evaluate.linear_probe import MLP_HIDDEN, FittedProbe, fit_probe
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {"evaluations": ["linear_probe", "knn"], "probe": {"epochs": 100, "lr": 0.01, "weight_decay": 1e-4,
-                                                               "batch_size": 0, "kind": "linear"},
+DEFAULTS = {"evaluations": ["linear_probe", "knn"],
+            "probe": {"epochs": 100, "lr": 0.01, "weight_decay": 1e-4, "batch_size": 0, "kind": "linear",
+                      "hidden_dim": MLP_HIDDEN, "optimizer": "adam", "momentum": 0.9, "protocol": "features",
+                      "augment": "simclr", "num_workers": 0},
+            "mlp_probe": {},
             "knn": {"k": 200, "temperature": 0.1}, "corruptions": {"names": "all", "severities": [1, 2, 3, 4, 5],
                                                                    "n_test": 500, "granularity": "grid"},
             "convergence_target": 0.5, "y_factor": "y"}
+PROBE_PROTOCOLS = ("features", "augmented")
+TRAINING_KEYS = ("epochs", "lr", "weight_decay", "batch_size", "hidden_dim", "optimizer", "momentum")
 
 
 def _probe(ftr, ytr, fte, yte, cfg, seed, device, **kw):
     return fit_probe(ftr, torch.as_tensor(ytr), fte, torch.as_tensor(yte), kind=kw.pop("kind", cfg["kind"]),
-                     epochs=cfg["epochs"], lr=cfg["lr"], weight_decay=cfg["weight_decay"],
-                     batch_size=cfg["batch_size"], seed=seed, device=device, **kw)
+                     **{k: cfg[k] for k in TRAINING_KEYS}, seed=seed, device=device, **kw)
+
+
+def mlp_probe_settings(cfg: dict) -> dict:
+    """The MLP probe's settings: the probe's, with ``mlp_probe``'s set keys (null = the probe's) on top."""
+    return {**cfg["probe"], **{k: v for k, v in cfg["mlp_probe"].items() if v is not None}, "kind": "mlp"}
+
+
+def _linear_probe(model, train, ftr, fte, test_y, cfg, seed, device):
+    """The linear evaluation, on cached features or on augmented images (``probe.protocol``)."""
+    probe = cfg["probe"]
+    if probe["protocol"] == "features":
+        return _probe(ftr, train["y"], fte, test_y, probe, seed, device, return_predictor=True)
+    if probe["protocol"] != "augmented":
+        raise ValueError(f"evaluation.probe.protocol: unknown protocol {probe['protocol']!r}; "
+                         f"expected one of {list(PROBE_PROTOCOLS)}")
+    from clbench.evaluate.linear_probe import fit_probe_on_images
+    from clbench.train.data import augmentation
+
+    x = train["x"]
+    augment = augmentation(probe["augment"], int(x.shape[-1]), int(x.shape[1]))
+    return fit_probe_on_images(model, x, train["y"], fte, test_y, augment=augment, train_feats=ftr,
+                               kind=probe["kind"], **{k: probe[k] for k in TRAINING_KEYS},
+                               num_workers=probe["num_workers"], seed=seed, device=device, return_predictor=True)
 
 
 def factor_names(split: dict) -> list[str]:
@@ -67,7 +101,7 @@ def evaluate_run(model_path, data_dir, spec: dict, *, seed: int = 0, device: tor
     from clbench.train.methods import load_model
 
     cfg = {**DEFAULTS, **spec}
-    for key in ("probe", "knn", "corruptions"):
+    for key in ("probe", "mlp_probe", "knn", "corruptions"):
         cfg[key] = {**DEFAULTS[key], **spec.get(key, {})}
     wanted = set(cfg["evaluations"])
     device = torch.device(device)
@@ -80,14 +114,14 @@ def evaluate_run(model_path, data_dir, spec: dict, *, seed: int = 0, device: tor
     predict = None
 
     if "linear_probe" in wanted or "corruptions" in wanted:
-        res, predict = _probe(ftr, train["y"], fte, test["y"], cfg["probe"], seed, device, return_predictor=True)
+        res, predict = _linear_probe(model, train, ftr, fte, test["y"], cfg, seed, device)
         metrics.update({f"linear_{k}": v for k, v in res.items() if k in ("top1", "auroc", "aupr")})
     if probe_out is not None:
         if predict is None:
             raise ValueError("saving the probe needs one: add linear_probe or corruptions to the evaluations")
         predict.save(probe_out)
     if "mlp_probe" in wanted:
-        res = _probe(ftr, train["y"], fte, test["y"], cfg["probe"], seed, device, kind="mlp")
+        res = _probe(ftr, train["y"], fte, test["y"], mlp_probe_settings(cfg), seed, device)
         metrics.update({f"mlp_{k}": v for k, v in res.items() if k in ("top1", "auroc", "aupr")})
     if "knn" in wanted:
         from clbench.evaluate.knn import weighted_knn
@@ -141,13 +175,22 @@ def _latents(model, x, device):
     return embed(model, x, device, fn=lambda m, xb: m.factors(xb))
 
 
+def sampled_latents(mu: torch.Tensor, logvar: torch.Tensor, seed: int, stream: int) -> torch.Tensor:
+    """One draw ``z = mu + eps * exp(logvar / 2)`` per row, ``eps`` from a CPU generator seeded with
+    ``(seed, stream)``: the same latents whatever the device and batch size of the embedding."""
+    g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(stream))
+    eps = torch.randn(mu.shape, generator=g, dtype=torch.float64)
+    return (mu.double() + eps * (0.5 * logvar.double()).exp()).float()
+
+
 def _disentanglement(model, train, test, cfg, seed, device) -> dict:
-    from clbench.evaluate.disentanglement import gmig
+    from clbench.evaluate.disentanglement import gmig, mig
 
-    from clbench.evaluate.disentanglement import mig
-
-    zc, zs = _latents(model, test["x"], device)
-    out = {"gmig": float(gmig(zc.numpy(), zs.numpy(), test["y"], random_state=seed))}
+    mu_c, lv_c, mu_s, lv_s = embed(model, test["x"], device, fn=lambda m, xb: m.latent_params(xb))
+    zc, zs = mu_c, mu_s
+    out = {"gmig": float(gmig(sampled_latents(mu_c, lv_c, seed, 0).numpy(), sampled_latents(mu_s, lv_s, seed, 1).numpy(),
+                              test["y"], random_state=seed)),
+           "gmig_mean": float(gmig(zc.numpy(), zs.numpy(), test["y"], random_state=seed))}
     # Standard MIG of the whole latent (z_c, z_s) over every known factor (y and the dataset's factors).
     factors = np.stack([test["y"], *[test[f"factor_{f}"] for f in factor_names(test)]], axis=1)
     out["mig"] = float(mig(torch.cat([zc, zs], 1).numpy(), factors))

@@ -124,6 +124,14 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
         raise ValueError(f"batch_size {batch_size} is the global batch; it must be divisible by the "
                          f"{ctx.world} processes")
     steps_per_epoch = len(batch_sampler) if batch_sampler is not None else max(1, len(ds) // batch_size)
+    sampler_summary = batch_sampler.summary() if hasattr(batch_sampler, "summary") else None
+    if sampler_summary is not None:
+        log.info("batches from %d of %d clusters, %d of %d samples per epoch (%d batches of %d)",
+                 sampler_summary["clusters_used"], sampler_summary["clusters"], sampler_summary["samples_used"],
+                 sampler_summary["samples"], sampler_summary["batches"], sampler_summary["batch_size"])
+    if steps_per_epoch == 0:
+        raise ValueError(f"no batch to train on: the batch sampler gives no batch of {batch_size} "
+                         f"(every cluster is smaller than one batch); lower batch_size or the number of clusters")
     aux_params = model.auxiliary_parameters() if hasattr(model, "auxiliary_parameters") else []
     aux_ids = {id(p) for p in aux_params}
     optimizer = build_optimizer([p for p in model.parameters() if id(p) not in aux_ids], spec)
@@ -230,6 +238,7 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
         "spec": spec, "seed": seed, "device": str(dev), "threads": threads, "processes": ctx.world, "dataset": str(data_dir),
         "dataset_hash": meta.get("hash"), "run_hash": run_hash, "epochs": epochs, "resumed_from_epoch": start_epoch,
         "wall_seconds": time.time() - t0, "final": rows[-1] if rows else {},
+        **({"batch_sampler": sampler_summary} if sampler_summary is not None else {}),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                      "clbench": __import__("clbench").__version__},
     }

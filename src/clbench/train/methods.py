@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clbench.models import build_encoder, projection_head
+from clbench.models import build_encoder, classifier_head, projection_head
 from clbench.train import distributed
 
 CONTRASTIVE_OBJECTIVES = {
@@ -31,15 +31,24 @@ CONTRASTIVE_OBJECTIVES = {
 
 
 class Classifier(nn.Module):
-    """Encoder + linear classifier trained with cross-entropy (the plain CNN baseline)."""
+    """Encoder + classifier trained with cross-entropy (the plain CNN baseline).
 
-    def __init__(self, spec: dict, in_channels: int, num_classes: int):
+    ``classifier: {kind: linear}`` (default) is one linear layer on the encoder's features;
+    ``{kind: mlp, hidden_dim: 256}`` is Linear - BN - ReLU - Linear, the official CLEAR baseline's
+    head (on a ``small_cnn`` with ``pool: flatten``). ``features`` is what the last linear layer
+    reads: the encoder's output, or the MLP's hidden activations, so a linear probe on them can
+    recover the trained classifier.
+    """
+
+    def __init__(self, spec: dict, in_channels: int, num_classes: int, image_size: int | None = None):
         super().__init__()
-        self.encoder = build_encoder(spec.get("encoder", {}), in_channels)
-        self.classifier = nn.Linear(self.encoder.out_dim, num_classes)
+        head = {"kind": "linear", "hidden_dim": 256, **spec.get("classifier", {})}
+        self.encoder = build_encoder(spec.get("encoder", {}), in_channels, image_size)
+        self.classifier = classifier_head(self.encoder.out_dim, num_classes, head["kind"], head["hidden_dim"])
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
+        h = self.encoder(x)
+        return self.classifier[:-1](h) if isinstance(self.classifier, nn.Sequential) else h
 
     def loss_terms(self, views: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         b, v = views.shape[:2]
@@ -97,7 +106,8 @@ class ClearVAEMethod(nn.Module):
     content: ``snn`` | ``none``. style: ``ps_snn`` (alpha * ps_snn(mu_s, y)), ``tc`` | ``club_sample`` |
     ``l1out`` (``penalty_weight`` * an MI penalty between z_c and z_s whose estimator is trained
     ``estimator_steps`` times per step on detached latents), or ``none``. beta-VAE = none/none,
-    SNN-only = snn/none, CLEAR-PS = snn/ps_snn. ``features`` is mu_c; ``factors`` gives (mu_c, mu_s).
+    SNN-only = snn/none, CLEAR-PS = snn/ps_snn. ``features`` is mu_c; ``factors`` gives (mu_c, mu_s);
+    ``latent_params`` the means and log-variances of q(z|x).
     """
 
     def __init__(self, spec: dict, in_channels: int, num_classes: int, image_size: int):
@@ -121,6 +131,10 @@ class ClearVAEMethod(nn.Module):
     def factors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu_c, _, mu_s, _ = self.vae.encode(x)
         return mu_c, mu_s
+
+    def latent_params(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``(mu_c, logvar_c, mu_s, logvar_s)`` of q(z|x)."""
+        return self.vae.encode(x)
 
     def anneal(self) -> float:
         v = self.cfg
@@ -224,7 +238,7 @@ class SubEmbedding(nn.Module):
 def build_method(spec: dict, in_channels: int, num_classes: int, image_size: int = 28) -> nn.Module:
     objective = spec["objective"]
     if objective == "cross_entropy":
-        return Classifier(spec, in_channels, num_classes)
+        return Classifier(spec, in_channels, num_classes, image_size)
     if objective in CONTRASTIVE_OBJECTIVES:
         return Contrastive(spec, in_channels, num_classes)
     if objective == "clear_vae":
