@@ -1,0 +1,24 @@
+"""The error raised for a refused configuration.
+
+Its message starts with the dotted key of the offending setting, then says what is wrong and
+what would be valid, e.g. ``methods.varcon.loss.temperature: must be > 0, got 0``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError"]
+
+
+class ConfigError(ValueError):
+    """A refused configuration value.
+
+    ``ConfigError(key, problem)`` or ``ConfigError("key: problem")``; ``.key`` is the dotted key
+    and ``.problem`` the rest of the message.
+    """
+
+    def __init__(self, key: str, problem: str | None = None):
+        if problem is None:
+            key, _, problem = key.partition(": ")
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{key}: {problem}" if problem else key)
