@@ -240,3 +240,122 @@ def test_verify_datasets_refuses_a_truncated_split(tmp_path):
     (path / "train.npz").write_bytes(data[:-100])
     with pytest.raises(DatasetError, match="train.npz is truncated or unreadable"):
         wf.verify_datasets([path])
+
+
+# --------------------------------------------------------------------------------------------------
+# objectives, datasets and experiments: settings that would fail or silently do something else in a job
+
+
+@pytest.mark.parametrize("overlay, key, words", [
+    ({"methods": {"varcon": {"loss": {"temperature": 0}}}}, "methods.varcon.loss.temperature", "must be > 0, got 0"),
+    ({"methods": {"adnce": {"loss": {"mu": 0.7, "sigmaa": 1}}}}, "methods.adnce.loss.sigmaa", "known: mu, sigma"),
+    ({"methods": {"varcon": {"loss": {"temperature": 0.1, "epsilon": 0.5}}}}, "methods.varcon.loss.epsilon",
+     "must be < temperature (0.1)"),
+    ({"methods": {"supcon": {"loss": {"epsilon": 0.1}}}}, "methods.supcon.loss.epsilon", "unknown parameter"),
+    ({"methods": {"clear": {"vae": {"style": "club"}}}}, "methods.clear.vae.style", "club_sample"),
+    ({"methods": {"infonce": {"views": 1}}}, "methods.infonce.views", "needs views: 2"),
+    ({"methods": {"subembed": {"loss": {"k": 3}}}}, "methods.subembed.loss.k", "projection_dim (128)"),
+    ({"methods": {"infonce": {"augment": "none"}}}, "methods.infonce.augment", "identical"),
+    ({"methods": {"cnn": {"mcl": {"stages": 2, "clusters": 2}}}}, "methods.cnn.mcl", "cross_entropy"),
+    ({"experiments": {"varcon_digits": {"method_overrides": {"varcon": {"loss": {"epsilon": 0.2}}}}}},
+     "experiments.varcon_digits.method_overrides.varcon.loss.epsilon", "must be < temperature"),
+])
+def test_method_settings_are_refused_naming_the_key(cfg, overlay, key, words):
+    error = refused(cfg, overlay)
+    assert error.key == key and words in str(error), str(error)
+
+
+@pytest.mark.parametrize("overlay, key, words", [
+    ({"datasets": {"styled_digits_ood3": {"k": 9}}}, "datasets.styled_digits_ood3.k", "1..5 of the 6 styles"),
+    ({"datasets": {"styled_digits_ood3": {"k": 0}}}, "datasets.styled_digits_ood3.k", "less than the minimum of 1"),
+    ({"datasets": {"styled_digits": {"k": 2}}}, "datasets.styled_digits.k", "applies only with recipe: ood"),
+    ({"datasets": {"styled_digits": {"recipe": "ood_k"}}}, "datasets.styled_digits.recipe", "'independent', 'ood'"),
+    ({"datasets": {"styled_digits": {"source": "mnsit"}}}, "datasets.styled_digits.source", "'embedded', 'mnist'"),
+    ({"datasets": {"styled_digits": {"image_size": 32}}}, "datasets.styled_digits.image_size", "28"),
+    ({"datasets": {"styled_digits": {"options": {"colour": "red"}}}}, "datasets.styled_digits.options.colour",
+     "reads no colour"),
+    ({"datasets": {"trifeature": {"k": 3}}}, "datasets.trifeature.k", "reads no k"),
+    ({"datasets": {"trifeature": {"options": {"holdout": 1.5}}}}, "datasets.trifeature.options.holdout", "1.5"),
+    ({"datasets": {"digits_on_photos": {"options": {"vary": ["digit", "colour"]}}}},
+     "datasets.digits_on_photos.options.vary[1]", "'colour' is not one of ['digit', 'location', 'background']"),
+    ({"datasets": {"trifeature": {"generator": "trifeatures"}}}, "datasets.trifeature.generator", "known: camelyon17"),
+])
+def test_dataset_settings_are_refused_by_their_generator(cfg, overlay, key, words):
+    error = refused(cfg, overlay)
+    assert error.key == key and words in str(error), str(error)
+
+
+def test_paper_scale_dataset_settings_are_checked():
+    cfg = wf.validate(load("configs/paper.yaml"), SCHEMA)
+    for overlay, key, words in [
+        ({"datasets": {"pacs_ood3": {"k": 4}}}, "datasets.pacs_ood3.k", "1..3 of the 4 domains"),
+        ({"datasets": {"pacs_ood3": {"recipe": "lodo"}}}, "datasets.pacs_ood3.k", "applies only with recipe: ood_k"),
+        ({"datasets": {"cifar10": {"options": {"unlabeled": True}}}}, "datasets.cifar10.options.unlabeled", "stl10"),
+        ({"datasets": {"cifar10": {"name": "cifar11"}}}, "datasets.cifar10.name", "cifar100"),
+        ({"datasets": {"cifar10": {"k": 3}}}, "datasets.cifar10.k", "reads no k"),
+        ({"datasets": {"camelyon17": {"options": {"storage": "disk"}}}}, "datasets.camelyon17.options.storage", "paths"),
+    ]:
+        error = refused(cfg, overlay)
+        assert error.key == key and words in str(error), str(error)
+
+
+@pytest.mark.parametrize("overlay, key, words", [
+    ({"experiments": {"varcon_digits": {"evaluations": ["linear_probe", "gmig"]}}},
+     "experiments.varcon_digits.evaluations[1]", "CLEAR-VAE"),
+    ({"experiments": {"trifeature_ssl": {"evaluations": ["slice_probes"]}}},
+     "experiments.trifeature_ssl.evaluations[0]", "sub-embedding"),
+    ({"experiments": {"clear_styled": {"evaluations": ["linear_probe", "stage_probes"]}}},
+     "experiments.clear_styled.evaluations[1]", "MCL"),
+    ({"experiments": {"varcon_digits": {"baseline": "infonce"}}}, "experiments.varcon_digits.baseline",
+     "not one of this experiment's methods"),
+    ({"experiments": {"clear_ood_k3": {"k": 4}}}, "experiments.clear_ood_k3.k", "datasets.styled_digits_ood3.k = 3"),
+    ({"experiments": {"varcon_digits": {"k": 2}}}, "experiments.varcon_digits.k", "no k"),
+    ({"experiments": {"varcon_digits": {"seeds": [0, 1, 0]}}}, "experiments.varcon_digits.seeds", "non-unique"),
+])
+def test_experiment_settings_are_refused_naming_the_key(cfg, overlay, key, words):
+    error = refused(cfg, overlay)
+    assert error.key == key and words in str(error), str(error)
+
+
+def test_experiment_k_follows_the_generator_default(cfg):
+    """A dataset without k gets its generator's default (styled_mnist: 3), which the experiment must match."""
+    del cfg["datasets"]["styled_digits_ood3"]["k"]
+    wf.check_config(cfg, SCHEMA)
+    cfg["experiments"]["clear_ood_k3"]["k"] = 2
+    with pytest.raises(ConfigError, match=r"^experiments\.clear_ood_k3\.k: 2 disagrees .* = 3$"):
+        wf.check_config(cfg, SCHEMA)
+
+
+def test_evaluation_of_one_model_kind_is_fine_beside_other_methods(cfg):
+    """trifeature_ssl's stage_probes read only its MCL method: the others skip it, the experiment is valid."""
+    assert "stage_probes" in cfg["experiments"]["trifeature_ssl"]["evaluations"]
+    wf.check_config(cfg, SCHEMA)
+
+
+def test_generator_declarations_match_what_their_modules_read():
+    """Each registry entry declares exactly the keys its module's build accepts, with the module's bounds."""
+    import importlib
+
+    import jsonschema
+
+    from clbench.data import embedded, imagefolder, mnist_on_stl, pacs, styled_mnist, torchvision_sources
+    from clbench.data.build import GENERATORS, UNIVERSAL_KEYS
+
+    assert set(GENERATORS) >= {"styled_mnist", "mnist_on_stl", "trifeature", "gaussian_mixture", "torchvision", "pacs",
+                               "camelyon17", "imagefolder"}
+    for name, generator in GENERATORS.items():
+        module = importlib.import_module(generator.module)
+        declared = set(generator.keys) | UNIVERSAL_KEYS
+        if hasattr(module, "DEFAULTS"):  # the synthetic generators: spec_params accepts DEFAULTS and the common keys
+            assert set(module.DEFAULTS) <= declared <= set(module.DEFAULTS) | embedded.COMMON_KEYS, name
+        else:  # the real sources: merged_spec accepts ACCEPTED and the common keys
+            assert declared == set(module.ACCEPTED) | imagefolder.COMMON_KEYS, name
+        for key, schema in generator.keys.items():
+            if "default" in schema:
+                jsonschema.validate(schema["default"], schema)
+    keys = GENERATORS["styled_mnist"].keys
+    assert keys["k"]["maximum"] == len(styled_mnist.STYLES) - 1 and keys["k"]["default"] == styled_mnist.DEFAULTS["k"]
+    keys = GENERATORS["pacs"].keys
+    assert keys["k"]["maximum"] == len(pacs.DOMAINS) - 1 and keys["test_domain"]["enum"] == list(pacs.DOMAINS)
+    assert GENERATORS["torchvision"].keys["name"]["enum"] == list(torchvision_sources.SOURCES)
+    assert GENERATORS["mnist_on_stl"].keys["vary"]["items"]["enum"] == list(mnist_on_stl.FACTORS)

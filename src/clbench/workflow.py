@@ -17,7 +17,9 @@ from typing import Any
 import jsonschema
 import yaml
 
+from clbench.data.build import check_spec, effective, reads_key
 from clbench.errors import ConfigError
+from clbench.objectives import OBJECTIVES, check_method
 
 # clbench.data.corruptions.CORRUPTIONS, repeated so that planning the workflow does not import SciPy
 # (a test keeps the two in sync)
@@ -296,11 +298,17 @@ def check_config(cfg: Mapping, schema: Mapping) -> list[str]:
     first refused setting; returns warnings (settings a dry run accepts but a real run needs)."""
     warnings: list[str] = []
     check_experiment_references(cfg)
+    for name, spec in cfg["methods"].items():
+        check_method_settings(spec, f"methods.{name}")
     for name, exp in cfg["experiments"].items():
         check_method_overrides(cfg, schema, name, exp)
+    for name, spec in cfg["datasets"].items():
+        check_spec(spec, f"datasets.{name}")
     warnings += check_dataset_roots(cfg)
     check_corruption_settings(cfg["evaluation"]["corruptions"])
     check_mcl_batches(cfg)
+    for name in cfg["experiments"]:
+        check_experiment(cfg, name)
     return warnings
 
 
@@ -330,6 +338,27 @@ def check_method_overrides(cfg: Mapping, schema: Mapping, name: str, exp: Mappin
         if ("mcl" in merged) != ("mcl" in cfg["methods"][method]):
             raise ConfigError(where, "an override cannot make a method multistage (mcl) or single-stage")
         validate_method(merged, schema, where)
+        check_method_settings(merged, where)
+
+
+def check_method_settings(spec: Mapping, where: str) -> None:
+    """One method's settings (``where`` is its key): its objective's parameters, bounds and relations
+    (:func:`clbench.objectives.check_method`), and combinations that would train something else than meant."""
+    check_method(spec, where)
+    objective = OBJECTIVES[spec["objective"]]
+    if "mcl" in spec and objective.family == "classifier":
+        raise ConfigError(
+            f"{where}.mcl",
+            f"MCL draws each stage's batches from one cluster to shape the in-batch negatives; objective "
+            f"{objective.name} has none (use a contrastive objective, e.g. info_nce)",
+        )
+    views = spec.get("views", 1)
+    if not objective.uses_labels and views == 2 and spec.get("augment", "none") == "none" and not spec.get("paired_views"):
+        raise ConfigError(
+            f"{where}.augment",
+            f"objective {objective.name} contrasts two views of each sample, which are identical with augment: none "
+            f"(set an augmentation, e.g. simclr, or paired_views: true on a dataset with pairs)",
+        )
 
 
 def check_dataset_roots(cfg: Mapping) -> list[str]:
@@ -386,6 +415,50 @@ def check_mcl_batches(cfg: Mapping) -> None:
                     f"joint clusters, more than datasets.{exp['dataset']}.n_train = {n_train} (experiments.{name}) "
                     f"can fill; lower clusters or stages",
                 )
+
+
+# Evaluations that read one kind of model: what they read, and whether a method's (merged) spec trains it
+MODEL_EVALUATIONS = {
+    "gmig": ("a CLEAR-VAE's content and style latents (objective family clear_vae)",
+             lambda spec: OBJECTIVES[spec["objective"]].family == "clear_vae"),
+    "slice_probes": ("a sub-embedding model's slices (objective family sub_embedding)",
+                     lambda spec: OBJECTIVES[spec["objective"]].family == "sub_embedding"),
+    "stage_probes": ("an MCL model's stages (a method with mcl:)", lambda spec: "mcl" in spec),
+}
+
+
+def check_experiment(cfg: Mapping, name: str) -> None:
+    """An experiment's evaluations fit its methods, its baseline is one of them, its k is its split's."""
+    exp = cfg["experiments"][name]
+    specs = {method: method_spec(cfg, name, method) for method in exp["methods"]}
+    for i, evaluation in enumerate(exp["evaluations"]):
+        if evaluation in MODEL_EVALUATIONS:
+            reads, trains = MODEL_EVALUATIONS[evaluation]
+            if not any(trains(spec) for spec in specs.values()):
+                raise ConfigError(
+                    f"experiments.{name}.evaluations[{i}]",
+                    f"{evaluation} reads {reads}, and none of this experiment's methods {exp['methods']} trains one",
+                )
+    if "baseline" in exp and exp["baseline"] not in exp["methods"]:
+        raise ConfigError(
+            f"experiments.{name}.baseline",
+            f"{exp['baseline']!r} is not one of this experiment's methods {exp['methods']}; the others' accuracy "
+            f"is divided by the baseline's",
+        )
+    if "k" in exp:
+        dataset = cfg["datasets"][exp["dataset"]]
+        if not reads_key(dataset, "k"):
+            raise ConfigError(
+                f"experiments.{name}.k",
+                f"its dataset {exp['dataset']} (generator {dataset['generator']}) has no k; k labels the split of an "
+                f"OOD-k dataset",
+            )
+        k = effective(dataset)["k"]
+        if exp["k"] != k:
+            raise ConfigError(
+                f"experiments.{name}.k",
+                f"{exp['k']} disagrees with the split it reads: datasets.{exp['dataset']}.k = {k}",
+            )
 
 
 # --------------------------------------------------------------------------------------------------
