@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -128,8 +129,6 @@ def as_json(obj: Any) -> str:
 
 def name_regex(names: Iterable[str]) -> str:
     """A wildcard constraint matching exactly these names (never matches when empty)."""
-    import re
-
     return "|".join(re.escape(n) for n in sorted(names)) or "(?!)"
 
 
