@@ -69,61 +69,7 @@ if not workflow.remote_exec:
         raise WorkflowError(f"{e}\nNo job was started.") from None
 
 
-# Report rules (report.smk): figure formats, the papers' tables, VarCon runs
+# The papers' tables, analyses and figures (report.smk, analyse.smk): clbench.papers.targets
+from clbench.papers.targets import ReportTargets
 
-
-def clear_figure_run():
-    """The first CLEAR-VAE run of a CLEAR experiment (seed = its first), whose latents the CLEAR figures show."""
-    for name, exp in config["experiments"].items():
-        papers = [exp["paper"]] if isinstance(exp["paper"], str) else exp["paper"]
-        if "clear" not in papers:
-            continue
-        for method in exp["methods"]:
-            spec = method_spec(name, method)
-            if spec["objective"] == "clear_vae" and spec.get("vae", {}).get("style", "ps_snn") == "ps_snn":
-                return name, method, exp["seeds"][0]
-    return None
-
-
-def convergence_metrics(wildcards=None):
-    """metrics.csv of every run of the VarCon experiments (the convergence figure)."""
-    return [f"{run_dir(*run)}/metrics.csv" for run in experiment_runs()
-            if "varcon" in ([config["experiments"][run[0]]["paper"]] if isinstance(config["experiments"][run[0]]["paper"], str)
-                            else config["experiments"][run[0]]["paper"])]
-
-
-TABLE_FIGURES = ["clear_ood", "clear_ood_k", "mcl_stage_probes", "varcon_corruptions", "varcon_convergence"]
-CLEAR_FIGURES = ["clear_swap", "clear_interpolation", "clear_tsne"]
-
-
-def paper_figures(wildcards=None):
-    """The papers' figures this configuration draws."""
-    figs = [f"{RESULTS}/figures/{f}.png" for f in TABLE_FIGURES + ["clear_mi_simulation"]]
-    if clear_figure_run() is not None:
-        figs += [f"{RESULTS}/figures/{f}.png" for f in CLEAR_FIGURES]
-    return figs
-
-
-FIGURE_FORMATS = config["report"]["figure_formats"]
-FIGURE_FORMATS_ARG = ",".join(FIGURE_FORMATS)  # the figure commands' --formats
-
-
-def figure_pngs(names):
-    """The figures' PNGs: the HTML report embeds them, `snakemake --report` shows them."""
-    return [report(f"{RESULTS}/figures/{name}.png", caption=f"../report/{name}.rst", category="Figures") for name in names]
-
-
-def figure_copies(names):
-    """The same figures in report.figure_formats' other formats (PDF for papers), written by the same job."""
-    return [f"{RESULTS}/figures/{name}.{fmt}" for name in names for fmt in FIGURE_FORMATS if fmt != "png"]
-
-
-def config_papers():
-    """The papers with an experiment in the config: one table per paper (clbench.report.paper_tables)."""
-    return sorted({p for exp in config["experiments"].values()
-                   for p in ([exp["paper"]] if isinstance(exp["paper"], str) else exp["paper"])})
-
-
-def varcon_runs(wildcards=None):
-    """Run directories of the methods of objective varcon: their metrics.csv log the adaptive temperature t2."""
-    return [run_dir(*run) for run in experiment_runs() if method_spec(run[0], run[1])["objective"] == "varcon"]
+REPORT = ReportTargets(config)
