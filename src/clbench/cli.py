@@ -63,9 +63,9 @@ def cmd_cluster(a):
     from clbench.data import dataset_dir
     from clbench.evaluate.embed import embed
     from clbench.io import atomic_path
+    from clbench.models.checkpoint import load_model
     from clbench.train import device as devices
     from clbench.train.mcl import kmeans
-    from clbench.train.methods import load_model
 
     dev = devices.setup(a.device, a.threads, a.seed)
     feats = embed(load_model(a.model, dev), dataset_dir.load(a.dataset, "train")["x"], dev).numpy()

@@ -64,7 +64,7 @@ def evaluate_run(model_path, data_dir, spec: dict, *, seed: int = 0, device: tor
 
     ``probe_out``: where to save the fitted linear probe (for the per-cell corruption jobs).
     """
-    from clbench.train.methods import load_model
+    from clbench.models.checkpoint import load_model
 
     cfg = {**DEFAULTS, **spec}
     for key in ("probe", "knn", "corruptions"):
@@ -116,7 +116,7 @@ def evaluate_run(model_path, data_dir, spec: dict, *, seed: int = 0, device: tor
 def evaluate_corruption_cell(model_path, probe_path, corrupted_dir, *, device: torch.device | str = "cpu") -> dict:
     """One corruption cell: the run's clean-trained probe (``probe.pt``) on the frozen features of one
     corrupted test split (a directory written by ``clbench data corrupt``); returns its table row."""
-    from clbench.train.methods import load_model
+    from clbench.models.checkpoint import load_model
 
     device = torch.device(device)
     model, predict = load_model(model_path, device), FittedProbe.load(probe_path, device)
