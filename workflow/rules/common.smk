@@ -38,12 +38,8 @@ def from_wildcards(function):
     return lambda wildcards: function(config, **{n: getattr(wildcards, n) for n in names if n in wildcards.keys()})
 
 
-# The paths and names the rules (and report.smk) share
+# The names several rule files share
 as_json = wf.as_json
-run_dir = partial(wf.run_dir, config)
-dataset_dir = partial(wf.dataset_dir, config)
-method_spec = partial(wf.method_spec, config)
-experiment_runs = partial(wf.experiment_runs, config)
 final_outputs = partial(wf.final_outputs, config)
 all_evaluations = lambda wildcards: wf.all_evaluations(config)
 all_metrics = lambda wildcards: wf.all_metrics(config)
