@@ -79,3 +79,81 @@ def test_readme_adding_a_dataset(checkerboard_generator, tmp_path):
     assert (x[second, :4, :4] == 255).all() and (x[second, :4, 4:8] == 0).all()
     again = build_dataset(cfg["datasets"]["checkers"], tmp_path / "again", tmp_path / "resources")
     assert again["hash"] == meta["hash"]  # seeded: the same spec gives the same arrays
+
+
+# --------------------------------------------------------------------------------------------------
+# Adding a paper
+
+
+@pytest.fixture
+def toy_paper(monkeypatch):
+    """The README's paper module, registered as if it were src/clbench/papers/toy.py, and its config."""
+    from clbench.papers import PAPERS, unregister_paper
+
+    (_, module_code), (_, config) = readme_blocks("### Adding a paper")
+    module = types.ModuleType("clbench.papers.toy")
+    assert "toy" not in PAPERS
+    try:
+        exec(compile(module_code, "clbench/papers/toy.py", "exec"), module.__dict__)
+        monkeypatch.setitem(sys.modules, "clbench.papers.toy", module)
+        yield yaml.safe_load(config)
+    finally:
+        unregister_paper("toy")
+
+
+def _toy_results(results, experiments):
+    """evaluation.json of the README's experiment: two seeds of cnn and supcon."""
+    import json
+
+    paths = []
+    for method, top1 in (("cnn", 0.90), ("supcon", 0.95)):
+        for seed in (0, 1):
+            run = results / "runs" / "toy_digits" / method / f"seed{seed}"
+            run.mkdir(parents=True)
+            (run / "evaluation.json").write_text(json.dumps({"metrics": {"linear_top1": top1 + 0.01 * seed,
+                                                                         "knn_top1": top1 - 0.05}}))
+            paths.append(str(run / "evaluation.json"))
+    return paths
+
+
+def test_readme_adding_a_paper(toy_paper, tmp_path):
+    import json
+
+    from clbench import workflow as wf
+    from clbench.cli import main
+    from clbench.papers import PAPERS
+    from clbench.papers.targets import ReportTargets
+    from snakemake.utils import update_config
+
+    assert list(PAPERS)[-1] == "toy"  # registered after the built-in papers: its section comes last
+    schema = wf.load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
+    if "toy" not in schema["$defs"]["paper"].get("enum", ["toy"]):
+        schema["$defs"]["paper"]["enum"].append("toy")  # the README's note on the schema
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    update_config(cfg, toy_paper)
+    wf.validate(cfg, schema)
+    wf.check_config(cfg, schema)
+
+    # what the workflow plans for it: its table files, its figure and what the figure reads
+    targets = ReportTargets(cfg)
+    assert "toy" in targets.table_papers and "toy_accuracy" in targets.figures
+    assert targets.figure_inputs(types.SimpleNamespace(figure="toy_accuracy")) == ["results/tables/metrics.csv"]
+
+    # the jobs' commands on result files of the experiment: tables, the figure, the report
+    results = tmp_path / "results"
+    experiments = {"toy_digits": cfg["experiments"]["toy_digits"]}
+    main(["report", "collect", "--runs-root", str(results / "runs"), "--experiments", json.dumps(experiments),
+          "--out-dir", str(results / "tables"), *_toy_results(results, experiments)])
+    table = (results / "tables" / "paper_toy.md").read_text()
+    assert "| supcon | 95.5 ± 0.7 | 97.5 | 90.0 ± 0.0 |" in table and "Table 1" in table
+    main(["report", "figure", "toy_accuracy", str(results / "tables" / "metrics.csv"), "--results", str(results),
+          "--out", str(results / "figures" / "toy_accuracy.png")])
+    assert (results / "figures" / "toy_accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    main(["report", "html", "--results", str(results), "--config-json", json.dumps({**cfg, "experiments": experiments}),
+          "--out", str(results / "report" / "index.html")])
+    page = (results / "report" / "index.html").read_text()
+    section = page[page.index("<h2 id='toy'>"):page.index("<h2 id='training'>") if "id='training'" in page else None]
+    assert "Toy: supervised contrastive features vs the plain CNN" in section and "A. Author." in section
+    assert "<th>linear_top1 (paper)</th>" in section and "95.5 ± 0.7" in section
+    assert "toy.supcon_beats_cnn" in section and "<td>holds</td>" in section
+    assert "Linear top-1 per method, mean over seeds." in section and "data:image/png;base64" in section

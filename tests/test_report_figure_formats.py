@@ -11,7 +11,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from clbench.cli import main
-from clbench.report.figures import _pyplot, figure_formats, save_figure
+from clbench.report.figures import pyplot, figure_formats, save_figure
 from conftest import REPO, snakemake_exe
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -21,7 +21,7 @@ FIGURES = ["training_curves", "clear_ood", "clear_ood_k", "mcl_stage_probes", "v
 
 
 def _figure():
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
     return plt, fig

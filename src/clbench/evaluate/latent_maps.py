@@ -29,7 +29,7 @@ def load_two_latent_model(model_path, dataset_dir_path, split: str = "test"):
     """The model (CPU, eval mode), the split's arrays and the dataset's meta; refuses a model without
     content and style latents."""
     from clbench.data import dataset_dir
-    from clbench.train.methods import load_model  # (moving to clbench.models)
+    from clbench.models.checkpoint import load_model
 
     model = load_model(model_path, "cpu")
     if not (hasattr(model, "factors") and hasattr(model, "vae")):

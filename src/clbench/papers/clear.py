@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from clbench.papers.registry import register_paper
-from clbench.report.figures import _pyplot, empty_figure, mean_std, ordered, read_table, save_figure
+from clbench.report.figures import pyplot, empty_figure, mean_std, ordered, read_table, save_figure
 from clbench.report.paper import Analysis, Figure, Paper, ResultFiles
 
 KEY = "clear"
@@ -68,7 +68,7 @@ def ood_k_curve(metrics_csv, out, metric: str = "linear_top1_relative", baseline
                 experiments: Sequence[str] | None = None) -> None:
     """The OOD-k figure: ``metric`` (relative OOD accuracy vs the plain CNN) against k per method,
     mean line with a +-std band over seeds; the dashed line at 1.0 is the baseline."""
-    plt = _pyplot()
+    plt = pyplot()
     summ = ood_k_summary(metrics_csv, metric, baseline, experiments)
     if summ.empty:
         empty_figure(out, f"no OOD-k results for {metric}", "OOD accuracy vs k")
@@ -113,7 +113,7 @@ def relative_summary(metrics_csv, metric: str, experiments: Sequence[str], basel
 def relative_bars(metrics_csv, out, metric: str, experiments: Sequence[str], baseline: str | None = "cnn") -> None:
     """Grouped bars of ``metric`` (e.g. ``linear_top1_relative``) per method for each experiment,
     mean +- std over seeds; for a ``*_relative`` metric the dashed line at 1.0 is the baseline."""
-    plt = _pyplot()
+    plt = pyplot()
     summ = relative_summary(metrics_csv, metric, experiments, baseline)
     if summ.empty:
         empty_figure(out, f"no results for {metric} in {', '.join(experiments)}", metric)
@@ -198,7 +198,7 @@ def read_latent_maps(path) -> dict[str, np.ndarray]:
 def swap_grid_plot(maps: Mapping[str, np.ndarray], out) -> None:
     """Content/style swap: first row the content sources, first column the style sources, cell (i, j) =
     decode(mu_c of content source j, mu_s of style source i)."""
-    plt = _pyplot()
+    plt = pyplot()
     xc, xs, swaps = maps["swap_content"], maps["swap_style"], maps["swap_decoded"]
     n = len(xc)
     cells: list[list] = [[None] + [_to_hwc(x) for x in xc]]
@@ -231,7 +231,7 @@ def swap_grid_plot(maps: Mapping[str, np.ndarray], out) -> None:
 def interpolation_plot(maps: Mapping[str, np.ndarray], out) -> None:
     """Two rows of decodes, z_c interpolated (z_s fixed) and z_s interpolated (z_c fixed), each framed
     by its two source images."""
-    plt = _pyplot()
+    plt = pyplot()
     x, row1, row2 = maps["interp_sources"], maps["interp_content"], maps["interp_style"]
     steps = len(row1)
     cells = [[_to_hwc(x[0])] + [_to_hwc(im) for im in row1] + [_to_hwc(x[1])],
@@ -272,7 +272,7 @@ def _categorical_scatter(plt, ax, emb: np.ndarray, values: np.ndarray, names: Se
 
 def tsne_plot(maps: Mapping[str, np.ndarray], out) -> None:
     """2x2 panels: z_c by label, z_c by style, z_s by label, z_s by style."""
-    plt = _pyplot()
+    plt = pyplot()
     y = maps["tsne_label"]
     style = maps.get("tsne_style")
     fname = str(maps["tsne_factor"])
@@ -302,7 +302,7 @@ def mi_simulation_plot(curves, out) -> None:
     """Over training steps, the KNN estimate of I(x; y) (with the exact value dashed) above the SNN
     loss (falls as MI rises) and the PS-SNN loss (rises with MI); the component spread changes every
     ``period`` steps (:func:`clbench.evaluate.mi_simulation.mi_simulation_curves`' table)."""
-    plt = _pyplot()
+    plt = pyplot()
     df = read_table(curves, ["step", "spread", "true_mi", "knn_mi", "snn", "ps_snn", "temperature", "period"])
     est = df.dropna(subset=["knn_mi"])
     fig, axes = plt.subplots(3, 1, figsize=(7.5, 6.8), sharex=True)

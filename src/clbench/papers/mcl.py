@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from clbench.papers.registry import register_paper
-from clbench.report.figures import _pyplot, empty_figure, is_fraction, mean_std, ordered, read_table, save_figure
+from clbench.report.figures import pyplot, empty_figure, is_fraction, mean_std, ordered, read_table, save_figure
 from clbench.report.paper import Figure, Paper
 
 KEY = "mcl"
@@ -43,7 +43,7 @@ def stage_probe_summary(stage_probes_csv) -> pd.DataFrame:
 def stage_probe_plot(stage_probes_csv, out) -> None:
     """Probe accuracy of each stage's features for each attribute (grouped bars, mean +- std over
     seeds), one panel per experiment (per experiment and method when an experiment has several)."""
-    plt = _pyplot()
+    plt = pyplot()
     df = read_table(stage_probes_csv, _STAGE_COLUMNS)
     if df.empty:
         empty_figure(out, "no stage-probe results", "MCL stage probes")

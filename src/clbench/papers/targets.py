@@ -15,6 +15,7 @@ import os
 from typing import Iterable, Mapping
 
 from clbench import workflow as wf
+from clbench.errors import ConfigError
 from clbench.papers import PAPERS
 from clbench.report.paper import Analysis, Figure, Paper
 from clbench.report.paper_tables import config_papers, papers_of
@@ -62,6 +63,11 @@ class ReportTargets:
         self.cfg = PaperConfig(config)
         self.papers = PAPERS if papers is None else papers
         self.formats = list(config["report"]["figure_formats"])
+        for name, exp in config["experiments"].items():  # refused before any job runs
+            for key in papers_of(exp):
+                if key not in self.papers:
+                    raise ConfigError(f"experiments.{name}.paper",
+                                      f"unknown paper {key!r}; the registered papers: {list(self.papers)}")
 
     # ---- what the configuration has
 

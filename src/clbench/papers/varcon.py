@@ -21,7 +21,7 @@ from clbench.io import write_text
 from clbench.papers.registry import register_paper
 from clbench.report.claims import ACC_TOL
 from clbench.report.figures import (
-    _pyplot,
+    pyplot,
     empty_figure,
     is_fraction,
     mean_std,
@@ -70,7 +70,7 @@ def corruption_heatmap(corruptions_csv, out, experiment: str | None = None) -> N
     Methods side by side on a shared colour scale; one row of panels per experiment when
     ``experiment`` is None and the table holds several.
     """
-    plt = _pyplot()
+    plt = pyplot()
     mats = corruption_matrices(corruptions_csv, experiment)
     if not mats:
         empty_figure(out, "no corruption results", "corruption robustness")
@@ -154,7 +154,7 @@ def convergence_plot(run_metrics_csvs: Mapping[str, Sequence], out, metric: str 
                      title: str = "Convergence: k-NN validation accuracy") -> None:
     """``metric`` (k-NN validation top-1) vs epoch, mean over seeds with a +-std band, one line per
     method label (e.g. ``{"VarCon": [seed0.csv, seed1.csv], "SupCon": [...]}``)."""
-    plt = _pyplot()
+    plt = pyplot()
     summ = convergence_summary(run_metrics_csvs, metric)
     if summ.empty:
         empty_figure(out, f"no {metric} in the runs' metrics.csv (val_every: 0?)", title)
@@ -288,7 +288,7 @@ def temperature_plot(runs, out) -> None:
     t2 over each epoch's samples (line) with the 25–75% (dark) and 5–95% (light) bands, mean over
     seeds, against the epoch; dashed, the nominal t and t ± epsilon, the range that
     t2 = (t − epsilon) + 2·epsilon·p(y|z) spans as the confidence p(y|z) goes from 0 to 1."""
-    plt = _pyplot()
+    plt = pyplot()
     summ = temperature_summary(runs)
     title = "VarCon: adaptive temperature t2 per epoch"
     if summ.empty:

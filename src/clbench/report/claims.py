@@ -408,7 +408,7 @@ def evaluate_claims(
 
     ``results``: columns ``method, metric, value`` and usually ``experiment, seed`` (plus any
     columns a claim filters on). ``seeds`` restricts to the config's seeds. ``names`` maps the
-    claim's method/metric/experiment names to the pipeline's (e.g. ``{"clear": "clear_vae"}``).
+    claim's method/metric/experiment names to the pipeline's (e.g. ``{"probe_r0_dc": "probe_r0_digit"}``).
     A claim without ``experiment`` is evaluated separately in every experiment that has data for
     it (one "not run" row when none does). Returns one row per (claim, experiment): id, paper,
     experiment, text, verdict, summary, kind, tolerance, seed_agreement, reason, scale, note,

@@ -18,7 +18,8 @@ from clbench.io import atomic_path
 from clbench.report.tables import parse_run_path
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (files only, no display), imported on first use."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -77,7 +78,7 @@ def ordered(values) -> list:
 
 def empty_figure(out, message: str, title: str = "") -> None:
     """A small figure that says in words why there is nothing to draw (the rule's output exists all the same)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 2.2))
     ax.axis("off")
     ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=11, wrap=True)
@@ -114,7 +115,7 @@ def read_run_metrics(path, metrics: str | Sequence[str], required: Sequence[str]
     df = pd.read_csv(path)
     if "epoch" not in df.columns or any(c not in df.columns for c in cols):
         return pd.DataFrame(columns=["epoch", *cols])
-    if "stage" in df.columns:  # MCL runs list every stage's epochs: make the epoch axis cumulative
+    if "stage" in df.columns:  # a multistage run lists every stage's epochs: make the epoch axis cumulative
         offset, parts = 0, []
         for _, s in df.groupby("stage", sort=True):
             s = s.copy()
@@ -128,7 +129,7 @@ def read_run_metrics(path, metrics: str | Sequence[str], required: Sequence[str]
 
 def training_curves(metrics_paths, runs_root, out: str | Path) -> None:
     """Per experiment: the training loss and the k-NN validation accuracy per epoch of every run."""
-    plt = _pyplot()
+    plt = pyplot()
     frames = []
     for p in metrics_paths:
         df = pd.read_csv(p)
