@@ -28,6 +28,7 @@ __all__ = [
     "Relation",
     "Statistic",
     "check_method",
+    "method_capabilities",
     "register_objective",
     "resolve_ref",
     "resolved_params",
@@ -145,6 +146,8 @@ class Objective:
       for any number; ``view_layout``: how a contrastive objective receives them (:data:`VIEW_LAYOUTS`).
     - ``section``: the method's settings block its parameters are read from (``loss`` or ``vae``).
     - ``statistic``: an optional per-sample :class:`Statistic` logged per epoch.
+    - ``capabilities``: what its trained model offers evaluations besides ``features``
+      (``factors``: CLEAR's (mu_c, mu_s); ``slices``: the sub-embeddings).
     """
 
     name: str
@@ -158,6 +161,7 @@ class Objective:
     params: tuple[Param, ...] = ()
     relations: tuple[Relation, ...] = ()
     statistic: Statistic | None = None
+    capabilities: tuple[str, ...] = ()
     _by_name: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -226,6 +230,13 @@ def resolved_params(spec: dict) -> dict[str, Any]:
     """The objective's parameters for method ``spec``: its ``loss:`` (or ``vae:``) block over the defaults."""
     obj = _objective_of(spec, "method")
     return {**obj.defaults, **(spec.get(obj.section) or {})}
+
+
+def method_capabilities(spec: dict) -> frozenset[str]:
+    """What the trained model of method ``spec`` offers evaluations besides ``features``: its
+    objective's capabilities, plus ``stages`` for a multistage (``mcl:``) method's combined model."""
+    obj = _objective_of(spec, "method")
+    return frozenset(obj.capabilities) | ({"stages"} if spec.get("mcl") is not None else set())
 
 
 def check_method(spec: dict, where: str) -> None:
@@ -368,6 +379,7 @@ register_objective(Objective(
     doc="CLEAR-VAE: reconstruction + annealed KL + SNN on content means + a style term (PS-SNN or an MI penalty)",
     uses_labels=True,
     section="vae",
+    capabilities=("factors",),
     params=(
         Param("z_content", "integer", 8, "content latent size", minimum=1),
         Param("z_style", "integer", 8, "style latent size", minimum=1),
@@ -393,6 +405,7 @@ register_objective(Objective(
     loss="clbench.losses.subembed:sub_info_max",
     doc="InfoMax on K sub-embeddings (slices) of view pairs, plus a regulariser between slices",
     views=2,
+    capabilities=("slices",),
     params=(
         Param("k", "integer", 2, "number of slices of the projection", minimum=1),
         _positive("temperature", "softmax temperature t", 0.5),
