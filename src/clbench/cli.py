@@ -167,7 +167,7 @@ def cmd_analyse(a):
     from clbench.papers import ResultFiles, find_analysis, resolve
 
     analysis = find_analysis(a.name)
-    files = ResultFiles(Path(a.results), tuple(Path(p) for p in a.inputs), a.experiments, a.params, a.threads)
+    files = ResultFiles(Path(a.results), tuple(Path(p) for p in a.inputs), params=a.params, threads=a.threads)
     resolve(analysis.function)(files, Path(a.out))
 
 
@@ -292,7 +292,6 @@ def parser() -> argparse.ArgumentParser:
     an.add_argument("name", help="the analysis' output file name (results/analyses/<name>)")
     an.add_argument("inputs", nargs="*", help="the files it reads, as the workflow lists them")
     an.add_argument("--results", required=True, help="the results directory")
-    an.add_argument("--experiments", type=_json_arg, default={}, help="the config's experiments, as JSON")
     an.add_argument("--params", type=_json_arg, default={}, help="the analysis' settings, as JSON")
     an.add_argument("--threads", type=int, default=1)
     an.add_argument("--out", required=True)

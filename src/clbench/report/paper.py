@@ -62,10 +62,6 @@ class Analysis:
     params: Callable[[Any], dict] = _no_params
     needed: Callable[[Any], bool] = _always
 
-    @property
-    def name(self) -> str:
-        return Path(self.output).stem
-
 
 @dataclass(frozen=True)
 class Figure:
