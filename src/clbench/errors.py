@@ -1,12 +1,15 @@
-"""The error raised for a refused configuration.
+"""The errors clbench raises for bad input, before or instead of a failing job.
 
-Its message starts with the dotted key of the offending setting, then says what is wrong and
-what would be valid, e.g. ``methods.varcon.loss.temperature: must be > 0, got 0``.
+:class:`ConfigError`: a refused configuration. Its message starts with the dotted key of the
+offending setting, then says what is wrong and what would be valid, e.g.
+``methods.varcon.loss.temperature: must be > 0, got 0``.
+
+:class:`DatasetError`: a dataset that is missing, partial or corrupt.
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError"]
+__all__ = ["ConfigError", "DatasetError"]
 
 
 class ConfigError(ValueError):
@@ -22,3 +25,7 @@ class ConfigError(ValueError):
         self.key = key
         self.problem = problem
         super().__init__(f"{key}: {problem}" if problem else key)
+
+
+class DatasetError(RuntimeError):
+    """A dataset is missing, partial or corrupt; the message says where and how to fix it."""
