@@ -157,3 +157,138 @@ def test_readme_adding_a_paper(toy_paper, tmp_path):
     assert "<th>linear_top1 (paper)</th>" in section and "95.5 ± 0.7" in section
     assert "toy.supcon_beats_cnn" in section and "<td>holds</td>" in section
     assert "Linear top-1 per method, mean over seeds." in section and "data:image/png;base64" in section
+
+
+# --------------------------------------------------------------------------------------------------
+# Adding a method (objective)
+
+
+@pytest.fixture
+def dcl_objective(monkeypatch):
+    """The README's loss module and objective registration, removed again afterwards; yields its config."""
+    from clbench import objectives
+
+    (_, loss_code), (_, registration), (_, config) = readme_blocks("### Adding a method (objective)")
+    module = types.ModuleType("clbench.losses.dcl")
+    exec(compile(loss_code, "clbench/losses/dcl.py", "exec"), module.__dict__)
+    monkeypatch.setitem(sys.modules, "clbench.losses.dcl", module)
+    assert "dcl" not in objectives.OBJECTIVES
+    try:
+        exec(compile(registration, "clbench/objectives.py", "exec"), dict(vars(objectives)))  # as if written there
+        yield yaml.safe_load(config)
+    finally:
+        objectives.OBJECTIVES.pop("dcl", None)
+
+
+def test_readme_adding_a_method(dcl_objective, tmp_path):
+    import pandas as pd
+    import torch
+    import torch.nn.functional as F
+
+    from clbench import workflow as wf
+    from clbench.errors import ConfigError
+    from clbench.losses import info_nce
+    from clbench.losses.dcl import dcl
+    from clbench.models.checkpoint import load_model
+    from clbench.objectives import OBJECTIVES
+    from clbench.train import loop
+    from helpers import quadrant_dataset
+    from snakemake.utils import update_config
+
+    # the loss: InfoNCE's terms without the positive in the denominator, so never above InfoNCE
+    torch.manual_seed(0)
+    z1, z2 = torch.randn(6, 5), torch.randn(6, 5)
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    rows = []
+    for i in range(12):
+        other = (i + 6) % 12
+        negatives = torch.stack([z[i] @ z[j] / 0.5 for j in range(12) if j not in (i, other)])
+        rows.append(torch.logsumexp(negatives, 0) - z[i] @ z[other] / 0.5)
+    torch.testing.assert_close(dcl(z1, z2, temperature=0.5), torch.stack(rows).mean())
+    assert dcl(z1, z2, temperature=0.5) < info_nce(z1, z2, temperature=0.5)
+
+    # the config plans once the schema lists the objective; the refusals the README quotes
+    assert OBJECTIVES["dcl"].loss_fn() is dcl
+    schema = wf.load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
+    schema["$defs"]["method"]["properties"]["objective"]["enum"].append("dcl")  # the README's note on the schema
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    update_config(cfg, dcl_objective)
+    wf.validate(cfg, schema)
+    assert wf.check_config(cfg, schema) == []
+    readme = (REPO / "README.md").read_text()
+    for loss, quoted in (({"temperature": 0}, r"`loss: \{temperature: 0\}` gives `([^`]*)`"),
+                         ({"temprature": 0.2}, r"a\nmisspelt key gives `([^`]*)`")):
+        bad = copy.deepcopy(cfg)
+        bad["methods"]["dcl"]["loss"] = loss
+        with pytest.raises(ConfigError) as error:
+            wf.check_config(bad, schema)
+        assert str(error.value) == re.search(quoted, readme).group(1)
+
+    # it trains through the one loop and comes back from its checkpoint
+    quadrant_dataset(tmp_path / "data", n_train=64, n_val=16, n_test=16)
+    spec = {**cfg["methods"]["dcl"], "epochs": 1, "batch_size": 32, "projection_dim": 8,
+            "encoder": {"name": "small_cnn", "width": 4, "feature_dim": 8}}
+    loop.train(spec, tmp_path / "data", tmp_path / "run", tmp_path / "ckpt", seed=0, device="cpu")
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert metrics["dcl"].iloc[0] == metrics["loss"].iloc[0] and bool(metrics["loss"].notna().all())
+    model = load_model(tmp_path / "run" / "model.pt")
+    assert model.features(torch.zeros(2, 1, 16, 16)).shape == (2, 8)
+
+
+# --------------------------------------------------------------------------------------------------
+# Adding an evaluation
+
+
+@pytest.fixture
+def uniformity_evaluation():
+    """The README's evaluation, registered as if written in clbench/evaluate/suite.py; yields its config."""
+    from clbench.evaluate import EVALUATIONS, suite
+
+    (_, code), (_, config) = readme_blocks("### Adding an evaluation")
+    assert "uniformity" not in EVALUATIONS
+    try:
+        exec(compile(code, "clbench/evaluate/suite.py", "exec"), dict(vars(suite)))
+        yield yaml.safe_load(config)
+    finally:
+        EVALUATIONS.pop("uniformity", None)
+
+
+def test_readme_adding_an_evaluation(uniformity_evaluation, tmp_path):
+    import numpy as np
+    import torch
+
+    from clbench import workflow as wf
+    from clbench.data import dataset_dir
+    from clbench.evaluate import EVALUATIONS, check_evaluations
+    from clbench.evaluate.embed import embed
+    from clbench.evaluate.runner import evaluate_run
+    from clbench.models.checkpoint import load_model, save_model
+    from clbench.models.methods import build_method
+    from helpers import quadrant_dataset
+    from snakemake.utils import update_config
+
+    assert EVALUATIONS["uniformity"].requires == frozenset() and "Uniformity" in EVALUATIONS["uniformity"].doc
+    schema = wf.load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
+    schema["$defs"]["experiment"]["properties"]["evaluations"]["items"]["enum"].append("uniformity")
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    update_config(cfg, uniformity_evaluation)
+    wf.validate(cfg, schema)
+    assert wf.check_config(cfg, schema) == []
+    exp = cfg["experiments"]["digits_uniformity"]
+    check_evaluations(exp["evaluations"], {m: cfg["methods"][m] for m in exp["methods"]},
+                      "experiments.digits_uniformity.evaluations")
+
+    # the evaluate job's call on a tiny run: the metric is the uniformity of the test features
+    data = tmp_path / "data"
+    quadrant_dataset(data, n_train=32, n_val=8, n_test=24)
+    spec = {"objective": "cross_entropy", "encoder": {"name": "small_cnn", "width": 4, "feature_dim": 8}}
+    torch.manual_seed(0)
+    save_model(tmp_path / "model.pt", build_method(spec, 1, 4, 16), spec, {"in_channels": 1, "num_classes": 4,
+                                                                            "image_size": 16})
+    result = evaluate_run(tmp_path / "model.pt", data, {"evaluations": exp["evaluations"], "probe": {"epochs": 5}})
+    f = embed(load_model(tmp_path / "model.pt"), dataset_dir.load(data, "test")["x"]).double().numpy()
+    f /= np.linalg.norm(f, axis=1, keepdims=True)
+    i, j = np.triu_indices(len(f), k=1)
+    expected = np.log(np.mean(np.exp(-2 * ((f[i] - f[j]) ** 2).sum(1))))
+    assert result["metrics"]["uniformity"] == pytest.approx(expected, rel=1e-4)
+    assert result["metrics"]["uniformity"] < 0 and "linear_top1" in result["metrics"]
