@@ -18,8 +18,10 @@ from clbench.data.corruptions import corrupt_dataset
 from clbench.evaluate.disentanglement import gmig
 from clbench.evaluate.embed import embed
 from clbench.evaluate.linear_probe import fit_probe, fit_probe_on_images
-from clbench.evaluate.runner import evaluate_corruption_cell, evaluate_run, sampled_latents
-from clbench.train.methods import build_method, load_model, save_model
+from clbench.evaluate.runner import evaluate_corruption_cell, evaluate_run
+from clbench.evaluate.suite import sampled_latents
+from clbench.models.checkpoint import load_model, save_model
+from clbench.models.methods import build_method
 from helpers import quadrant_dataset
 
 # an untrained small CNN whose flattened feature map keeps where the bright square is
@@ -144,7 +146,7 @@ def test_probe_on_images_trains_on_augmented_images_through_the_frozen_encoder(f
     mirrored = np.array([1, 0, 3, 2])[test["y"]]
     assert (pred == mirrored).mean() > 0.95 and r["top1"] < 0.05
     # the same run with the digits recipe (small affine jitter) learns the true classes
-    from clbench.train.data import augmentation
+    from clbench.data.augment import augmentation
 
     jitter = fit_probe_on_images(model, train["x"], train["y"], fte, test["y"], augment=augmentation("digits", 16, 1),
                                  train_feats=ftr, epochs=3, batch_size=64, lr=0.05)

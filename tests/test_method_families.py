@@ -10,7 +10,7 @@ from clbench.data import dataset_dir
 from clbench.evaluate.embed import embed
 from clbench.evaluate.linear_probe import fit_probe
 from clbench.train import loop
-from clbench.train.methods import load_model
+from clbench.models.checkpoint import load_model
 from helpers import quadrant_dataset
 
 BASE = {"encoder": {"name": "small_cnn", "width": 8, "feature_dim": 32}, "epochs": 3, "batch_size": 32,
@@ -59,7 +59,8 @@ def test_family_trains_and_beats_chance(name, data, tmp_path):
 def test_cnn_baseline_flatten_and_mlp_head_is_the_official_architecture(tmp_path):
     """CLEAR's SimpleCNNClassifier: three stride-2 convs (32/64/128), flatten (2048 at 28 px),
     Linear(2048, 256) - BN - ReLU - Linear(256, 10). Its features are the 256 hidden activations."""
-    from clbench.train.methods import build_method, save_model
+    from clbench.models.checkpoint import save_model
+    from clbench.models.methods import build_method
 
     spec = {"objective": "cross_entropy", "encoder": {"name": "small_cnn", "pool": "flatten"}, "classifier": {"kind": "mlp"}}
     model = build_method(spec, 1, 10, 28)

@@ -73,3 +73,15 @@ def test_an_experiments_evaluation_settings_reach_its_evaluate_job(tmp_path, con
                                            for s in specs["trifeature_ssl"])
     others = [s for name, group in specs.items() if name != "trifeature_ssl" for s in group]
     assert others and all(s["probe"]["protocol"] == "features" and s["probe"]["epochs"] == 100 for s in others)
+
+
+def test_ood_design_is_a_declared_styled_mnist_key():
+    from clbench.data.build import check_spec
+    from clbench.errors import ConfigError
+
+    check_spec({"generator": "styled_mnist", "recipe": "ood", "options": {"ood_design": "cyclic"}}, "datasets.d")
+    with pytest.raises(ConfigError, match=r"datasets\.d\.options\.ood_design"):
+        check_spec({"generator": "styled_mnist", "recipe": "ood", "options": {"ood_design": "latin"}}, "datasets.d")
+    with pytest.raises(ConfigError, match="ood_design"):  # it would be ignored without recipe ood
+        check_spec({"generator": "styled_mnist", "recipe": "independent", "options": {"ood_design": "random"}},
+                   "datasets.d")

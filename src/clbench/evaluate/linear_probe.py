@@ -112,15 +112,15 @@ def fit_probe_on_images(model: nn.Module, train_x, train_labels, test_feats, tes
 
     Every epoch each training image (uint8 ``train_x`` [N, C, H, W], or lazily decoded images) is
     augmented by ``augment`` (a transform of one uint8 image, e.g.
-    :func:`clbench.train.data.augmentation`), embedded by ``model.features`` in eval mode without
-    gradient, standardised with the mean and std of ``train_feats`` (the plain training features)
-    and fed to the probe. ``batch_size=0`` means one batch of all images. The test split is scored
-    on its plain features ``test_feats``. Returns what :func:`fit_probe` returns; the
-    :class:`FittedProbe` applies to plain features like any other.
+    :func:`clbench.data.augment.augmentation`; None: no augmentation), embedded by
+    ``model.features`` in eval mode without gradient, standardised with the mean and std of
+    ``train_feats`` (the plain training features) and fed to the probe. ``batch_size=0`` means one
+    batch of all images. The test split is scored on its plain features ``test_feats``. Returns what
+    :func:`fit_probe` returns; the :class:`FittedProbe` applies to plain features like any other.
     """
     from torch.utils.data import DataLoader
 
-    from clbench.train.data import ViewDataset, to_float
+    from clbench.models.inputs import to_float
 
     device = torch.device(device)
     g = torch.Generator().manual_seed(seed)
@@ -132,19 +132,18 @@ def fit_probe_on_images(model: nn.Module, train_x, train_labels, test_feats, tes
     opt = probe_optimizer(head.parameters(), optimizer, lr, weight_decay, momentum)
     n = len(ytr)
     bs = n if batch_size <= 0 else min(batch_size, n)
-    ds = ViewDataset(train_x, ytr.numpy(), augment, views=1)
-    loader = DataLoader(ds, batch_size=bs, shuffle=True, generator=g, num_workers=num_workers,
-                        pin_memory=device.type == "cuda")
+    loader = DataLoader(_AugmentedImages(train_x, ytr, augment), batch_size=bs, shuffle=True, generator=g,
+                        num_workers=num_workers, pin_memory=device.type == "cuda")
     was_training = model.training
     model.eval()
     mu, sd = mean.to(device), std.to(device)
     head.train()
     for _ in range(epochs):
-        for views, labels, _ in loader:
+        for images, labels in loader:
             if len(labels) < 2 and kind == "mlp":
                 continue
             with torch.no_grad():
-                feats = model.features(to_float(views[:, 0], device)).float()
+                feats = model.features(to_float(images, device)).float()
             opt.zero_grad(set_to_none=True)
             nn.functional.cross_entropy(head((feats - mu) / sd), labels.to(device)).backward()
             opt.step()
@@ -152,6 +151,21 @@ def fit_probe_on_images(model: nn.Module, train_x, train_labels, test_feats, tes
     predict = FittedProbe(head.eval(), kind, mean, std)
     result = {**score(predict(test_feats), yte.numpy()), "n_train": int(n), "num_classes": c}
     return (result, predict) if return_predictor else result
+
+
+class _AugmentedImages(torch.utils.data.Dataset):
+    """``(transform(image), label)`` per item; images are an array or anything that slices into uint8
+    batches (lazily decoded images are decoded per item, at the dataset's size)."""
+
+    def __init__(self, x, labels: torch.Tensor, transform=None):
+        self.x, self.labels, self.transform = x, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        img = torch.as_tensor(np.ascontiguousarray(self.x[i:i + 1]))[0]
+        return (img if self.transform is None else self.transform(img)), self.labels[i]
 
 
 class FittedProbe:

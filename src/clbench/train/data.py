@@ -8,37 +8,9 @@ import random
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
-from torchvision.transforms import v2
 
+from clbench.data.augment import CROPS_FIRST, augmentation  # noqa: F401  (the recipes, re-exported here)
 from clbench.data.dataset_dir import LazyImages
-
-
-CROPS_FIRST = ("simclr", "supcon", "crop_flip")  # recipes whose first op is a random resized crop to the output size
-
-
-def augmentation(name: str, image_size: int, channels: int) -> v2.Transform | None:
-    """The augmentation recipes, on uint8 tensors [C, H, W].
-
-    - ``digits``: small random affine (rotation 10 deg, shift 10%, scale 0.9-1.1) — keeps a digit a digit
-      and keeps the CLEAR styles (stripes, scale-down, edges) recognisable.
-    - ``simclr``: random resized crop (0.08-1), flip, colour jitter (0.4, 0.4, 0.4, 0.1) with p=0.8, greyscale p=0.2.
-    - ``supcon``: as simclr with crop scale (0.2-1), the SupCon paper's CIFAR recipe.
-    - ``crop_flip``: random resized crop (0.2-1) and flip only, the SupCon linear evaluation's training
-      transform (``main_linear.py``), which VarCon's linear evaluation follows.
-    """
-    if name == "none":
-        return None
-    if name == "digits":
-        return v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1))
-    if name == "crop_flip":
-        return v2.Compose([v2.RandomResizedCrop(image_size, scale=(0.2, 1.0), antialias=True), v2.RandomHorizontalFlip()])
-    if name in ("simclr", "supcon"):
-        lo = 0.08 if name == "simclr" else 0.2
-        ops: list = [v2.RandomResizedCrop(image_size, scale=(lo, 1.0), antialias=True), v2.RandomHorizontalFlip()]
-        if channels == 3:
-            ops += [v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), v2.RandomGrayscale(p=0.2)]
-        return v2.Compose(ops)
-    raise ValueError(f"unknown augmentation {name!r}")
 
 
 class ViewDataset(Dataset):
@@ -110,11 +82,3 @@ def _reseed_worker(rank: int, worker_id: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     random.seed(seed)
-
-
-def to_float(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 [.., C, H, W] -> float in [0, 1] on ``device`` (channels_last on CUDA)."""
-    x = x.to(device, non_blocking=True).float().div_(255.0)
-    if device.type == "cuda" and x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
