@@ -7,7 +7,7 @@ from typing import Any, Callable
 import torch
 
 from clbench.evaluate.embed import embed
-from clbench.evaluate.linear_probe import FittedProbe, fit_probe
+from clbench.evaluate.linear_probe import PROBE_OPTIONS, FittedProbe, fit_probe
 
 __all__ = ["EvaluationRun", "factor_names"]
 
@@ -57,10 +57,11 @@ class EvaluationRun:
     def probe(self, train_features, train_labels, test_features, test_labels, **kw) -> Any:
         """Fit the configured probe (``settings["probe"]``; ``kind=`` overrides its kind) and score it."""
         cfg = self.settings["probe"]
+        options = {k: cfg[k] for k in PROBE_OPTIONS if k in cfg}
         return fit_probe(train_features, torch.as_tensor(train_labels), test_features, torch.as_tensor(test_labels),
                          kind=kw.pop("kind", cfg["kind"]),
                          epochs=cfg["epochs"], lr=cfg["lr"], weight_decay=cfg["weight_decay"],
-                         batch_size=cfg["batch_size"], seed=self.seed, device=self.device, **kw)
+                         batch_size=cfg["batch_size"], seed=self.seed, device=self.device, **options, **kw)
 
     def linear_probe(self) -> tuple[dict, FittedProbe]:
         """The configured probe of ``y`` on the features, fitted once: (its metrics, the fitted predictor)."""
