@@ -1,87 +1,82 @@
-"""Config keys of the protocol mechanisms: schema entries, and the per-experiment evaluation settings
-reaching the evaluate job."""
+"""Config keys of the protocol mechanisms: accepted where they apply, refused by name elsewhere, and the
+per-experiment evaluation settings reaching the evaluate job's spec."""
 
 import copy
 import json
-import re
-import subprocess
 
 import pytest
 import yaml
-from snakemake.utils import validate
 
-from conftest import REPO, snakemake_exe
+from clbench import workflow as wf
+from clbench.errors import ConfigError
+from conftest import REPO
 
-SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+SCHEMA = wf.load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
 
 @pytest.fixture
 def config():
-    with open(REPO / "config.yaml") as f:
-        return yaml.safe_load(f)
+    return yaml.safe_load((REPO / "config.yaml").read_text())
 
 
-def test_protocol_keys_are_accepted_with_their_defaults(config):
+def _checked(cfg):
+    cfg = wf.validate(cfg, SCHEMA)
+    wf.check_config(cfg, SCHEMA)
+    return cfg
+
+
+def test_protocol_keys_are_accepted_and_unset_ones_add_nothing(config):
+    plain = _checked(copy.deepcopy(config))
     cfg = copy.deepcopy(config)
     cfg["methods"]["cnn"]["encoder"] = {"name": "small_cnn", "pool": "flatten"}
     cfg["methods"]["cnn"]["classifier"] = {"kind": "mlp", "hidden_dim": 256}
     cfg["methods"]["supcon"]["augment"] = "crop_flip"
     cfg["evaluation"]["mlp_probe"] = {"lr": 3e-4, "batch_size": 128, "epochs": 41}
     cfg["experiments"]["trifeature_ssl"]["evaluation"] = {
-        "probe": {"protocol": "augmented", "augment": "simclr", "optimizer": "adam", "batch_size": 512},
-        "knn": {"temperature": 0.5}}
+        "probe": {"protocol": "augmented", "augment": "simclr", "batch_size": 512}, "knn": {"temperature": 0.5}}
     cfg["datasets"]["styled_digits_ood3"]["options"] = {"ood_design": "cyclic"}
-    validate(cfg, SCHEMA, set_default=True)
-    probe = cfg["evaluation"]["probe"]
-    assert (probe["protocol"], probe["augment"], probe["hidden_dim"], probe["optimizer"]) == ("features", "simclr", 256, "adam")
-    # an experiment's override gets no defaults filled in: absent keys keep the top-level settings
+    cfg = _checked(cfg)
+    # unset, the new keys stay unset: the default config's specs (and their run hashes) do not change
+    assert plain["evaluation"]["probe"] == {"kind": "linear", "epochs": 100, "lr": 0.01, "weight_decay": 0.0001,
+                                           "batch_size": 0}
+    assert plain["evaluation"]["mlp_probe"] == {}
+    assert "pool" not in plain["methods"]["cnn"]["encoder"] and "classifier" not in plain["methods"]["cnn"]
     assert cfg["experiments"]["trifeature_ssl"]["evaluation"]["knn"] == {"temperature": 0.5}
-    assert "pool" not in cfg["methods"]["infonce"].get("encoder", {})  # new method keys add nothing to old specs
 
 
-@pytest.mark.parametrize("where,value", [
-    (("evaluation", "probe", "protocol"), "cached"),
-    (("evaluation", "probe", "augment"), "autoaugment"),
-    (("evaluation", "mlp_probe", "kind"), "linear"),
-    (("methods", "cnn", "encoder", "pool"), "max"),
-    (("methods", "cnn", "classifier", "kind"), "svm"),
-    (("experiments", "clear_ood_k3", "evaluation", "probe", "protocol"), "images"),
+@pytest.mark.parametrize("overlay,key,words", [
+    ({"evaluation": {"probe": {"protocol": "cached"}}}, "evaluation.probe.protocol", "cached"),
+    ({"evaluation": {"probe": {"protocol": "augmented", "augment": "autoaugment"}}}, "evaluation.probe.augment",
+     "autoaugment"),
+    ({"evaluation": {"probe": {"augment": "simclr"}}}, "evaluation.probe.augment", "only protocol augmented"),
+    ({"evaluation": {"mlp_probe": {"kind": "linear"}}}, "evaluation.mlp_probe.kind", "unknown key"),
+    ({"evaluation": {"mlp_probe": {"momentum": 0.5}}}, "evaluation.mlp_probe.momentum", "only optimizer sgd"),
+    ({"methods": {"cnn": {"encoder": {"pool": "max"}}}}, "methods.cnn.encoder.pool", "max"),
+    ({"methods": {"cnn": {"classifier": {"kind": "svm"}}}}, "methods.cnn.classifier.kind", "svm"),
+    ({"experiments": {"clear_ood_k3": {"evaluation": {"probe": {"protocol": "images"}}}}},
+     "experiments.clear_ood_k3.evaluation.probe.protocol", "images"),
+    ({"experiments": {"clear_ood_k3": {"evaluation": {"mlp_probe": {"hidden_dim": 0}}}}},
+     "experiments.clear_ood_k3.evaluation.mlp_probe.hidden_dim", "0"),
+    ({"datasets": {"styled_digits_ood3": {"options": {"ood_design": "latin"}}}},
+     "datasets.styled_digits_ood3.options.ood_design", "latin"),
+    ({"datasets": {"styled_digits": {"options": {"ood_design": "random"}}}},
+     "datasets.styled_digits.options.ood_design", "recipe"),
 ])
-def test_bad_protocol_values_are_refused_by_name(config, where, value):
-    node = config
-    for key in where[:-1]:
-        node = node.setdefault(key, {})
-    node[where[-1]] = value
-    with pytest.raises(Exception, match=re.escape(str(value)) + "|" + where[-1]):
-        validate(config, SCHEMA, set_default=True)
+def test_bad_protocol_values_are_refused_by_name(config, overlay, key, words):
+    from snakemake.utils import update_config
+
+    update_config(config, copy.deepcopy(overlay))
+    with pytest.raises(ConfigError) as info:
+        _checked(config)
+    assert info.value.key == key and words in str(info.value), str(info.value)
 
 
-def test_an_experiments_evaluation_settings_reach_its_evaluate_job(tmp_path, config):
-    config["experiments"]["trifeature_ssl"]["evaluation"] = {"probe": {"protocol": "augmented", "epochs": 7}}
-    (tmp_path / "overlay.yaml").write_text(yaml.safe_dump(config))
-    proc = subprocess.run([snakemake_exe(), "-n", "-p", "--snakefile", str(REPO / "Snakefile"), "--configfile",
-                           str(REPO / "config.yaml"), str(tmp_path / "overlay.yaml"), "--directory", str(tmp_path)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    specs = {}
-    for line in proc.stdout.splitlines():
-        m = re.search(r"evaluate run .*?--metrics \S*runs/([^/]+)/.*?--spec '(\{.*?\})'", line)
-        if m:
-            specs.setdefault(m.group(1), []).append(json.loads(m.group(2)))
-    assert specs["trifeature_ssl"] and all(s["probe"]["protocol"] == "augmented" and s["probe"]["epochs"] == 7
-                                           and s["probe"]["lr"] == config["evaluation"]["probe"]["lr"]
-                                           for s in specs["trifeature_ssl"])
-    others = [s for name, group in specs.items() if name != "trifeature_ssl" for s in group]
-    assert others and all(s["probe"]["protocol"] == "features" and s["probe"]["epochs"] == 100 for s in others)
-
-
-def test_ood_design_is_a_declared_styled_mnist_key():
-    from clbench.data.build import check_spec
-    from clbench.errors import ConfigError
-
-    check_spec({"generator": "styled_mnist", "recipe": "ood", "options": {"ood_design": "cyclic"}}, "datasets.d")
-    with pytest.raises(ConfigError, match=r"datasets\.d\.options\.ood_design"):
-        check_spec({"generator": "styled_mnist", "recipe": "ood", "options": {"ood_design": "latin"}}, "datasets.d")
-    with pytest.raises(ConfigError, match="ood_design"):  # it would be ignored without recipe ood
-        check_spec({"generator": "styled_mnist", "recipe": "independent", "options": {"ood_design": "random"}},
-                   "datasets.d")
+def test_an_experiments_evaluation_settings_reach_its_evaluate_job(config):
+    config["experiments"]["trifeature_ssl"]["evaluation"] = {"probe": {"protocol": "augmented", "epochs": 7},
+                                                             "mlp_probe": {"lr": 3e-4}}
+    cfg = _checked(config)
+    spec = json.loads(wf.evaluation_spec(cfg, "trifeature_ssl"))
+    assert spec["probe"]["protocol"] == "augmented" and spec["probe"]["epochs"] == 7
+    assert spec["probe"]["lr"] == config["evaluation"]["probe"]["lr"] and spec["mlp_probe"] == {"lr": 3e-4}
+    other = json.loads(wf.evaluation_spec(cfg, "clear_ood_k3"))
+    assert "protocol" not in other["probe"] and other["probe"]["epochs"] == 100 and other["mlp_probe"] == {}

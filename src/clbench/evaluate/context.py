@@ -7,13 +7,18 @@ from typing import Any, Callable
 import torch
 
 from clbench.evaluate.embed import embed
-from clbench.evaluate.linear_probe import FittedProbe, fit_probe, fit_probe_on_images
+from clbench.evaluate.linear_probe import PROBE_OPTIONS, FittedProbe, fit_probe, fit_probe_on_images
 
 __all__ = ["EvaluationRun", "factor_names"]
 
 PROBE_PROTOCOLS = ("features", "augmented")
-# the probe settings fit_probe takes (besides kind)
-PROBE_TRAINING_KEYS = ("epochs", "lr", "weight_decay", "batch_size", "hidden_dim", "optimizer", "momentum")
+
+
+def _training_settings(cfg: dict) -> dict:
+    """The keyword arguments a probe's settings give fit_probe / fit_probe_on_images (unset options
+    keep the functions' defaults)."""
+    return {"epochs": cfg["epochs"], "lr": cfg["lr"], "weight_decay": cfg["weight_decay"],
+            "batch_size": cfg["batch_size"], **{k: cfg[k] for k in PROBE_OPTIONS if k in cfg}}
 
 
 def factor_names(split: dict) -> list[str]:
@@ -64,8 +69,8 @@ class EvaluationRun:
         the one ``settings`` describes; ``kind=`` overrides its kind."""
         cfg = settings or self.settings["probe"]
         return fit_probe(train_features, torch.as_tensor(train_labels), test_features, torch.as_tensor(test_labels),
-                         kind=kw.pop("kind", cfg["kind"]), **{k: cfg[k] for k in PROBE_TRAINING_KEYS},
-                         seed=self.seed, device=self.device, **kw)
+                         kind=kw.pop("kind", cfg["kind"]), **_training_settings(cfg), seed=self.seed,
+                         device=self.device, **kw)
 
     def mlp_probe_settings(self) -> dict:
         """The MLP probe's settings: the probe's, with ``mlp_probe``'s set keys on top, kind ``mlp``."""
@@ -93,7 +98,7 @@ class EvaluationRun:
                 augment = augmentation(cfg["augment"], int(x.shape[-1]), int(x.shape[1]))
                 self._linear = fit_probe_on_images(
                     self.model, x, self.train["y"], self.features("test"), self.test["y"], augment=augment,
-                    train_feats=self.features("train"), kind=cfg["kind"], **{k: cfg[k] for k in PROBE_TRAINING_KEYS},
+                    train_feats=self.features("train"), kind=cfg["kind"], **_training_settings(cfg),
                     num_workers=cfg.get("num_workers", 0), seed=self.seed, device=self.device, return_predictor=True)
             else:
                 raise ValueError(f"evaluation.probe.protocol: unknown protocol {protocol!r}; "

@@ -10,7 +10,8 @@ Two linear-evaluation protocols (``evaluation.probe.protocol``, chosen per exper
   are not augmented.
 
 Either way the features are standardised with the mean and std of the plain (not augmented)
-training features, and the probe is scored on the plain test features.
+training features (unless ``standardize`` is false), and the probe is scored on the plain test
+features.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ import torch
 from torch import nn
 
 MLP_HIDDEN = 256  # CLEAR's MLP probe on mu_c: Linear(z, 256) - BN - ReLU - Linear(256, C)
-OPTIMIZERS = ("adam", "sgd")
+
+# the probe settings of the config (evaluation.probe) that fit_probe and fit_probe_on_images take besides
+# kind, epochs, lr, weight_decay and batch_size; unset, each keeps the function's default
+PROBE_OPTIONS = ("optimizer", "momentum", "schedule", "milestones", "gamma", "standardize", "hidden_dim")
 
 
 def probe_head(kind: str, in_dim: int, num_classes: int, hidden_dim: int = MLP_HIDDEN) -> nn.Module:
@@ -32,14 +36,26 @@ def probe_head(kind: str, in_dim: int, num_classes: int, hidden_dim: int = MLP_H
     return classifier_head(in_dim, num_classes, kind, hidden_dim)
 
 
-def probe_optimizer(params, name: str = "adam", lr: float = 0.01, weight_decay: float = 0.0,
-                    momentum: float = 0.9) -> torch.optim.Optimizer:
-    """Adam (default) or SGD with momentum (the SupCon linear evaluation's optimiser)."""
-    if name == "adam":
+def probe_optimizer(params, optimizer: str, lr: float, weight_decay: float,
+                    momentum: float) -> torch.optim.Optimizer:
+    """``adam``, or ``sgd`` with plain (not Nesterov) momentum, as the SupCon / VarCon linear evaluation."""
+    if optimizer == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if name == "sgd":
+    if optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=momentum)
-    raise ValueError(f"unknown probe optimizer {name!r}; expected one of {list(OPTIMIZERS)}")
+    raise ValueError(f"unknown probe optimizer {optimizer!r}; expected 'adam' or 'sgd'")
+
+
+def probe_schedule(opt: torch.optim.Optimizer, schedule: str, epochs: int, milestones=(), gamma: float = 0.1):
+    """The learning rate over the probe's epochs (stepped once per epoch): ``constant``, ``cosine`` (to 0)
+    or ``step`` (times ``gamma`` after each epoch of ``milestones``)."""
+    if schedule == "constant":
+        return None
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
+    if schedule == "step":
+        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=sorted(milestones), gamma=gamma)
+    raise ValueError(f"unknown probe schedule {schedule!r}; expected constant, cosine or step")
 
 
 def score(probs: np.ndarray, labels) -> dict:
@@ -58,19 +74,26 @@ def score(probs: np.ndarray, labels) -> dict:
     return result
 
 
-def _standardiser(train_feats) -> tuple[torch.Tensor, torch.Tensor]:
+def _standardiser(train_feats, standardize: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training features' mean and std (or 0 and 1 without ``standardize``)."""
     x = torch.as_tensor(train_feats).float()
+    if not standardize:
+        return torch.zeros(x.shape[1]), torch.ones(x.shape[1])
     return x.mean(0), x.std(0).clamp_min(1e-6)
 
 
 def fit_probe(train_feats, train_labels, test_feats, test_labels, *, kind: str = "linear", epochs: int = 100,
-              lr: float = 0.01, weight_decay: float = 1e-4, batch_size: int = 0, num_classes: int | None = None,
-              hidden_dim: int = MLP_HIDDEN, optimizer: str = "adam", momentum: float = 0.9,
-              seed: int = 0, device: str | torch.device = "cpu", return_predictor: bool = False):
-    """Train a probe on standardised frozen features with cross-entropy; score it on the test features.
+              lr: float = 0.01, weight_decay: float = 1e-4, batch_size: int = 0, optimizer: str = "adam",
+              momentum: float = 0.9, schedule: str = "constant", milestones=(), gamma: float = 0.1,
+              standardize: bool = True, hidden_dim: int = MLP_HIDDEN, num_classes: int | None = None, seed: int = 0,
+              device: str | torch.device = "cpu", return_predictor: bool = False):
+    """Train a probe on frozen features with cross-entropy; score it on the test features.
 
-    ``batch_size=0`` trains full-batch. Features are standardised with the training mean and std.
-    The optimiser is Adam (default) or SGD with ``momentum``; ``weight_decay`` is its L2 term.
+    ``optimizer`` ``adam`` or ``sgd`` (with ``momentum``), at ``lr`` with ``weight_decay`` (its L2
+    term), following ``schedule`` (:func:`probe_schedule`) over ``epochs``. ``batch_size=0`` trains
+    full-batch. With ``standardize`` the features are standardised with the training mean and std;
+    without, they are fed as the encoder gives them. ``hidden_dim``: the MLP probe's hidden units.
+
     Returns ``top1`` (accuracy), ``auroc`` (one-vs-rest, macro) and ``aupr`` (average precision, macro),
     each over the classes present in the test labels. With ``return_predictor`` it returns
     ``(result, predict)`` where ``predict`` is the :class:`FittedProbe` (``predict(features) -> class
@@ -78,12 +101,13 @@ def fit_probe(train_feats, train_labels, test_feats, test_labels, *, kind: str =
     """
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    mean, std = _standardiser(train_feats)
+    mean, std = _standardiser(train_feats, standardize)
     xtr = (torch.as_tensor(train_feats).float() - mean) / std
     ytr, yte = torch.as_tensor(train_labels).long(), torch.as_tensor(test_labels).long()
     c = num_classes or int(max(ytr.max(), yte.max())) + 1
     head = probe_head(kind, xtr.shape[1], c, hidden_dim).to(device)
     opt = probe_optimizer(head.parameters(), optimizer, lr, weight_decay, momentum)
+    scheduler = probe_schedule(opt, schedule, epochs, milestones, gamma)
     xtr, ytr = xtr.to(device), ytr.to(device)
     n = len(ytr)
     bs = n if batch_size <= 0 else batch_size
@@ -97,6 +121,8 @@ def fit_probe(train_feats, train_labels, test_feats, test_labels, *, kind: str =
             opt.zero_grad(set_to_none=True)
             nn.functional.cross_entropy(head(xtr[idx]), ytr[idx]).backward()
             opt.step()
+        if scheduler is not None:
+            scheduler.step()
     predict = FittedProbe(head.eval(), kind, mean, std)
     result = {**score(predict(test_feats), yte.numpy()), "n_train": int(n), "num_classes": c}
     return (result, predict) if return_predictor else result
@@ -104,8 +130,9 @@ def fit_probe(train_feats, train_labels, test_feats, test_labels, *, kind: str =
 
 def fit_probe_on_images(model: nn.Module, train_x, train_labels, test_feats, test_labels, *, augment,
                         train_feats, kind: str = "linear", epochs: int = 100, lr: float = 0.01,
-                        weight_decay: float = 1e-4, batch_size: int = 512, num_classes: int | None = None,
-                        hidden_dim: int = MLP_HIDDEN, optimizer: str = "adam", momentum: float = 0.9,
+                        weight_decay: float = 1e-4, batch_size: int = 512, optimizer: str = "adam",
+                        momentum: float = 0.9, schedule: str = "constant", milestones=(), gamma: float = 0.1,
+                        standardize: bool = True, hidden_dim: int = MLP_HIDDEN, num_classes: int | None = None,
                         num_workers: int = 0, seed: int = 0, device: str | torch.device = "cpu",
                         return_predictor: bool = False):
     """Train a probe on augmented training images through the frozen ``model``; score it on ``test_feats``.
@@ -114,8 +141,9 @@ def fit_probe_on_images(model: nn.Module, train_x, train_labels, test_feats, tes
     augmented by ``augment`` (a transform of one uint8 image, e.g.
     :func:`clbench.data.augment.augmentation`; None: no augmentation), embedded by
     ``model.features`` in eval mode without gradient, standardised with the mean and std of
-    ``train_feats`` (the plain training features) and fed to the probe. ``batch_size=0`` means one
-    batch of all images. The test split is scored on its plain features ``test_feats``. Returns what
+    ``train_feats`` (the plain training features; not with ``standardize=False``) and fed to the
+    probe. ``batch_size=0`` means one batch of all images. The optimiser and schedule settings are
+    :func:`fit_probe`'s. The test split is scored on its plain features ``test_feats``. Returns what
     :func:`fit_probe` returns; the :class:`FittedProbe` applies to plain features like any other.
     """
     from torch.utils.data import DataLoader
@@ -125,11 +153,12 @@ def fit_probe_on_images(model: nn.Module, train_x, train_labels, test_feats, tes
     device = torch.device(device)
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # the augmentations draw from torch's global stream
-    mean, std = _standardiser(train_feats)
+    mean, std = _standardiser(train_feats, standardize)
     ytr, yte = torch.as_tensor(np.asarray(train_labels)).long(), torch.as_tensor(np.asarray(test_labels)).long()
     c = num_classes or int(max(ytr.max(), yte.max())) + 1
     head = probe_head(kind, mean.numel(), c, hidden_dim).to(device)
     opt = probe_optimizer(head.parameters(), optimizer, lr, weight_decay, momentum)
+    scheduler = probe_schedule(opt, schedule, epochs, milestones, gamma)
     n = len(ytr)
     bs = n if batch_size <= 0 else min(batch_size, n)
     loader = DataLoader(_AugmentedImages(train_x, ytr, augment), batch_size=bs, shuffle=True, generator=g,
@@ -147,6 +176,8 @@ def fit_probe_on_images(model: nn.Module, train_x, train_labels, test_feats, tes
             opt.zero_grad(set_to_none=True)
             nn.functional.cross_entropy(head((feats - mu) / sd), labels.to(device)).backward()
             opt.step()
+        if scheduler is not None:
+            scheduler.step()
     model.train(was_training)
     predict = FittedProbe(head.eval(), kind, mean, std)
     result = {**score(predict(test_feats), yte.numpy()), "n_train": int(n), "num_classes": c}

@@ -26,7 +26,7 @@ from clbench.data import dataset_dir
 from clbench.evaluate.cells import corruption_row
 from clbench.evaluate.context import EvaluationRun
 from clbench.evaluate.embed import embed
-from clbench.evaluate.linear_probe import MLP_HIDDEN, FittedProbe
+from clbench.evaluate.linear_probe import FittedProbe
 from clbench.evaluate.suite import EVALUATIONS
 from clbench.models.checkpoint import load_model
 
@@ -34,8 +34,7 @@ log = logging.getLogger(__name__)
 
 DEFAULTS = {"evaluations": ["linear_probe", "knn"],
             "probe": {"epochs": 100, "lr": 0.01, "weight_decay": 1e-4, "batch_size": 0, "kind": "linear",
-                      "hidden_dim": MLP_HIDDEN, "optimizer": "adam", "momentum": 0.9, "protocol": "features",
-                      "augment": "simclr", "num_workers": 0},
+                      "protocol": "features", "augment": "simclr", "num_workers": 0},
             "mlp_probe": {},
             "knn": {"k": 200, "temperature": 0.1}, "corruptions": {"names": "all", "severities": [1, 2, 3, 4, 5],
                                                                    "n_test": 500, "granularity": "grid"},

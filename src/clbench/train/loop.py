@@ -30,6 +30,7 @@ from clbench.io import atomic_path, write_json, write_text
 from clbench.models.checkpoint import save_model
 from clbench.models.inputs import to_float
 from clbench.models.methods import Method, build_method
+from clbench.objectives import OBJECTIVES
 from clbench.train import device as devices
 from clbench.train import distributed
 from clbench.train.data import CROPS_FIRST, ViewDataset, augmentation, make_loader
@@ -54,7 +55,8 @@ def build_optimizer(params, spec: dict) -> torch.optim.Optimizer:
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=opt.get("momentum", 0.9), nesterov=True)
+        return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=opt.get("momentum", 0.9),
+                               nesterov=opt.get("nesterov", True))
     raise ValueError(f"unknown optimizer {name!r}")
 
 
@@ -81,6 +83,20 @@ def knn_accuracy(model, train_x, train_y, val_x, val_y, device, k: int = 20) -> 
 
     ftr, fva = embed(model, train_x, device), embed(model, val_x, device)
     return float(weighted_knn(ftr, torch.as_tensor(train_y), fva, torch.as_tensor(val_y), k=k)["top1"])
+
+
+def pretraining_split(spec: dict, data_dir: str | Path, meta: dict, train_split: dict, clustered: bool) -> dict:
+    """What a method pretrains on: the ``train`` split, joined by the dataset's further ``pretrain_splits``
+    (STL-10's unlabelled images: ``train+unlabeled``, as the ADNCE code pretrains) when its objective reads
+    no labels; a supervised objective keeps to the labelled ``train`` split."""
+    extra = [s for s in meta.get("pretrain_splits", ["train"]) if s != "train"]
+    if not extra or OBJECTIVES[spec["objective"]].uses_labels:
+        return train_split
+    if clustered:
+        raise ValueError(f"{data_dir} pretrains on {['train', *extra]}, but MCL's clusters cover the train split only")
+    parts = [train_split] + [dataset_dir.load(data_dir, s) for s in extra]
+    log.info("pretraining on %s: %d images", "+".join(["train", *extra]), sum(len(p["y"]) for p in parts))
+    return {"x": np.concatenate([np.asarray(p["x"]) for p in parts]), "y": np.concatenate([p["y"] for p in parts])}
 
 
 def check_finite(terms: dict, step: int, views: torch.Tensor, labels: torch.Tensor) -> None:
@@ -175,8 +191,9 @@ def setup(spec: dict, data_dir: str | Path, checkpoint_dir: str | Path, *, seed:
     if spec.get("paired_views") and paired is None:
         raise ValueError(f"method asks for paired_views but {data_dir} has no paired second view (x2)")
     aug = spec.get("augment", "none")
-    ds = ViewDataset(train_split["x"], train_split["y"], augmentation(aug, size, channels), views, second=paired,
-                     full_resolution=aug in CROPS_FIRST)
+    pretrain = pretraining_split(spec, data_dir, meta, train_split, batch_sampler is not None)
+    ds = ViewDataset(pretrain["x"], pretrain["y"], augmentation(aug, spec.get("crop_size", size), channels), views,
+                     second=paired, full_resolution=aug in CROPS_FIRST)
     batch_size = spec.get("batch_size", 128)
     if batch_size % ctx.world:
         raise ValueError(f"batch_size {batch_size} is the global batch; it must be divisible by the "
