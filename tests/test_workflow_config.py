@@ -301,7 +301,7 @@ def test_paper_scale_dataset_settings_are_checked():
 
 @pytest.mark.parametrize("overlay, key, words", [
     ({"experiments": {"varcon_digits": {"evaluations": ["linear_probe", "gmig"]}}},
-     "experiments.varcon_digits.evaluations[1]", "CLEAR-VAE"),
+     "experiments.varcon_digits.evaluations[1]", "needs a model with factors"),
     ({"experiments": {"trifeature_ssl": {"evaluations": ["slice_probes"]}}},
      "experiments.trifeature_ssl.evaluations[0]", "sub-embedding"),
     ({"experiments": {"clear_styled": {"evaluations": ["linear_probe", "stage_probes"]}}},
