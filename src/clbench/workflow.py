@@ -491,27 +491,14 @@ def check_mcl_batches(cfg: Mapping) -> None:
 
 
 # Evaluations that read one kind of model: what they read, and whether a method's (merged) spec trains it
-MODEL_EVALUATIONS = {
-    "gmig": ("a CLEAR-VAE's content and style latents (objective family clear_vae)",
-             lambda spec: OBJECTIVES[spec["objective"]].family == "clear_vae"),
-    "slice_probes": ("a sub-embedding model's slices (objective family sub_embedding)",
-                     lambda spec: OBJECTIVES[spec["objective"]].family == "sub_embedding"),
-    "stage_probes": ("an MCL model's stages (a method with mcl:)", lambda spec: "mcl" in spec),
-}
-
-
 def check_experiment(cfg: Mapping, name: str) -> None:
     """An experiment's evaluations fit its methods, its baseline is one of them, its k is its split's."""
     exp = cfg["experiments"][name]
     specs = {method: method_spec(cfg, name, method) for method in exp["methods"]}
-    for i, evaluation in enumerate(exp["evaluations"]):
-        if evaluation in MODEL_EVALUATIONS:
-            reads, trains = MODEL_EVALUATIONS[evaluation]
-            if not any(trains(spec) for spec in specs.values()):
-                raise ConfigError(
-                    f"experiments.{name}.evaluations[{i}]",
-                    f"{evaluation} reads {reads}, and none of this experiment's methods {exp['methods']} trains one",
-                )
+    # the evaluations declare what they need of a model; the registry imports no torch
+    from clbench.evaluate.suite import check_evaluations
+
+    check_evaluations(exp["evaluations"], specs, f"experiments.{name}.evaluations")
     if "baseline" in exp and exp["baseline"] not in exp["methods"]:
         raise ConfigError(
             f"experiments.{name}.baseline",
