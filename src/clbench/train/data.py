@@ -1,4 +1,8 @@
-"""Training-time data: a dataset split as tensors, per-sample augmentation views, loaders."""
+"""Training-time data: a dataset split as tensors, uint8 view batches, loaders.
+
+Augmentation runs on whole batches on the training device (:mod:`clbench.train.augment`); the
+loader only decodes, and for path-indexed datasets random-resized-crops, per image.
+"""
 
 from __future__ import annotations
 
@@ -8,45 +12,21 @@ import random
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
-from torchvision.transforms import v2
 
 from clbench.data.dataset_dir import LazyImages
 
 
-CROPS_FIRST = ("simclr", "supcon")  # recipes whose first op is a random resized crop to the output size
-
-
-def augmentation(name: str, image_size: int, channels: int) -> v2.Transform | None:
-    """The augmentation recipes, on uint8 tensors [C, H, W].
-
-    - ``digits``: small random affine (rotation 10 deg, shift 10%, scale 0.9-1.1) — keeps a digit a digit
-      and keeps the CLEAR styles (stripes, zoom, edges) recognisable.
-    - ``simclr``: random resized crop (0.08-1), flip, colour jitter (0.4, 0.4, 0.4, 0.1) with p=0.8, greyscale p=0.2.
-    - ``supcon``: as simclr with crop scale (0.2-1), the SupCon paper's CIFAR recipe.
-    """
-    if name == "none":
-        return None
-    if name == "digits":
-        return v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1))
-    if name in ("simclr", "supcon"):
-        lo = 0.08 if name == "simclr" else 0.2
-        ops: list = [v2.RandomResizedCrop(image_size, scale=(lo, 1.0), antialias=True), v2.RandomHorizontalFlip()]
-        if channels == 3:
-            ops += [v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), v2.RandomGrayscale(p=0.2)]
-        return v2.Compose(ops)
-    raise ValueError(f"unknown augmentation {name!r}")
-
-
 class ViewDataset(Dataset):
-    """Items are ``(views [V, C, H, W] uint8, label, index)``; views are independent augmentations.
+    """Items are ``(views [V, C, H, W] uint8, label, index)``; ``transform`` runs per view in the loader.
 
     With ``second`` (a dataset's paired view ``x2``), view 1 is drawn from it instead of ``x``:
     the pair then differs by the factor the generator varied, plus augmentation.
 
     ``x`` is an array, or the :class:`~clbench.data.dataset_dir.LazyImages` of a path-index split
     (ImageNet), decoded here, per item, in the loader's workers. With ``full_resolution`` such
-    images are decoded at the file's size, for recipes that begin with a random resized crop (the
-    ImageNet practice); otherwise at the dataset's size.
+    images are decoded at the file's size, for a ``transform`` that random-resized-crops them (the
+    ImageNet practice); otherwise at the dataset's size. In-memory datasets take no transform: their
+    views are augmented as a batch on the device.
     """
 
     def __init__(self, x, y: np.ndarray, transform=None, views: int = 1, second: np.ndarray | None = None,

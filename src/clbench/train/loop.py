@@ -2,9 +2,9 @@
 
 It is resumable: after every epoch a checkpoint (model, optimiser, scheduler, scaler, metrics so far,
 RNG states) is written atomically to ``checkpoint_dir``, which lies outside the rule's declared
-outputs. Each epoch's randomness (shuffling, augmentation) is seeded from ``(seed, epoch)``, so a
-run killed after epoch e and started again ends with exactly the metrics of an uninterrupted run
-on the CPU.
+outputs. Each epoch's randomness (shuffling, loader-side crops) is seeded from ``(seed, epoch)`` and
+each step's on-device augmentation from ``(seed, epoch, step, rank)``, so a run killed after epoch e
+and started again ends with exactly the metrics of an uninterrupted run on the CPU.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from clbench.data import dataset_dir
 from clbench.io import atomic_path, write_json, write_text
 from clbench.train import device as devices
 from clbench.train import distributed
-from clbench.train.data import CROPS_FIRST, ViewDataset, augmentation, make_loader, to_float
+from clbench.train import augment
+from clbench.train.data import ViewDataset, make_loader
 from clbench.train.methods import build_method, save_model
 
 log = logging.getLogger(__name__)
@@ -116,9 +117,10 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
     paired = train_split.get("x2") if spec.get("paired_views") else None
     if spec.get("paired_views") and paired is None:
         raise ValueError(f"method asks for paired_views but {data_dir} has no paired second view (x2)")
-    aug = spec.get("augment", "none")
-    ds = ViewDataset(train_split["x"], train_split["y"], augmentation(aug, size, channels), views, second=paired,
-                     full_resolution=aug in CROPS_FIRST)
+    in_loader, on_device = augment.pipeline(spec.get("augment", "none"), size, channels,
+                                            path_indexed=isinstance(train_split["x"], dataset_dir.LazyImages))
+    ds = ViewDataset(train_split["x"], train_split["y"], in_loader, views, second=paired,
+                     full_resolution=in_loader is not None)
     batch_size = spec.get("batch_size", 128)
     if batch_size % ctx.world:
         raise ValueError(f"batch_size {batch_size} is the global batch; it must be divisible by the "
@@ -180,7 +182,7 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
         n_batches, n_images = 0, 0
         for batch_views, labels, _ in tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not ctx.is_main,
                                            mininterval=5.0):
-            x = to_float(batch_views, dev)
+            x = on_device(batch_views, dev, augment.step_seed(seed, epoch, step, ctx.rank))
             labels = labels.to(dev, non_blocking=True)
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 terms = step_model(x, labels)
