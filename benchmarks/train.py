@@ -9,8 +9,8 @@ spent waiting for the loader (``data wait``). Methods and datasets are those of 
 (the embedded default), so the numbers describe the default run.
 
 With ``--against REV`` (a git revision of this repository) the same benchmark runs for REV's
-``src/`` and for this working tree's, alternating A B A B ... for ``--rounds`` rounds, each run a
-fresh process; the table gives the median images/s of each side and their ratio, so a busy
+``src/`` and for this working tree's, alternating A B B A A B ... for ``--rounds`` rounds, each
+run a fresh process; the table gives the median images/s of each side and their ratio, so a busy
 machine's drift hits both sides alike.
 """
 
@@ -114,7 +114,7 @@ def print_table(rows: list[dict]) -> None:
 
 
 def interleaved(a) -> None:
-    """A B A B ... runs of REV's src/ (before) and the working tree's (after), medians per family."""
+    """Alternating runs of REV's src/ (before) and the working tree's (after), medians per family."""
     passthrough = ["--device", a.device, "--threads", str(a.threads), "--n", str(a.n), "--epochs", str(a.epochs)]
     if a.only:
         passthrough += ["--only", *a.only]
@@ -126,7 +126,8 @@ def interleaved(a) -> None:
         sides = {"before": Path(tmp) / "before" / "src", "after": REPO / "src"}
         runs: dict[str, list[list[dict]]] = {"before": [], "after": []}
         for r in range(a.rounds):
-            for side, src in sides.items():
+            for side in list(sides)[:: 1 if r % 2 == 0 else -1]:  # A B, B A, A B ...: no side always goes first
+                src = sides[side]
                 env = {**os.environ, "PYTHONPATH": str(src)}
                 out = subprocess.run([sys.executable, __file__, "--json", *passthrough], env=env, check=True,
                                      capture_output=True, text=True).stdout

@@ -8,7 +8,7 @@ from clbench.data import dataset_dir
 from clbench.evaluate.embed import embed
 from clbench.evaluate.linear_probe import fit_probe
 from clbench.train import loop
-from clbench.train.methods import load_model
+from clbench.models.checkpoint import load_model
 from helpers import quadrant_dataset
 
 BASE = {"encoder": {"name": "small_cnn", "width": 8, "feature_dim": 32}, "epochs": 3, "batch_size": 32,

@@ -1,13 +1,11 @@
-"""Paper numbers and the papers' qualitative claims, checked against clbench's results.
+"""The claims engine: the papers' qualitative claims, checked against clbench's results.
 
-Two things live here (no torch import; only pandas, numpy and yaml):
-
-* :func:`load_paper_results` — ``src/clbench/paper_results.yaml`` as a pandas DataFrame.
-* a small claims engine — a claim is an id, a paper, a sentence and a *check* over a long results
-  DataFrame (columns ``experiment, method, seed, metric, value`` plus any others, e.g. ``stage``,
-  ``attribute``, ``split``). Each side of a check selects rows by column values, averages them
-  within a seed, then takes mean +- std over seeds; the verdict compares the means:
-  ``"holds"``, ``"fails"`` or ``"not run"`` (the data for it is absent).
+A claim is an id, a paper, a sentence and a *check* over a long results DataFrame (columns
+``experiment, method, seed, metric, value`` plus any others, e.g. ``stage``, ``attribute``,
+``split``). Each side of a check selects rows by column values, averages them within a seed, then
+takes mean +- std over seeds; the verdict compares the means: ``"holds"``, ``"fails"`` or
+``"not run"`` (the data for it is absent). The paper modules (:mod:`clbench.papers`) define the
+claims; nothing here names a paper. No torch import: only pandas, numpy and yaml.
 
 Check kinds (``tolerance`` is slack in the claim's favour, in the metric's unit, default 0)
     greater   mean(a) - mean(b) >  -tolerance
@@ -16,35 +14,19 @@ Check kinds (``tolerance`` is slack in the claim's favour, in the metric's unit,
     ordering  greater for every consecutive pair of ``order``
     within    lo - tolerance <= mean <= hi + tolerance   (lo or hi may be null)
     near      |mean - target| <= tolerance
-    recovers  MCL: the ``over`` group (e.g. attribute) with the lowest mean at ``by`` = ``first``
+    recovers  the ``over`` group (e.g. attribute) with the lowest mean at ``by`` = ``first``
               (e.g. stage 1) has a higher mean at ``later`` (a value, or "last" = the largest
               ``by`` value present): mean(later) - mean(first) > -tolerance
 
 Sides: a string is a method name; a dict is a set of column filters. Other keys of the check
-(``metric``, ``method``, ``split`` ...) are filters shared by every side.
-
-Names (assumed here; map them to the pipeline's names with ``names=`` in :func:`evaluate_claims`)
-    methods  clear (CLEAR-VAE, SNN on z_c + PS-SNN on z_s, cosine), clear_snn (SNN only, no PS-SNN),
-             clear_no_snn (no SNN term), clear_l2 (negative-L2 similarity), beta_vae, cnn (plain
-             CNN), subembed (sub-embedding CL), mcl, infonce (SimCLR / InfoNCE), adnce, supcon,
-             varcon
-    metrics  gmig; ood_top1 (accuracy on the unseen-combination test split);
-             ood_top1_relative (ood_top1 / ood_top1 of cnn, same split and seed);
-             probe_{r,r0,r1}_{dc,bc} (linear-probe top-1 of representation r / sub-embeddings
-             r0, r1 for the digit class DC and background class BC);
-             stage_probe_top1 with columns ``stage`` and ``attribute`` (MCL per-stage probes);
-             linear_top1, knn_top1; epochs_to_target (first epoch reaching the target accuracy,
-             inf/large if never); mce (mean corruption error vs the plain CNN);
-             varcon_t2_p50_{first,last}_epoch (median of VarCon's per-sample temperature t2 over
-             a run's first / last epoch, paper_figures.varcon_t2_endpoints)
-    Accuracies are fractions in [0, 1] (tolerances below assume so).
+(``metric``, ``method``, ``split`` ...) are filters shared by every side. A paper's claims may use
+their own metric or method names; ``names=`` in :func:`evaluate_claims` maps them to the pipeline's.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -54,11 +36,8 @@ import pandas as pd
 __all__ = [
     "Claim",
     "ClaimResult",
-    "DEFAULT_CLAIMS",
-    "PAPER_RESULT_FIELDS",
-    "load_paper_results",
-    "load_paper_results_raw",
-    "validate_paper_results",
+    "VERDICTS",
+    "ACC_TOL",
     "load_claims",
     "evaluate_claim",
     "evaluate_claims",
@@ -67,252 +46,11 @@ __all__ = [
 
 VERDICTS = ("holds", "fails", "not run")  # every ClaimResult.verdict is one of these
 
-# ------------------------------------------------------------------------------------------------
-# Paper numbers
-# ------------------------------------------------------------------------------------------------
-
-PAPER_RESULT_FIELDS = ("id", "paper", "source", "dataset", "method", "metric", "scale")
-_RESULT_COLUMNS = [
-    "id", "paper", "title", "arxiv", "source", "dataset", "method", "method_key", "experiment", "metric",
-    "value", "std", "low", "high", "approx", "unit", "scale", "backbone", "checked", "note",
-]
-
-
-def load_paper_results_raw(path: str | Path | None = None) -> dict:
-    """The parsed YAML (``papers`` and ``results``) of ``paper_results.yaml`` (or ``path``)."""
-    import yaml
-
-    if path is None:
-        text = resources.files("clbench").joinpath("paper_results.yaml").read_text(encoding="utf-8")
-    else:
-        text = Path(path).read_text(encoding="utf-8")
-    return yaml.safe_load(text)
-
-
-def validate_paper_results(data: Mapping) -> list[str]:
-    """Schema problems of a parsed ``paper_results.yaml`` (an empty list when it is valid)."""
-    errors: list[str] = []
-    papers = data.get("papers")
-    results = data.get("results")
-    if not isinstance(papers, Mapping) or not papers:
-        return ["'papers' must be a non-empty mapping"]
-    if not isinstance(results, list) or not results:
-        return ["'results' must be a non-empty list"]
-    for key, p in papers.items():
-        if not isinstance(p, Mapping) or "title" not in p or "arxiv" not in p:
-            errors.append(f"paper {key!r} needs 'title' and 'arxiv' (null when it has none)")
-    seen: set[str] = set()
-    for i, r in enumerate(results):
-        where = f"results[{i}] ({r.get('id', '?') if isinstance(r, Mapping) else '?'})"
-        if not isinstance(r, Mapping):
-            errors.append(f"{where} is not a mapping")
-            continue
-        for f in PAPER_RESULT_FIELDS:
-            if r.get(f) in (None, ""):
-                errors.append(f"{where}: missing {f!r}")
-        if r.get("id") in seen:
-            errors.append(f"{where}: duplicate id")
-        seen.add(r.get("id"))
-        if r.get("paper") not in papers:
-            errors.append(f"{where}: unknown paper {r.get('paper')!r}")
-        if r.get("scale") not in ("paper", "tiny"):
-            errors.append(f"{where}: scale must be 'paper' or 'tiny'")
-        value, rng, std = r.get("value"), r.get("range"), r.get("std")
-        if value is None and rng is None:
-            errors.append(f"{where}: needs 'value' or 'range'")
-        if value is not None and not _is_number(value):
-            errors.append(f"{where}: value {value!r} is not a number")
-        if std is not None and (not _is_number(std) or std < 0):
-            errors.append(f"{where}: std {std!r} must be a non-negative number")
-        if rng is not None:
-            if not (isinstance(rng, list) and len(rng) == 2 and all(_is_number(x) for x in rng)
-                    and rng[0] <= rng[1]):
-                errors.append(f"{where}: range must be [low, high] with low <= high")
-        unknown = set(r) - set(_RESULT_COLUMNS) - {"range"}
-        if unknown:
-            errors.append(f"{where}: unknown fields {sorted(unknown)}")
-    return errors
+ACC_TOL = 0.005  # half a percentage point, for accuracies stored as fractions
 
 
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def load_paper_results(path: str | Path | None = None) -> pd.DataFrame:
-    """Every number in ``paper_results.yaml`` as one row, with the paper's title and arXiv id.
-
-    Columns: id, paper, title, arxiv, source, dataset, method, method_key, metric, value, std,
-    low, high, approx, unit, scale, backbone, checked, note. ``value`` is NaN for entries that
-    only give a range (then ``low``/``high`` hold it); for single values low = high = value.
-    Raises ``ValueError`` if the file breaks the schema.
-    """
-    data = load_paper_results_raw(path)
-    errors = validate_paper_results(data)
-    if errors:
-        raise ValueError("paper_results.yaml is invalid:\n  " + "\n  ".join(errors))
-    rows = []
-    for r in data["results"]:
-        p = data["papers"][r["paper"]]
-        row = {c: r.get(c) for c in _RESULT_COLUMNS}
-        row["title"] = p.get("title")
-        row["arxiv"] = p.get("arxiv")
-        rng = r.get("range")
-        v = r.get("value")
-        row["value"] = float(v) if v is not None else np.nan
-        row["std"] = float(r["std"]) if r.get("std") is not None else np.nan
-        row["low"] = float(rng[0]) if rng else row["value"]
-        row["high"] = float(rng[1]) if rng else row["value"]
-        row["approx"] = bool(r.get("approx", False))
-        rows.append(row)
-    return pd.DataFrame(rows, columns=_RESULT_COLUMNS)
-
-
-# ------------------------------------------------------------------------------------------------
-# Claims
-# ------------------------------------------------------------------------------------------------
-
-ACC_TOL = 0.005  # half a percentage point, for accuracies stored as fractions
-
-DEFAULT_CLAIMS: list[dict] = [
-    # ---- CLEAR
-    {
-        "id": "clear.gmig_ordering",
-        "paper": "clear",
-        "text": "gMIG: CLEAR (SNN + PS-SNN) > SNN only (no PS-SNN) > beta-VAE.",
-        "check": {"kind": "ordering", "metric": "gmig", "order": ["clear", "clear_snn", "beta_vae"]},
-    },
-    {
-        "id": "clear.cosine_beats_l2",
-        "paper": "clear",
-        "text": "Cosine similarity in the SNN losses gives a higher gMIG than negative L2 distance "
-                "(paper: 0.31-0.46 vs 0.28-0.39).",
-        "check": {"kind": "greater", "metric": "gmig", "a": "clear", "b": "clear_l2"},
-    },
-    {
-        "id": "clear.no_snn_near_zero",
-        "paper": "clear",
-        "text": "Without the SNN term gMIG is about 0.",
-        "check": {"kind": "near", "metric": "gmig", "method": "clear_no_snn", "target": 0.0,
-                  "tolerance": 0.05},
-    },
-    {
-        "id": "clear.gmig_paper_range",
-        "paper": "clear",
-        "text": "CLEAR variants reach gMIG 0.3-0.4.",
-        "check": {"kind": "within", "metric": "gmig", "method": "clear", "lo": 0.3, "hi": 0.4,
-                  "tolerance": 0.05},
-        "scale": "paper",
-    },
-    {
-        "id": "clear.ood_beats_cnn",
-        "paper": "clear",
-        "text": "On unseen style-content combinations CLEAR's content latent classifies better than "
-                "the plain CNN (relative top-1 > 1).",
-        "check": {"kind": "greater", "metric": "ood_top1", "a": "clear", "b": "cnn"},
-    },
-    {
-        "id": "clear.pacs_relative_range",
-        "paper": "clear",
-        "text": "PACS (photo + cartoon -> art + sketch): CLEAR's top-1 is 1.1-1.5x the plain CNN's.",
-        "check": {"kind": "within", "metric": "ood_top1_relative", "method": "clear", "lo": 1.1,
-                  "hi": 1.5},
-        "experiment": "pacs",
-        "scale": "paper",
-    },
-    # ---- sub-embeddings poster
-    {
-        "id": "subembed.r0_predicts_digit",
-        "paper": "subembed",
-        "text": "Sub-embedding r0 predicts the digit (DC) far better than r1 does.",
-        "check": {"kind": "greater", "method": "subembed", "a": {"metric": "probe_r0_dc"},
-                  "b": {"metric": "probe_r1_dc"}},
-    },
-    {
-        "id": "subembed.r0_background_chance",
-        "paper": "subembed",
-        "text": "r0 predicts the background class (BC) near chance (10%).",
-        "check": {"kind": "near", "metric": "probe_r0_bc", "method": "subembed", "target": 0.1,
-                  "tolerance": 0.05},
-    },
-    {
-        "id": "subembed.r1_predicts_background",
-        "paper": "subembed",
-        "text": "Sub-embedding r1 predicts the background (BC) better than r0 does.",
-        "check": {"kind": "greater", "method": "subembed", "a": {"metric": "probe_r1_bc"},
-                  "b": {"metric": "probe_r0_bc"}},
-    },
-    {
-        "id": "subembed.r1_digit_chance",
-        "paper": "subembed",
-        "text": "r1 predicts the digit (DC) near chance (10%).",
-        "check": {"kind": "near", "metric": "probe_r1_dc", "method": "subembed", "target": 0.1,
-                  "tolerance": 0.05},
-    },
-    # ---- MCL
-    {
-        "id": "mcl.later_stage_recovers",
-        "paper": "mcl",
-        "text": "A later MCL stage raises the probe accuracy of the attribute the first stage "
-                "suppressed (the attribute with the lowest stage-1 probe accuracy).",
-        "check": {"kind": "recovers", "metric": "stage_probe_top1", "method": "mcl",
-                  "over": "attribute", "by": "stage", "first": 0, "later": "last"},
-    },
-    # ---- ADNCE
-    {
-        "id": "adnce.ge_infonce_linear",
-        "paper": "adnce",
-        "text": "ADNCE is at least as good as InfoNCE under linear evaluation "
-                "(paper: CIFAR-10 91.88 vs 91.19, CIFAR-100 70.75 vs 69.92).",
-        "check": {"kind": "at_least", "metric": "linear_top1", "a": "adnce", "b": "infonce",
-                  "tolerance": ACC_TOL},
-    },
-    {
-        "id": "adnce.ge_infonce_knn",
-        "paper": "adnce",
-        "text": "ADNCE is at least as good as InfoNCE under weighted kNN (k=200).",
-        "check": {"kind": "at_least", "metric": "knn_top1", "a": "adnce", "b": "infonce",
-                  "tolerance": ACC_TOL},
-    },
-    # ---- VarCon
-    {
-        "id": "varcon.ge_supcon_linear",
-        "paper": "varcon",
-        "text": "VarCon is at least as good as SupCon under linear evaluation.",
-        "check": {"kind": "at_least", "metric": "linear_top1", "a": "varcon", "b": "supcon",
-                  "tolerance": ACC_TOL},
-    },
-    {
-        "id": "varcon.ge_supcon_knn",
-        "paper": "varcon",
-        "text": "VarCon is at least as good as SupCon under weighted kNN.",
-        "check": {"kind": "at_least", "metric": "knn_top1", "a": "varcon", "b": "supcon",
-                  "tolerance": ACC_TOL},
-    },
-    {
-        "id": "varcon.faster_convergence",
-        "paper": "varcon",
-        "text": "VarCon reaches the target accuracy in fewer epochs than SupCon.",
-        "check": {"kind": "less", "metric": "epochs_to_target", "a": "varcon", "b": "supcon"},
-    },
-    {
-        "id": "varcon.corruption_robustness",
-        "paper": "varcon",
-        "text": "VarCon is more robust to corruptions than SupCon (lower mCE vs the plain CNN).",
-        "check": {"kind": "less", "metric": "mce", "a": "varcon", "b": "supcon"},
-        "note": "comparison partner (SupCon) assumed; the paper reports corruption robustness",
-    },
-    {
-        "id": "varcon.t2_follows_confidence",
-        "paper": "varcon",
-        "text": "VarCon's temperature adapts to confidence: t2 = (t - eps) + 2 eps p(y|z) gives confident "
-                "samples a higher t2 (softer targets), so as training makes the model confident the "
-                "median t2 of the last epoch is above that of the first.",
-        "check": {"kind": "greater", "method": "varcon", "a": {"metric": "varcon_t2_p50_last_epoch"},
-                  "b": {"metric": "varcon_t2_p50_first_epoch"}},
-        "note": "the paper states the per-sample direction (confident -> higher t2); the check is its "
-                "consequence over training, from the t2 distribution the training loop logs per epoch",
-    },
-]
 
 
 @dataclass(frozen=True)
@@ -390,12 +128,9 @@ def _validate_check(cid: str, check: Mapping[str, Any]) -> None:
         raise ValueError(f"claim {cid!r}: 'ordering' needs at least two entries")
 
 
-def load_claims(source: str | Path | Iterable[Mapping] | None = None) -> list[Claim]:
-    """Claims from :data:`DEFAULT_CLAIMS` (``None``), a YAML file (a list, or ``{claims: [...]}``),
-    or an iterable of dicts."""
-    if source is None:
-        items: Iterable[Mapping] = DEFAULT_CLAIMS
-    elif isinstance(source, (str, Path)):
+def load_claims(source: str | Path | Iterable[Mapping]) -> list[Claim]:
+    """Claims from a YAML file (a list, or ``{claims: [...]}``) or an iterable of dicts (or :class:`Claim`)."""
+    if isinstance(source, (str, Path)):
         import yaml
 
         data = yaml.safe_load(Path(source).read_text(encoding="utf-8"))
@@ -664,22 +399,22 @@ def evaluate_claim(
 
 def evaluate_claims(
     results: pd.DataFrame,
-    claims: Iterable[Claim | Mapping[str, Any]] | None = None,
+    claims: Iterable[Claim | Mapping[str, Any]],
     *,
     seeds: Iterable[Any] | None = None,
     names: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Evaluate claims (default: :data:`DEFAULT_CLAIMS`) over a long results DataFrame.
+    """Evaluate ``claims`` over a long results DataFrame.
 
     ``results``: columns ``method, metric, value`` and usually ``experiment, seed`` (plus any
     columns a claim filters on). ``seeds`` restricts to the config's seeds. ``names`` maps the
-    claim's method/metric/experiment names to the pipeline's (e.g. ``{"clear": "clear_vae"}``).
+    claim's method/metric/experiment names to the pipeline's (e.g. ``{"probe_r0_dc": "probe_r0_digit"}``).
     A claim without ``experiment`` is evaluated separately in every experiment that has data for
     it (one "not run" row when none does). Returns one row per (claim, experiment): id, paper,
     experiment, text, verdict, summary, kind, tolerance, seed_agreement, reason, scale, note,
     numbers (list of {label, mean, std, n, per_seed}).
     """
-    claims = load_claims(None if claims is None else claims)
+    claims = load_claims(claims)
     rows = []
     for c in claims:
         for r in evaluate_claim(c, results, seeds=seeds, names=names):

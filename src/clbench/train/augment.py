@@ -42,6 +42,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from clbench.models.inputs import to_float
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -211,7 +213,7 @@ def build_ops(r: Recipe, image_size: int, channels: int, *, crop: bool = True) -
 
 
 class DeviceAugment:
-    """A recipe as batched ops: uint8 (or float in [0, 1]) views ``[..., C, H, W]`` -> float on ``device``.
+    """A recipe as batched ops: uint8 views ``[..., C, H, W]`` -> float in [0, 1] on ``device``.
 
     Every image of the flattened batch (each view of each sample) gets its own parameters. On CUDA
     the uint8 batch (pinned by the loader) is copied without blocking, converted and augmented on
@@ -225,10 +227,8 @@ class DeviceAugment:
 
     def __call__(self, views: torch.Tensor, device: torch.device | str, seed: int) -> torch.Tensor:
         device = torch.device(device)
-        x = views.to(device, non_blocking=True)
-        lead = x.shape[:-3]
-        x = x.reshape(-1, *x.shape[-3:])
-        x = x.float() if x.is_floating_point() else x.float().div_(255.0)
+        lead = views.shape[:-3]
+        x = to_float(views.reshape(-1, *views.shape[-3:]), device)
         if self.ops:
             with torch.random.fork_rng(devices=[]):
                 torch.default_generator.manual_seed(seed)
