@@ -11,8 +11,8 @@ from torchvision import transforms as tv1
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from clbench.train import augment
-from clbench.train.augment import DeviceAugment, RECIPES, pipeline, step_seed
+from clbench.data import augment
+from clbench.data.augment import DeviceAugment, RECIPES, pipeline, step_seed
 
 N = 4000  # draws per statistic: a proportion's standard error is <= 0.008
 
@@ -50,7 +50,7 @@ def torchvision_boxes(scale, n: int, size: int = 32):
     return boxes[:, 1], boxes[:, 0]  # w, h
 
 
-@pytest.mark.parametrize("name", ["simclr", "supcon"])
+@pytest.mark.parametrize("name", ["simclr", "supcon", "crop_flip"])
 def test_crop_scale_and_ratio_follow_the_recipe_and_match_torchvision(name):
     r = RECIPES[name]
     w, h, _ = crop_boxes(name, N, seed=1)
@@ -67,7 +67,7 @@ def test_crop_scale_and_ratio_follow_the_recipe_and_match_torchvision(name):
     assert stats.ks_2samp(area, ow * oh / 32**2).pvalue < 1e-6  # the comparison tells the recipes apart
 
 
-@pytest.mark.parametrize("name", ["simclr", "supcon"])
+@pytest.mark.parametrize("name", ["simclr", "supcon", "crop_flip"])
 def test_flip_probability(name):
     _, _, flipped = crop_boxes(name, N, seed=2)
     assert binomial_ok(int(flipped.sum()), N, RECIPES[name].flip_p)
@@ -170,6 +170,17 @@ def test_digits_affine_ranges_and_pixels_equal_torchvision():
         ref = TF.affine(x[i], angle=float(angle[i]), translate=[int(shift[i, 0]), int(shift[i, 1])],
                         scale=float(scale[i]), shear=[0.0, 0.0], interpolation=v2.InterpolationMode.NEAREST)
         assert torch.equal((out[i] * 255).round().to(torch.uint8), ref)
+
+
+def test_crop_flip_is_the_supcon_linear_evaluation_transform():
+    """SupCon's main_linear.py: RandomResizedCrop(size, scale=(0.2, 1.)) and RandomHorizontalFlip(), nothing else."""
+    r = RECIPES["crop_flip"]
+    assert (r.crop_scale, r.crop_ratio, r.flip_p) == ((0.2, 1.0), (3 / 4, 4 / 3), 0.5)
+    assert r.jitter is None and r.grayscale_p == 0 and not (r.affine_degrees or r.affine_translate or r.affine_scale)
+    assert [type(op).__name__ for op in DeviceAugment("crop_flip", 32, 3).ops] == ["ResizedCrop", "RandomHorizontalFlip"]
+    colour = torch.tensor([200, 90, 30], dtype=torch.uint8).view(1, 3, 1, 1).expand(500, 3, 16, 16)
+    out = DeviceAugment("crop_flip", 16, 3)(colour, "cpu", step_seed(0, 0, 10))
+    torch.testing.assert_close(out, colour.float() / 255, atol=1e-6, rtol=0)  # no colour op ever applies
 
 
 def test_one_channel_images_get_crop_and_flip_only():

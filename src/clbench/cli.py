@@ -90,7 +90,7 @@ def cmd_evaluate_run(a):
     dev = devices.setup(a.device, a.threads, a.seed)
     result = evaluate_run(a.model, a.dataset, a.spec, seed=a.seed, device=dev, metrics_csv=a.metrics,
                           probe_out=a.probe_out or None)
-    write_json(a.out, result)
+    write_json(a.out, {**result, "spec": a.spec})  # what it was given: the protocol card reads it
 
 
 def cmd_evaluate_corruption(a):
@@ -169,6 +169,15 @@ def cmd_analyse(a):
     analysis = find_analysis(a.name)
     files = ResultFiles(Path(a.results), tuple(Path(p) for p in a.inputs), params=a.params, threads=a.threads)
     resolve(analysis.function)(files, Path(a.out))
+
+
+def cmd_report_protocol(a):
+    from clbench.papers import PAPERS
+    from clbench.report.paper import ExperimentRecord
+    from clbench.report.protocol import card_counts, write_protocol_card
+
+    rows = write_protocol_card(a.inputs, ExperimentRecord.from_dict(a.planned), a.out, PAPERS)
+    logging.info("protocol card of %s: %s", a.planned["experiment"], card_counts(rows))
 
 
 def cmd_report_html(a):
@@ -281,6 +290,12 @@ def parser() -> argparse.ArgumentParser:
     fg.add_argument("--experiments", type=_json_arg, default={}, help="the config's experiments, as JSON")
     fg.add_argument("--out", required=True)
     fg.set_defaults(fn=cmd_report_figure)
+    pc = rep.add_parser("protocol", help="an experiment's protocol card: each setting, its value and its source")
+    pc.add_argument("inputs", nargs="+", help="the runs' run.json and evaluation.json and the dataset's meta.json")
+    pc.add_argument("--planned", type=_json_arg, required=True,
+                    help="the experiment's record from the configuration, as JSON (what the files do not record)")
+    pc.add_argument("--out", required=True)
+    pc.set_defaults(fn=cmd_report_protocol)
     ht = rep.add_parser("html", help="the HTML report")
     ht.add_argument("--results", required=True)
     ht.add_argument("--config-json", type=_json_arg, required=True)

@@ -90,12 +90,17 @@ def validate(cfg: dict, schema: Mapping) -> dict:
     return cfg
 
 
-def validate_method(spec: Mapping, schema: Mapping, where: str) -> None:
-    """One method's settings against the schema's method definition (without filling defaults)."""
-    method_schema = {"$defs": schema["$defs"], "$ref": "#/$defs/method"}
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(method_schema).iter_errors(spec))
+def validate_subschema(value: Any, schema: Mapping, definition: str, where: str) -> None:
+    """``value`` against the schema's ``$defs/<definition>`` (without filling defaults), refused at ``where``."""
+    sub = {"$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(sub).iter_errors(value))
     if error is not None:
         _refuse_schema_error(error, where)
+
+
+def validate_method(spec: Mapping, schema: Mapping, where: str) -> None:
+    """One method's settings against the schema's method definition (without filling defaults)."""
+    validate_subschema(spec, schema, "method", where)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -115,6 +120,13 @@ def method_spec(cfg: Mapping, experiment: str, method: str) -> dict:
     ``method_overrides.<method>`` merged in (e.g. ImageNet's ResNet stem, epochs and GPUs)."""
     overrides = cfg["experiments"][experiment].get("method_overrides", {}).get(method, {})
     return deep_merge(cfg["methods"][method], overrides)
+
+
+def experiment_evaluation(cfg: Mapping, experiment: str) -> dict:
+    """The evaluation settings of one experiment: the top-level ``evaluation`` with the experiment's own
+    ``evaluation`` (probe, mlp_probe, knn) merged in key by key (e.g. ADNCE's probe optimiser and
+    linear-evaluation protocol, kNN at its temperature)."""
+    return deep_merge(cfg["evaluation"], cfg["experiments"][experiment].get("evaluation", {}))
 
 
 def is_mcl(cfg: Mapping, method: str) -> bool:
@@ -219,10 +231,12 @@ def evaluation_spec(cfg: Mapping, experiment: str) -> str:
     """The evaluation settings this experiment's evaluate job uses, plus its list of evaluations.
 
     Only the slice the job reads: the corruption settings only where it scores the grid itself, so
-    e.g. adding a severity at cell granularity re-runs the new cells, not the run's probes.
+    e.g. adding a severity at cell granularity re-runs the new cells, not the run's probes. The
+    experiment's own ``evaluation:`` settings (e.g. its linear-evaluation protocol) are merged in
+    (:func:`experiment_evaluation`).
     """
     exp = cfg["experiments"][experiment]
-    spec = {k: v for k, v in cfg["evaluation"].items() if k != "corruptions"}
+    spec = {k: v for k, v in experiment_evaluation(cfg, experiment).items() if k != "corruptions"}
     if corruption_cells(cfg, experiment):
         spec["corruptions"] = {"granularity": "cell"}
     elif "corruptions" in exp["evaluations"]:
@@ -305,6 +319,10 @@ def check_config(cfg: Mapping, schema: Mapping) -> list[str]:
         check_spec(spec, f"datasets.{name}")
     warnings += check_dataset_roots(cfg)
     check_corruption_settings(cfg["evaluation"]["corruptions"])
+    check_evaluation_settings(cfg["evaluation"], "evaluation")
+    for name, exp in cfg["experiments"].items():
+        if "evaluation" in exp:
+            check_experiment_evaluation(cfg, schema, name)
     check_mcl_batches(cfg)
     for name in cfg["experiments"]:
         check_experiment(cfg, name)
@@ -340,11 +358,67 @@ def check_method_overrides(cfg: Mapping, schema: Mapping, name: str, exp: Mappin
         check_method_settings(merged, where)
 
 
+def check_experiment_evaluation(cfg: Mapping, schema: Mapping, name: str) -> None:
+    """An experiment's own ``evaluation`` settings: valid probe and kNN settings once merged over the top level."""
+    merged = experiment_evaluation(cfg, name)
+    where = f"experiments.{name}.evaluation"
+    for block, definition in (("probe", "probe_settings"), ("mlp_probe", "mlp_probe_settings"),
+                              ("knn", "knn_settings")):
+        validate_subschema(merged.get(block, {}), schema, definition, f"{where}.{block}")
+    check_evaluation_settings(merged, where)
+
+
+def check_evaluation_settings(evaluation: Mapping, where: str) -> None:
+    """Probe settings that only mean something together (``where``: ``evaluation`` or an experiment's).
+
+    The MLP probe's settings are checked as they apply: ``mlp_probe``'s over the probe's."""
+    mlp = {**evaluation["probe"], **{k: v for k, v in evaluation.get("mlp_probe", {}).items() if v is not None}}
+    for block, probe in (("probe", evaluation["probe"]), ("mlp_probe", mlp)):
+        _check_probe_settings(probe, f"{where}.{block}")
+    probe = evaluation["probe"]
+    if probe.get("protocol", "features") != "augmented":
+        for key in ("augment", "num_workers"):
+            if key in probe:
+                raise ConfigError(f"{where}.probe.{key}", f"only protocol augmented reads {key}; protocol is "
+                                                          f"{probe.get('protocol', 'features')}")
+
+
+def _check_probe_settings(probe: Mapping, where: str) -> None:
+    if "momentum" in probe and probe.get("optimizer", "adam") != "sgd":
+        raise ConfigError(f"{where}.momentum", f"only optimizer sgd has a momentum; optimizer is "
+                                               f"{probe.get('optimizer', 'adam')}")
+    for key in ("milestones", "gamma"):
+        if key in probe and probe.get("schedule", "constant") != "step":
+            raise ConfigError(f"{where}.{key}", f"only schedule step reads {key}; schedule is "
+                                                f"{probe.get('schedule', 'constant')}")
+    if probe.get("schedule") == "step":
+        late = [m for m in probe.get("milestones", []) if m >= probe["epochs"]]
+        if not probe.get("milestones") or late:
+            raise ConfigError(f"{where}.milestones",
+                              f"schedule step needs milestones, epochs below the probe's {probe['epochs']} epochs; got "
+                              f"{probe.get('milestones', [])}")
+
+
+# the families whose model has a projector (clbench.models.heads.method_projection_head)
+PROJECTOR_FAMILIES = ("contrastive", "sub_embedding")
+
+
 def check_method_settings(spec: Mapping, where: str) -> None:
     """One method's settings (``where`` is its key): its objective's parameters, bounds and relations
     (:func:`clbench.objectives.check_method`), and combinations that would train something else than meant."""
     check_method(spec, where)
     objective = OBJECTIVES[spec["objective"]]
+    for key in ("projection_hidden_dim", "projection_batch_norm"):
+        if key in spec and objective.family not in PROJECTOR_FAMILIES:
+            raise ConfigError(f"{where}.{key}",
+                              f"objective {objective.name} (family {objective.family}) has no projector")
+    if "crop_size" in spec and spec.get("augment", "none") not in ("simclr", "supcon", "crop_flip"):
+        raise ConfigError(f"{where}.crop_size", f"only augment simclr, supcon or crop_flip crops; augment is "
+                                                f"{spec.get('augment', 'none')}")
+    optimizer = spec.get("optimizer", {})
+    if "nesterov" in optimizer and optimizer.get("name", "adam") != "sgd":
+        raise ConfigError(f"{where}.optimizer.nesterov", f"only optimizer sgd has Nesterov momentum; optimizer is "
+                                                         f"{optimizer.get('name', 'adam')}")
     if "mcl" in spec and objective.family == "classifier":
         raise ConfigError(
             f"{where}.mcl",
@@ -417,27 +491,14 @@ def check_mcl_batches(cfg: Mapping) -> None:
 
 
 # Evaluations that read one kind of model: what they read, and whether a method's (merged) spec trains it
-MODEL_EVALUATIONS = {
-    "gmig": ("a CLEAR-VAE's content and style latents (objective family clear_vae)",
-             lambda spec: OBJECTIVES[spec["objective"]].family == "clear_vae"),
-    "slice_probes": ("a sub-embedding model's slices (objective family sub_embedding)",
-                     lambda spec: OBJECTIVES[spec["objective"]].family == "sub_embedding"),
-    "stage_probes": ("an MCL model's stages (a method with mcl:)", lambda spec: "mcl" in spec),
-}
-
-
 def check_experiment(cfg: Mapping, name: str) -> None:
     """An experiment's evaluations fit its methods, its baseline is one of them, its k is its split's."""
     exp = cfg["experiments"][name]
     specs = {method: method_spec(cfg, name, method) for method in exp["methods"]}
-    for i, evaluation in enumerate(exp["evaluations"]):
-        if evaluation in MODEL_EVALUATIONS:
-            reads, trains = MODEL_EVALUATIONS[evaluation]
-            if not any(trains(spec) for spec in specs.values()):
-                raise ConfigError(
-                    f"experiments.{name}.evaluations[{i}]",
-                    f"{evaluation} reads {reads}, and none of this experiment's methods {exp['methods']} trains one",
-                )
+    # the evaluations declare what they need of a model; the registry imports no torch
+    from clbench.evaluate.suite import check_evaluations
+
+    check_evaluations(exp["evaluations"], specs, f"experiments.{name}.evaluations")
     if "baseline" in exp and exp["baseline"] not in exp["methods"]:
         raise ConfigError(
             f"experiments.{name}.baseline",

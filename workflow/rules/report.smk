@@ -7,6 +7,7 @@ localrules:
     collect_results,
     plot_training_curves,
     paper_figure,
+    protocol_card,
     html_report,
 
 
@@ -90,6 +91,27 @@ rule paper_figure:
     shell:
         "clbench report figure {wildcards.figure} {input:q} --results {params.results:q}"
         " --experiments {params.experiments:q} --out {output.png:q} --formats {params.formats} > {log:q} 2>&1"
+
+
+# One protocol card per experiment: each setting that shapes its numbers, the value its runs recorded
+# and where that value comes from (the paper modules' sources); the report shows it beside the table.
+rule protocol_card:
+    input:
+        REPORT.protocol_inputs,
+    output:
+        report(f"{RESULTS}/tables/protocol_{{experiment}}.csv", caption="../report/protocol.rst", category="Tables"),
+    wildcard_constraints:
+        experiment=REPORT.experiment_regex(),
+    params:
+        planned=REPORT.protocol_plan,
+    log:
+        f"{RESULTS}/logs/protocol_card/{{experiment}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/protocol_card/{{experiment}}.tsv"
+    conda:
+        "../../envs/clbench.yaml"
+    shell:
+        "clbench report protocol --planned {params.planned:q} --out {output:q} {input:q} > {log:q} 2>&1"
 
 
 rule html_report:

@@ -26,7 +26,7 @@ from torch import nn
 
 from clbench.models.collective import gather, gather_labels
 from clbench.models.encoders import build_encoder
-from clbench.models.heads import projection_head
+from clbench.models.heads import classifier_head, method_projection_head
 from clbench.objectives import OBJECTIVES, check_method, resolve_ref, resolved_params
 
 __all__ = ["METHOD_FAMILIES", "Method", "build_method", "register_family"]
@@ -90,15 +90,24 @@ class Method(nn.Module):
 
 @register_family("classifier")
 class Classifier(Method):
-    """Encoder + linear classifier trained with cross-entropy (the plain CNN baseline)."""
+    """Encoder + classifier trained with cross-entropy (the plain CNN baseline).
+
+    ``classifier: {kind: linear}`` (default) is one linear layer on the encoder's features;
+    ``{kind: mlp, hidden_dim: 256}`` is Linear - BN - ReLU - Linear, the official CLEAR baseline's
+    head (on a ``small_cnn`` with ``pool: flatten``). ``features`` is what the last linear layer
+    reads: the encoder's output, or the MLP's hidden activations, so a linear probe on them can
+    recover the trained classifier.
+    """
 
     def __init__(self, spec: dict, in_channels: int, num_classes: int, image_size: int = 28):
         super().__init__()
-        self.encoder = build_encoder(spec.get("encoder", {}), in_channels)
-        self.classifier = nn.Linear(self.encoder.out_dim, num_classes)
+        head = {"kind": "linear", "hidden_dim": 256, **spec.get("classifier", {})}
+        self.encoder = build_encoder(spec.get("encoder", {}), in_channels, image_size)
+        self.classifier = classifier_head(self.encoder.out_dim, num_classes, head["kind"], head["hidden_dim"])
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
+        h = self.encoder(x)
+        return self.classifier[:-1](h) if isinstance(self.classifier, nn.Sequential) else h
 
     def loss_terms(self, views: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         b, v = views.shape[:2]
@@ -127,7 +136,8 @@ VIEW_ARGUMENTS = {"pair": _pair, "grouped": _grouped, "flat": _flat}
 
 @register_family("contrastive")
 class Contrastive(Method):
-    """Encoder + SimCLR projector, trained with one contrastive objective of the registry.
+    """Encoder + projector (:func:`~clbench.models.heads.method_projection_head`), trained with one
+    contrastive objective of the registry.
 
     The objective's ``view_layout`` says how it receives the projections ``z [B, V, D]`` (and the
     labels); its optional per-sample ``statistic`` is logged as one more loss term.
@@ -146,7 +156,7 @@ class Contrastive(Method):
         if objective.statistic is not None:
             self.statistic = (objective.statistic.name, resolve_ref(objective.statistic.fn))
         self.encoder = build_encoder(spec.get("encoder", {}), in_channels)
-        self.projector = projection_head(self.encoder.out_dim, spec.get("projection_dim", 128))
+        self.projector = method_projection_head(spec, self.encoder.out_dim)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
@@ -172,9 +182,12 @@ class ClearVAEMethod(Method):
     a(t) = beta / (1 + exp(-(t - loc) / scale)) over optimiser steps t (the official code's logistic annealer).
     content: ``snn`` | ``none``. style: ``ps_snn`` (alpha * ps_snn(mu_s, y)), ``tc`` | ``club_sample`` |
     ``l1out`` (``penalty_weight`` * an MI penalty between z_c and z_s whose estimator is trained
-    ``estimator_steps`` times per step on detached latents, with Adam at ``estimator_lr``), or ``none``.
+    ``estimator_steps`` times per step on detached latents, with Adam at ``estimator_lr``: the step's own
+    latents with ``estimator_latents: step``, or, as the official trainers do, latents drawn afresh
+    for each estimator step from the updated VAE with ``resampled``), or ``none``.
     beta-VAE = none/none, SNN-only = snn/none, CLEAR-PS = snn/ps_snn. ``features`` is mu_c; ``factors``
-    gives (mu_c, mu_s). The settings and their defaults are the ``clear_vae`` objective's parameters.
+    gives (mu_c, mu_s), ``latent_params`` the means and log-variances of q(z|x) (capability
+    ``factors`` covers both). The settings and their defaults are the ``clear_vae`` objective's parameters.
     """
 
     capabilities = frozenset({"factors"})
@@ -185,7 +198,7 @@ class ClearVAEMethod(Method):
 
         v = resolved_params(spec)
         self.cfg = v
-        self.vae = ClearVAE(in_channels, image_size, v["z_content"], v["z_style"], v["width"])
+        self.vae = ClearVAE(in_channels, image_size, v["z_content"], v["z_style"], v["width"], v["architecture"])
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.estimator = None
         if v["style"] in ("tc", "club_sample", "l1out"):
@@ -193,6 +206,7 @@ class ClearVAEMethod(Method):
 
             self.estimator = build_mi_estimator(v["style"], v["z_content"], v["z_style"])
         self._latents: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._images: torch.Tensor | None = None
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.vae.encode(x)[0]
@@ -200,6 +214,10 @@ class ClearVAEMethod(Method):
     def factors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu_c, _, mu_s, _ = self.vae.encode(x)
         return mu_c, mu_s
+
+    def latent_params(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``(mu_c, logvar_c, mu_s, logvar_s)`` of q(z|x)."""
+        return self.vae.encode(x)
 
     def anneal(self) -> float:
         v = self.cfg
@@ -231,6 +249,7 @@ class ClearVAEMethod(Method):
             terms[f"{v['style']}_penalty"] = penalty(self.estimator, z_c, z_s)
             loss = loss + v["penalty_weight"] * terms[f"{v['style']}_penalty"]
             self._latents = (z_c.detach(), z_s.detach())
+            self._images = x.detach() if v["estimator_latents"] == "resampled" else None
         if self.training and torch.is_grad_enabled():
             self.step += 1
         terms["kl_weight"] = torch.tensor(a)
@@ -243,7 +262,14 @@ class ClearVAEMethod(Method):
         return {"lr": self.cfg["estimator_lr"], "steps": self.cfg["estimator_steps"]}
 
     def auxiliary_loss(self) -> torch.Tensor:
-        z_c, z_s = self._latents
+        if self._images is None:
+            z_c, z_s = self._latents
+        else:  # the official trainers: fresh latents of the same batch from the VAE as just updated
+            from clbench.models.clear_vae import sample
+
+            with torch.no_grad():
+                mu_c, lv_c, mu_s, lv_s = self.vae.encode(self._images)
+                z_c, z_s = sample(mu_c.float(), lv_c.float()), sample(mu_s.float(), lv_s.float())
         return self.estimator.learning_loss(z_c, z_s)
 
 
@@ -264,7 +290,7 @@ class SubEmbedding(Method):
         self.cfg = resolved_params(spec)
         self.info_max = OBJECTIVES[spec["objective"]].loss_fn()
         self.encoder = build_encoder(spec.get("encoder", {}), in_channels)
-        self.projector = projection_head(self.encoder.out_dim, spec.get("projection_dim", 128))
+        self.projector = method_projection_head(spec, self.encoder.out_dim)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
@@ -297,7 +323,9 @@ class SubEmbedding(Method):
 
 
 class StageConcat(Method):
-    """The MCL representation: concat of each stage's L2-normalised features, then L2-normalised."""
+    """The MCL representation: the stages' features concatenated, then L2-normalised (as the
+    official evaluation, ``MMVP.ipynb`` of MajorDavidZhang/MCL: ``torch.cat`` of the stages'
+    ``encode_image`` outputs, then divided by its norm)."""
 
     capabilities = frozenset({"stages"})
 
@@ -306,8 +334,7 @@ class StageConcat(Method):
         self.stages = nn.ModuleList(stages)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        parts = [nn.functional.normalize(m.features(x), dim=1) for m in self.stages]
-        return nn.functional.normalize(torch.cat(parts, 1), dim=1)
+        return nn.functional.normalize(torch.cat([m.features(x) for m in self.stages], 1), dim=1)
 
     def stage_features(self, x: torch.Tensor, stage: int) -> torch.Tensor:
         return self.stages[stage].features(x)

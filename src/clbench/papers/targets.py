@@ -11,14 +11,34 @@ Torch-free and cheap: Snakemake imports it while it parses the workflow.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Iterable, Mapping
 
 from clbench import workflow as wf
 from clbench.errors import ConfigError
 from clbench.papers import PAPERS
-from clbench.report.paper import Analysis, Figure, Paper
+from clbench.report.paper import Analysis, ExperimentRecord, Figure, Paper
 from clbench.report.paper_tables import config_papers, papers_of
+
+
+def planned_experiment(cfg: Mapping, experiment: str) -> ExperimentRecord:
+    """The record of ``experiment`` as its runs will write it, from a validated configuration:
+    each method's merged settings (run.json ``spec``; a multistage method's stage block kept), the
+    dataset's settings with its generator's defaults (meta.json ``spec``), the evaluate job's
+    settings (evaluation.json ``spec``)."""
+    from clbench.data.build import effective
+
+    exp = cfg["experiments"][experiment]
+    return ExperimentRecord(
+        experiment=experiment,
+        papers=tuple(papers_of(exp)),
+        methods={m: wf.method_spec(cfg, experiment, m) for m in exp["methods"]},
+        dataset=effective(cfg["datasets"][exp["dataset"]]),
+        evaluation=json.loads(wf.evaluation_spec(cfg, experiment)),
+        seeds=tuple(exp["seeds"]),
+        config={k: v for k, v in exp.items() if k not in ("methods", "method_overrides", "evaluation")},
+    )
 
 
 class PaperConfig:
@@ -102,6 +122,15 @@ class ReportTargets:
         """The formats each figure is also written in, beside its PNG."""
         return [fmt for fmt in self.formats if fmt != "png"]
 
+    @property
+    def protocol_cards(self) -> list[str]:
+        """Every experiment's protocol card (``tables/protocol_<experiment>.csv``)."""
+        return [self.cfg.table(f"protocol_{name}.csv") for name in self.cfg.config["experiments"]]
+
+    def experiment_regex(self) -> str:
+        """Wildcard constraint: the configuration's experiments."""
+        return wf.name_regex(self.cfg.config["experiments"])
+
     def figure_regex(self) -> str:
         """Wildcard constraint: every registered paper figure (not the training curves)."""
         return wf.name_regex(f.name for p in self.papers.values() for f in p.figures)
@@ -130,13 +159,24 @@ class ReportTargets:
     def analysis_params(self, wildcards) -> str:
         return wf.as_json(self._find("analysis", wildcards.analysis).params(self.cfg))
 
+    def protocol_inputs(self, wildcards) -> list[str]:
+        """What an experiment's card reads: its runs' run.json and evaluation.json, its dataset's meta.json."""
+        runs = [self.cfg.run_dir(*r) for r in self.cfg.runs([wildcards.experiment])]
+        return ([f"{d}/run.json" for d in runs] + [f"{d}/evaluation.json" for d in runs]
+                + [wf.dataset_meta(self.cfg.config, wildcards.experiment)])
+
+    def protocol_plan(self, wildcards) -> str:
+        """The experiment's record from the configuration (the card's params: a changed setting re-runs it)."""
+        return wf.as_json(planned_experiment(self.cfg.config, wildcards.experiment).to_dict())
+
     @staticmethod
     def results_dir(wildcards, output) -> str:
         """The results directory, from an output two levels below it (figures/x.png, analyses/x, report/index.html)."""
         return os.path.dirname(os.path.dirname(output[0]))
 
     def report_inputs(self, wildcards=None) -> list[str]:
-        """What the HTML report reads beyond the tables: every figure's PNG and every analysis' file."""
+        """What the HTML report reads beyond the tables: every figure's PNG, every analysis' file and
+        every experiment's protocol card."""
         results = self.cfg.results
         return [f"{results}/figures/{name}.png" for name in self.figures] + \
-               [self.cfg.analysis(name) for name in self.analyses]
+               [self.cfg.analysis(name) for name in self.analyses] + self.protocol_cards

@@ -1,4 +1,4 @@
-"""Figures (matplotlib, Agg backend): saving in every configured format, the helpers the papers'
+"""Figures (matplotlib, Agg backend): saving in every configured format, the functions the papers'
 figures share (reading tables, mean ± std over seeds, placeholder figures), and the training curves.
 
 Figure functions take CSV paths or DataFrames; none imports torch.

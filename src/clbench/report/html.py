@@ -37,6 +37,8 @@ table{border-collapse:collapse;margin:1em 0;font-size:0.9em}th,td{border:1px sol
 th{background:#f2f2f2}td:first-child,th:first-child,td:nth-child(2){text-align:left}
 figure{margin:1em 0}figcaption{font-size:0.85em;color:#555}img{max-width:100%}
 .note{background:#f8f8e8;border-left:4px solid #cc4;padding:0.5em 1em}code{background:#f2f2f2;padding:0 3px}
+details.card{margin:0.5em 0 1.5em 0}details.card summary{cursor:pointer;color:#335}
+details.card td{text-align:left}
 """
 
 _NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
@@ -96,13 +98,14 @@ def claims_frame(results: Path, paper) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def paper_claims(results: Path, paper, seeds=None) -> pd.DataFrame:
+def paper_claims(results: Path, paper, seeds=None, scale: str | None = None) -> pd.DataFrame:
     """The paper's claims checked against the results: one row per claim and experiment."""
-    from clbench.report.claims import evaluate_claims
+    from clbench.report.claims import CLAIM_COLUMNS, evaluate_claims
 
     if not paper.claims:
-        return pd.DataFrame(columns=["id", "experiment", "text", "verdict", "summary"])
-    return evaluate_claims(claims_frame(results, paper), paper.claims, seeds=seeds, names=paper.metric_names)
+        return pd.DataFrame(columns=CLAIM_COLUMNS)
+    return evaluate_claims(claims_frame(results, paper), paper.claims, seeds=seeds, names=paper.metric_names,
+                           scale=scale)
 
 
 def paper_numbers_html(paper, summary: pd.DataFrame) -> str:
@@ -117,19 +120,52 @@ def paper_numbers_html(paper, summary: pd.DataFrame) -> str:
         scale = 100.0 if r["unit"] == "%" else 1.0
         our_txt = "; ".join(f"{e}: {m * scale:.{1 if scale == 100 else 3}f}" + (f" ± {sd * scale:.1f}" if pd.notna(sd) and scale == 100 else "")
                             for e, m, sd in zip(ours["experiment"], ours["mean"], ours["std"])) or "not run at this scale"
+        if not isinstance(r["method_key"], str):  # a reference (e.g. an ideal), not a method's result
+            our_txt = "a reference, not a method's result: compare each method's row above"
         value = f"{r['value']:g}" if pd.notna(r["value"]) else f"{r['low']:g}–{r['high']:g}"
         if pd.notna(r.get("std")):
             value += f" ± {r['std']:g}"
         rows.append({"dataset": r["dataset"], "method": r["method"], "metric": r["metric"],
-                     "paper": f"{value} {r['unit']}", "source": r["source"], "ours": our_txt})
-    return "<h3>The paper's numbers beside ours</h3>" + table_html(pd.DataFrame(rows))
+                     "paper": f"{value} {r['unit']}", "source": r["source"], "ours": our_txt,
+                     "note": r["note"] if isinstance(r.get("note"), str) else ""})
+    table = pd.DataFrame(rows)
+    if not table["note"].astype(bool).any():
+        table = table.drop(columns="note")
+    return "<h3>The paper's numbers beside ours</h3>" + table_html(table)
 
 
 def claims_html(claims: pd.DataFrame) -> str:
+    """The claims with their verdicts, the evidence (numbers, seeds, p) and the rule that decided each."""
+    from clbench.report.claims import ALPHA, RULES
+
     if claims.empty:
         return ""
-    show = claims[["id", "experiment", "text", "verdict", "summary"]].fillna("—")
-    return "<h3>Claims</h3>" + table_html(show)
+    show = claims[["id", "experiment", "text", "verdict", "summary", "rule", "note"]].rename(
+        columns={"summary": "evidence"}).fillna("—")
+    if not claims["note"].fillna("").astype(bool).any():
+        show = show.drop(columns="note")
+    rules = "".join(f"<li>{html.escape(text)}</li>" for text in RULES.values())
+    legend = (f"<div><small>How a verdict is reached (one-sided tests at alpha = {ALPHA:g}, seeds paired):"
+              f"<ul>{rules}</ul>A verdict of <i>direction only (n=1)</i> says which way one seed went, "
+              f"not whether the claim holds; <i>not comparable at this scale</i> marks a magnitude the paper "
+              f"states at its own scale.</small></div>")
+    return "<h3>Claims</h3>" + table_html(show) + legend
+
+
+def protocol_card_html(results: Path, experiment: str) -> str:
+    """The experiment's protocol card, folded under the table it shapes; "" when the card is absent."""
+    from clbench.report.protocol import card_counts, read_card
+
+    path = results / "tables" / f"protocol_{experiment}.csv"
+    if not path.exists():
+        return ""
+    rows = read_card(path)
+    counts = card_counts(rows)
+    summary = (f"Protocol card: {counts['settings']} settings, {counts['sourced']} from the paper or its official "
+               f"code, {counts['assumed']} assumed" + (f", {counts['not set']} not set" if counts["not set"] else ""))
+    body = table_html(pd.DataFrame(rows, columns=["scope", "category", "setting", "value", "source"]))
+    return (f"<details class='card'><summary>{html.escape(summary)} (<code>tables/protocol_{html.escape(experiment)}"
+            f".csv</code>)</summary>{body}</details>")
 
 
 def citation_html(paper) -> str:
@@ -145,7 +181,8 @@ def citation_html(paper) -> str:
     return text
 
 
-def paper_section(key: str, paper, summary: pd.DataFrame, results: Path, config: Mapping, seeds) -> tuple[str, str]:
+def paper_section(key: str, paper, summary: pd.DataFrame, results: Path, config: Mapping, seeds,
+                  scale: str | None = None) -> tuple[str, str]:
     """One paper's section (its table of contents entry, its HTML); ("", "") when it has none."""
     experiments = config.get("experiments", {})
     blocks = paper_tables(summary, experiments, paper)
@@ -159,9 +196,9 @@ def paper_section(key: str, paper, summary: pd.DataFrame, results: Path, config:
         parts.append(f"<h3>{html.escape(b.title)} <small>(experiment <code>{html.escape(b.experiment)}</code>, "
                      f"dataset <code>{html.escape(b.dataset)}</code>, seeds {b.seeds})</small></h3>")
         parts.append(f"<p>{html.escape(NOTE)} Also in <code>tables/paper_{key}.csv</code> (.md, .tex).</p>"
-                     + table_html(b.table))
+                     + table_html(b.table) + protocol_card_html(results, b.experiment))
     parts.append(paper_numbers_html(paper, summary))
-    parts.append(claims_html(paper_claims(results, paper, seeds)))
+    parts.append(claims_html(paper_claims(results, paper, seeds, scale)))
     notes = []
     for fig in paper.figures:
         note = fig.note(results, config) if fig.note is not None else ""
@@ -194,7 +231,7 @@ def build_report(results: str | Path, config: dict, out: str | Path, papers: Map
              "comparison is of direction (the claims), not of magnitude.</p>"]
     toc = []
     for key, paper in papers.items():
-        entry, section = paper_section(key, paper, summary, results, config, seeds or None)
+        entry, section = paper_section(key, paper, summary, results, config, seeds or None, scale)
         if section:
             toc.append(entry)
             parts.append(section)

@@ -7,6 +7,10 @@ compute the data files those figures plot. The report renders any :class:`Paper`
 names none; the workflow plans every paper's analyses and figures through
 :mod:`clbench.papers.targets`.
 
+A paper also says where each setting of its experiments comes from (:class:`Source`, through
+``protocol``): :mod:`clbench.report.protocol` compares them with what the runs recorded
+(:class:`ExperimentRecord`) and writes each experiment's protocol card.
+
 Nothing here imports torch: a figure plots files; an analysis that needs a model names its
 function by import path (``"package.module:function"``), imported only by the job that runs it.
 """
@@ -87,6 +91,72 @@ class Figure:
         return self.description or self.caption
 
 
+def papers_of(experiment: Mapping) -> list[str]:
+    """The keys of the papers an experiment's config entry belongs to (``paper``: a key or a list)."""
+    papers = experiment.get("paper", "baseline")
+    return [papers] if isinstance(papers, str) else list(papers)
+
+
+class _Unstated:
+    def __repr__(self) -> str:
+        return "UNSTATED"
+
+
+UNSTATED = _Unstated()  # a source that names a setting without a value to compare
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a setting's value comes from, and the value it gives there.
+
+    ``where`` names a paper section, table or figure, or a file of the paper's official code
+    (e.g. ``"<paper> official code, <file>"``); ``value`` is what it states (compared with the
+    recorded value: a card cites ``where`` only when the two agree). ``unset`` is the value clbench
+    uses when a configuration leaves the setting out (for settings without a schema default).
+    """
+
+    where: str
+    value: Any = UNSTATED
+    unset: Any = UNSTATED
+
+
+@dataclass(frozen=True)
+class ExperimentRecord:
+    """What one experiment's runs were given, as they recorded it: the input of a protocol card.
+
+    ``methods``: method -> its settings (a run.json's ``spec``); ``dataset``: the dataset's settings
+    (its meta.json's ``spec``); ``evaluation``: what the evaluate job was given (evaluation.json's
+    ``spec``); ``seeds``; ``config``: the experiment's own entry (paper, ood, k, baseline, ...).
+    """
+
+    experiment: str
+    papers: tuple[str, ...]
+    methods: Mapping[str, Mapping[str, Any]]
+    dataset: Mapping[str, Any]
+    evaluation: Mapping[str, Any]
+    seeds: tuple = ()
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+    def methods_with(self, **where) -> list[str]:
+        """The methods whose settings have these top-level values, e.g. ``methods_with(objective="supcon")``."""
+        return [m for m, spec in self.methods.items() if all(spec.get(k) == v for k, v in where.items())]
+
+    def to_dict(self) -> dict:
+        return {"experiment": self.experiment, "papers": list(self.papers), "methods": dict(self.methods),
+                "dataset": dict(self.dataset), "evaluation": dict(self.evaluation), "seeds": list(self.seeds),
+                "config": dict(self.config)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ExperimentRecord":
+        return cls(experiment=d["experiment"], papers=tuple(d.get("papers", ())), methods=dict(d["methods"]),
+                   dataset=dict(d.get("dataset") or {}), evaluation=dict(d.get("evaluation") or {}),
+                   seeds=tuple(d.get("seeds", ())), config=dict(d.get("config") or {}))
+
+
+# scope ("data", "evaluation", "run" or a method's name) -> setting (a dotted key) -> its source
+ProtocolSources = Mapping[str, Mapping[str, Source]]
+
+
 @dataclass(frozen=True)
 class Paper:
     """One paper: everything the report shows about it and everything the workflow computes for it.
@@ -96,7 +166,10 @@ class Paper:
     ``claims`` are claim mappings for :func:`clbench.report.claims.evaluate_claims`, evaluated
     with ``metric_names`` (the claims' and reported numbers' metric names -> the pipeline's).
     ``claim_data(results)`` adds long rows (experiment, method, seed, metric, value, ...) from
-    result files beyond ``tables/metrics.csv`` for the claims to check.
+    result files beyond ``tables/metrics.csv`` for the claims to check. ``protocol(record)`` gives,
+    for one experiment's :class:`ExperimentRecord`, the source of each setting the paper or its
+    official code states (scopes: a method's name, ``"data"``, ``"evaluation"``, ``"run"``); every
+    other setting of the experiment's protocol card reads "assumed".
     """
 
     key: str
@@ -113,6 +186,8 @@ class Paper:
     figures: Sequence[Figure] = ()
     analyses: Sequence[Analysis] = ()
     claim_data: Callable[[Path], Any] | None = None  # -> a DataFrame or None
+    # where its experiments' settings come from: ExperimentRecord -> {scope: {setting: Source}}
+    protocol: Callable[[ExperimentRecord], ProtocolSources] | None = None
     section_without_experiments: bool = True  # a section (saying where it runs) when the config has none
 
     def figure(self, name: str) -> Figure:

@@ -23,6 +23,7 @@ from typing import Mapping
 import pandas as pd
 
 from clbench.io import write_text
+from clbench.report.paper import papers_of
 from clbench.report.reported import reported_frame
 from clbench.report.tables import is_percent_metric, latex_escape, to_latex, to_markdown, wide_table
 
@@ -48,12 +49,6 @@ class PaperTable:
     def heading(self) -> str:
         seeds = ", ".join(str(s) for s in self.seeds)
         return f"{self.title} (experiment {self.experiment}, dataset {self.dataset}, seed{'s' * (len(self.seeds) != 1)} {seeds})"
-
-
-def papers_of(experiment: Mapping) -> list[str]:
-    """The keys of the papers an experiment's config entry belongs to (``paper``: a key or a list)."""
-    papers = experiment.get("paper", "baseline")
-    return [papers] if isinstance(papers, str) else list(papers)
 
 
 def config_papers(experiments: Mapping[str, Mapping], papers: Mapping[str, object]) -> list[str]:

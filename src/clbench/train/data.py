@@ -1,6 +1,6 @@
 """Training-time data: a dataset split as tensors, uint8 view batches, loaders.
 
-Augmentation runs on whole batches on the training device (:mod:`clbench.train.augment`); the
+Augmentation runs on whole batches on the training device (:mod:`clbench.data.augment`); the
 loader only decodes, and for path-indexed datasets random-resized-crops, per image.
 """
 

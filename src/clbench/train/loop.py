@@ -25,13 +25,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from clbench.data import dataset_dir
+from clbench.data import augment, dataset_dir
 from clbench.io import atomic_path, write_json, write_text
 from clbench.models.checkpoint import save_model
 from clbench.models.methods import Method, build_method
+from clbench.objectives import OBJECTIVES
 from clbench.train import device as devices
 from clbench.train import distributed
-from clbench.train import augment
 from clbench.train.data import ViewDataset, make_loader
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,8 @@ def build_optimizer(params, spec: dict) -> torch.optim.Optimizer:
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=opt.get("momentum", 0.9), nesterov=True)
+        return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=opt.get("momentum", 0.9),
+                               nesterov=opt.get("nesterov", True))
     raise ValueError(f"unknown optimizer {name!r}")
 
 
@@ -81,6 +82,20 @@ def knn_accuracy(model, train_x, train_y, val_x, val_y, device, k: int = 20) -> 
 
     ftr, fva = embed(model, train_x, device), embed(model, val_x, device)
     return float(weighted_knn(ftr, torch.as_tensor(train_y), fva, torch.as_tensor(val_y), k=k)["top1"])
+
+
+def pretraining_split(spec: dict, data_dir: str | Path, meta: dict, train_split: dict, clustered: bool) -> dict:
+    """What a method pretrains on: the ``train`` split, joined by the dataset's further ``pretrain_splits``
+    (STL-10's unlabelled images: ``train+unlabeled``, as the ADNCE code pretrains) when its objective reads
+    no labels; a supervised objective keeps to the labelled ``train`` split."""
+    extra = [s for s in meta.get("pretrain_splits", ["train"]) if s != "train"]
+    if not extra or OBJECTIVES[spec["objective"]].uses_labels:
+        return train_split
+    if clustered:
+        raise ValueError(f"{data_dir} pretrains on {['train', *extra]}, but MCL's clusters cover the train split only")
+    parts = [train_split] + [dataset_dir.load(data_dir, s) for s in extra]
+    log.info("pretraining on %s: %d images", "+".join(["train", *extra]), sum(len(p["y"]) for p in parts))
+    return {"x": np.concatenate([np.asarray(p["x"]) for p in parts]), "y": np.concatenate([p["y"] for p in parts])}
 
 
 def check_finite(terms: dict, step: int, views: torch.Tensor, labels: torch.Tensor) -> None:
@@ -175,15 +190,24 @@ def setup(spec: dict, data_dir: str | Path, checkpoint_dir: str | Path, *, seed:
     paired = train_split.get("x2") if spec.get("paired_views") else None
     if spec.get("paired_views") and paired is None:
         raise ValueError(f"method asks for paired_views but {data_dir} has no paired second view (x2)")
-    in_loader, on_device = augment.pipeline(spec.get("augment", "none"), size, channels,
-                                            path_indexed=isinstance(train_split["x"], dataset_dir.LazyImages))
-    ds = ViewDataset(train_split["x"], train_split["y"], in_loader, views, second=paired,
+    pretrain = pretraining_split(spec, data_dir, meta, train_split, batch_sampler is not None)
+    in_loader, on_device = augment.pipeline(spec.get("augment", "none"), spec.get("crop_size", size), channels,
+                                            path_indexed=isinstance(pretrain["x"], dataset_dir.LazyImages))
+    ds = ViewDataset(pretrain["x"], pretrain["y"], in_loader, views, second=paired,
                      full_resolution=in_loader is not None)
     batch_size = spec.get("batch_size", 128)
     if batch_size % ctx.world:
         raise ValueError(f"batch_size {batch_size} is the global batch; it must be divisible by the "
                          f"{ctx.world} processes")
     steps_per_epoch = len(batch_sampler) if batch_sampler is not None else max(1, len(ds) // batch_size)
+    if hasattr(batch_sampler, "summary"):
+        used = batch_sampler.summary()
+        log.info("batches from %d of %d clusters, %d of %d samples per epoch (%d batches of %d)",
+                 used["clusters_used"], used["clusters"], used["samples_used"], used["samples"], used["batches"],
+                 used["batch_size"])
+    if steps_per_epoch == 0:
+        raise ValueError(f"no batch to train on: the batch sampler gives no batch of {batch_size} "
+                         f"(every cluster is smaller than one batch); lower batch_size or the number of clusters")
     aux_params = model.auxiliary_parameters()
     aux_ids = {id(p) for p in aux_params}
     optimizer = build_optimizer([p for p in model.parameters() if id(p) not in aux_ids], spec)
@@ -300,6 +324,8 @@ def finish(run: Run, out_dir: str | Path) -> dict:
         "dataset": str(run.data_dir), "dataset_hash": run.meta.get("hash"), "run_hash": run.run_hash,
         "epochs": run.epochs, "resumed_from_epoch": run.start_epoch, "wall_seconds": time.time() - run.started,
         "final": run.rows[-1] if run.rows else {},
+        # MCL stages: the clusters and samples the batches came from
+        **({"batch_sampler": run.batch_sampler.summary()} if hasattr(run.batch_sampler, "summary") else {}),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                      "clbench": __import__("clbench").__version__},
     }

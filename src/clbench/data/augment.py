@@ -1,7 +1,8 @@
-"""Augmentation recipes as batched operations on the training device.
+"""The augmentation recipes, by name, as batched operations on the device: what training views and
+the augmented linear evaluation apply.
 
-The loader hands the training loop uint8 batches; a recipe then runs on the whole batch, on the
-device the model trains on (CPU or CUDA), with kornia's augmentation module. Every view of every
+The loader hands the training loop (and the augmented probe) uint8 batches; a recipe then runs on
+the whole batch, on the device the model runs on (CPU or CUDA), with kornia's augmentation module. Every view of every
 sample draws its own parameters. One call per batch instead of one per image is what makes the
 SimCLR-style recipes cheap: per-image torchvision calls cost more than the small encoders they
 feed, and on a GPU they starve the device.
@@ -14,6 +15,9 @@ are built from. The recipes are torchvision's (the per-image v2 transforms this 
 - ``simclr``: random resized crop (scale 0.08-1, ratio 3/4-4/3), horizontal flip p=0.5, colour
   jitter (brightness 0.4, contrast 0.4, saturation 0.4, hue 0.1) with p=0.8, greyscale p=0.2.
 - ``supcon``: as ``simclr`` with crop scale 0.2-1, the SupCon paper's CIFAR recipe.
+- ``crop_flip``: random resized crop (scale 0.2-1, ratio 3/4-4/3) and horizontal flip p=0.5 only,
+  the SupCon linear evaluation's training transform (``main_linear.py``), which VarCon's linear
+  evaluation follows.
 
 Colour jitter and greyscale apply to 3-channel images only.
 
@@ -70,6 +74,7 @@ RECIPES: dict[str, Recipe] = {
     "digits": Recipe(affine_degrees=10.0, affine_translate=0.1, affine_scale=(0.9, 1.1)),
     "simclr": Recipe(crop_scale=(0.08, 1.0), flip_p=0.5, jitter=SIMCLR_JITTER, jitter_p=0.8, grayscale_p=0.2),
     "supcon": Recipe(crop_scale=(0.2, 1.0), flip_p=0.5, jitter=SIMCLR_JITTER, jitter_p=0.8, grayscale_p=0.2),
+    "crop_flip": Recipe(crop_scale=(0.2, 1.0), flip_p=0.5),
 }
 
 
@@ -240,7 +245,8 @@ class DeviceAugment:
 
 
 def pipeline(name: str, image_size: int, channels: int, *, path_indexed: bool = False):
-    """``(loader_transform, device_augment)`` for a training set.
+    """``(loader_transform, device_augment)`` for the images a model trains on (pretraining, or the
+    augmented linear evaluation's probe).
 
     In-memory datasets: no loader transform (the loader hands over uint8 batches), the whole
     recipe on the device. Path-indexed datasets with a crop-first recipe: the random resized crop
@@ -264,10 +270,9 @@ def preview_grid(images, out_png: str | Path, recipes: Sequence[str] = ("digits"
     ``images`` is uint8 ``[N, C, H, W]`` (an array, or LazyImages at the dataset's size). Draws use
     :class:`DeviceAugment` on the CPU with ``seed``, so the grid shows what training sees.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from clbench.io import atomic_path
+    from clbench.data.show import write_png
 
     x = torch.from_numpy(np.ascontiguousarray(np.asarray(images, dtype=np.uint8)))
     if x.ndim != 4 or len(x) == 0:
@@ -296,9 +301,4 @@ def preview_grid(images, out_png: str | Path, recipes: Sequence[str] = ("digits"
     for spine in ax.spines.values():
         spine.set_visible(False)
     ax.set_title(title or "augmented views per recipe", fontsize=9)
-    fig.tight_layout()
-    FigureCanvasAgg(fig)
-    out_png = Path(out_png)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    return out_png
+    return write_png(fig, out_png)
