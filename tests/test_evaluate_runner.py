@@ -21,6 +21,7 @@ from clbench.evaluate.linear_probe import fit_probe, fit_probe_on_images
 from clbench.evaluate.runner import evaluate_corruption_cell, evaluate_run
 from clbench.evaluate.suite import sampled_latents
 from clbench.models.checkpoint import load_model, save_model
+from clbench.models.inputs import to_float
 from clbench.models.methods import build_method
 from helpers import quadrant_dataset
 
@@ -134,23 +135,32 @@ def test_probe_on_images_trains_on_augmented_images_through_the_frozen_encoder(f
     state = {k: v.clone() for k, v in model.state_dict().items()}
     calls = []
 
-    def mirror(img):
-        calls.append(1)
-        return img.flip(-1)
+    def mirror(images, device, seed):  # a batched augmentation: uint8 batch -> float batch on the device
+        calls.append(len(images))
+        return to_float(images, device).flip(-1)
 
     r, predict = fit_probe_on_images(model, train["x"], train["y"], fte, test["y"], augment=mirror,
                                      train_feats=ftr, epochs=3, batch_size=64, lr=0.05, return_predictor=True)
-    assert len(calls) == 3 * N
+    assert sum(calls) == 3 * N
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())  # frozen, BN stats too
     pred = predict(fte).argmax(1)
     mirrored = np.array([1, 0, 3, 2])[test["y"]]
     assert (pred == mirrored).mean() > 0.95 and r["top1"] < 0.05
     # the same run with the digits recipe (small affine jitter) learns the true classes
-    from clbench.data.augment import augmentation
-
-    jitter = fit_probe_on_images(model, train["x"], train["y"], fte, test["y"], augment=augmentation("digits", 16, 1),
+    jitter = fit_probe_on_images(model, train["x"], train["y"], fte, test["y"], augment="digits",
                                  train_feats=ftr, epochs=3, batch_size=64, lr=0.05)
     assert jitter["top1"] > 0.9
+
+
+def test_probe_augmentation_is_drawn_per_image_from_the_probe_seed(frozen):
+    """The recipe runs batched on the probe's device; its draws depend on (seed, epoch, step) only."""
+    model, train, test, ftr, fte = frozen
+    kw = dict(augment="crop_flip", train_feats=ftr, epochs=2, batch_size=64, lr=0.05, return_predictor=True)
+    _, a = fit_probe_on_images(model, train["x"], train["y"], fte, test["y"], seed=3, **kw)
+    torch.manual_seed(99)  # the global stream does not matter
+    _, b = fit_probe_on_images(model, train["x"], train["y"], fte, test["y"], seed=3, **kw)
+    _, c = fit_probe_on_images(model, train["x"], train["y"], fte, test["y"], seed=4, **kw)
+    assert np.array_equal(a(fte), b(fte)) and not np.array_equal(a(fte), c(fte))
 
 
 def test_the_runner_selects_the_linear_evaluation_protocol(runs):

@@ -152,10 +152,16 @@ def test_label_free_objectives_pretrain_on_train_and_unlabeled(stl_like, tmp_pat
                                dataset_dir.load(stl_like, "train"), clustered=True)
 
 
+def _training_views(run):
+    """The views of one item as the model sees them: the loader's uint8 views through the on-device recipe."""
+    views, _, _ = run.dataset[0]
+    return run.device_augment(views, "cpu", 0)
+
+
 def test_crop_size_sets_the_training_crop(stl_like, tmp_path):
-    views, _, _ = loop.setup({**SIMCLR, "crop_size": 16}, stl_like, tmp_path / "ckpt", device="cpu").dataset[0]
+    views = _training_views(loop.setup({**SIMCLR, "crop_size": 16}, stl_like, tmp_path / "ckpt", device="cpu"))
     assert views.shape == (2, 3, 16, 16)
-    views, _, _ = loop.setup(SIMCLR, stl_like, tmp_path / "ckpt2", device="cpu").dataset[0]
+    views = _training_views(loop.setup(SIMCLR, stl_like, tmp_path / "ckpt2", device="cpu"))
     assert views.shape == (2, 3, 32, 32)
 
 

@@ -53,7 +53,6 @@ def show(dataset_dir_path: str | os.PathLike, out_png: str | os.PathLike, split:
     ``meta.json``; each row shows the first samples of that value (splits are stored shuffled).
     Returns the PNG path.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     meta = dataset_dir.load_meta(dataset_dir_path)
@@ -105,6 +104,13 @@ def show(dataset_dir_path: str | os.PathLike, out_png: str | os.PathLike, split:
         for spine in ax.spines.values():
             spine.set_visible(False)
         ax.set_title(title + (" (pairs x | x2)" if pair else ""), fontsize=9)
+    return write_png(fig, out_png)
+
+
+def write_png(fig, out_png: str | os.PathLike) -> Path:
+    """Lay out a matplotlib Figure and write it atomically as a PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     fig.tight_layout()
     FigureCanvasAgg(fig)
     out_png = Path(out_png)

@@ -92,12 +92,9 @@ class EvaluationRun:
                 self._linear = self.probe(self.features("train"), self.train["y"], self.features("test"),
                                           self.test["y"], return_predictor=True)
             elif protocol == "augmented":
-                from clbench.data.augment import augmentation
-
-                x = self.train["x"]
-                augment = augmentation(cfg["augment"], int(x.shape[-1]), int(x.shape[1]))
                 self._linear = fit_probe_on_images(
-                    self.model, x, self.train["y"], self.features("test"), self.test["y"], augment=augment,
+                    self.model, self.train["x"], self.train["y"], self.features("test"), self.test["y"],
+                    augment=cfg["augment"],
                     train_feats=self.features("train"), kind=cfg["kind"], **_training_settings(cfg),
                     num_workers=cfg.get("num_workers", 0), seed=self.seed, device=self.device, return_predictor=True)
             else:

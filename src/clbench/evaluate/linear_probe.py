@@ -6,8 +6,8 @@ Two linear-evaluation protocols (``evaluation.probe.protocol``, chosen per exper
   probe trains on those cached features. Fast; what the tiny scale uses.
 - ``augmented`` (:func:`fit_probe_on_images`): every epoch the probe sees freshly augmented training
   images through the frozen encoder (in eval mode, no gradient), as the papers' linear evaluations
-  do (ADNCE: the training transform; VarCon / SupCon: random resized crop and flip). Test images
-  are not augmented.
+  do (ADNCE: the training transform; VarCon / SupCon: random resized crop and flip), with the
+  batched recipes of :mod:`clbench.data.augment` on the probe's device. Test images are not augmented.
 
 Either way the features are standardised with the mean and std of the plain (not augmented)
 training features (unless ``standardize`` is false), and the probe is scored on the plain test
@@ -138,21 +138,30 @@ def fit_probe_on_images(model: nn.Module, train_x, train_labels, test_feats, tes
     """Train a probe on augmented training images through the frozen ``model``; score it on ``test_feats``.
 
     Every epoch each training image (uint8 ``train_x`` [N, C, H, W], or lazily decoded images) is
-    augmented by ``augment`` (a transform of one uint8 image, e.g.
-    :func:`clbench.data.augment.augmentation`; None: no augmentation), embedded by
-    ``model.features`` in eval mode without gradient, standardised with the mean and std of
-    ``train_feats`` (the plain training features; not with ``standardize=False``) and fed to the
-    probe. ``batch_size=0`` means one batch of all images. The optimiser and schedule settings are
-    :func:`fit_probe`'s. The test split is scored on its plain features ``test_feats``. Returns what
-    :func:`fit_probe` returns; the :class:`FittedProbe` applies to plain features like any other.
+    augmented by ``augment``, embedded by ``model.features`` in eval mode without gradient,
+    standardised with the mean and std of ``train_feats`` (the plain training features; not with
+    ``standardize=False``) and fed to the probe. ``augment`` is the name of a recipe of
+    :mod:`clbench.data.augment` (the same batched ops that augment training views, run on
+    ``device`` with parameters drawn per image from :func:`~clbench.data.augment.step_seed` of
+    ``(seed, epoch, step)``; lazily decoded images are random-resized-cropped per image in the loader,
+    at full resolution), None (no augmentation), or a callable ``(uint8 batch, device, seed) ->
+    float batch in [0, 1] on device``. ``batch_size=0`` means one batch of all images. The optimiser
+    and schedule settings are :func:`fit_probe`'s. The test split is scored on its plain features
+    ``test_feats``. Returns what :func:`fit_probe` returns; the :class:`FittedProbe` applies to plain
+    features like any other.
     """
     from torch.utils.data import DataLoader
 
-    from clbench.models.inputs import to_float
+    from clbench.data.augment import pipeline, step_seed
+    from clbench.data.dataset_dir import LazyImages
 
     device = torch.device(device)
     g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)  # the augmentations draw from torch's global stream
+    torch.manual_seed(seed)  # loader-side crops of lazily decoded images draw from torch's global stream
+    in_loader = None
+    if augment is None or isinstance(augment, str):
+        in_loader, augment = pipeline(augment or "none", int(train_x.shape[-1]), int(train_x.shape[1]),
+                                      path_indexed=isinstance(train_x, LazyImages))
     mean, std = _standardiser(train_feats, standardize)
     ytr, yte = torch.as_tensor(np.asarray(train_labels)).long(), torch.as_tensor(np.asarray(test_labels)).long()
     c = num_classes or int(max(ytr.max(), yte.max())) + 1
@@ -161,18 +170,18 @@ def fit_probe_on_images(model: nn.Module, train_x, train_labels, test_feats, tes
     scheduler = probe_schedule(opt, schedule, epochs, milestones, gamma)
     n = len(ytr)
     bs = n if batch_size <= 0 else min(batch_size, n)
-    loader = DataLoader(_AugmentedImages(train_x, ytr, augment), batch_size=bs, shuffle=True, generator=g,
+    loader = DataLoader(_Images(train_x, ytr, in_loader), batch_size=bs, shuffle=True, generator=g,
                         num_workers=num_workers, pin_memory=device.type == "cuda")
     was_training = model.training
     model.eval()
     mu, sd = mean.to(device), std.to(device)
     head.train()
-    for _ in range(epochs):
-        for images, labels in loader:
+    for epoch in range(epochs):
+        for step, (images, labels) in enumerate(loader):
             if len(labels) < 2 and kind == "mlp":
                 continue
             with torch.no_grad():
-                feats = model.features(to_float(images, device)).float()
+                feats = model.features(augment(images, device, step_seed(seed, epoch, step))).float()
             opt.zero_grad(set_to_none=True)
             nn.functional.cross_entropy(head((feats - mu) / sd), labels.to(device)).backward()
             opt.step()
@@ -184,19 +193,20 @@ def fit_probe_on_images(model: nn.Module, train_x, train_labels, test_feats, tes
     return (result, predict) if return_predictor else result
 
 
-class _AugmentedImages(torch.utils.data.Dataset):
-    """``(transform(image), label)`` per item; images are an array or anything that slices into uint8
-    batches (lazily decoded images are decoded per item, at the dataset's size)."""
+class _Images(torch.utils.data.Dataset):
+    """``(image, label)`` per item, uint8: an array's image, or a lazily decoded one, at the dataset's size
+    or, for a loader-side ``crop``, at the file's resolution and then cropped."""
 
-    def __init__(self, x, labels: torch.Tensor, transform=None):
-        self.x, self.labels, self.transform = x, labels, transform
+    def __init__(self, x, labels: torch.Tensor, crop=None):
+        self.x, self.labels, self.crop = x, labels, crop
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, i: int):
-        img = torch.as_tensor(np.ascontiguousarray(self.x[i:i + 1]))[0]
-        return (img if self.transform is None else self.transform(img)), self.labels[i]
+        if self.crop is not None:
+            return self.crop(torch.from_numpy(self.x.decode(i, None))), self.labels[i]
+        return torch.as_tensor(np.ascontiguousarray(self.x[i:i + 1]))[0], self.labels[i]
 
 
 class FittedProbe:

@@ -1,4 +1,8 @@
-"""Training-time data: a dataset split as tensors, per-sample augmentation views, loaders."""
+"""Training-time data: a dataset split as tensors, uint8 view batches, loaders.
+
+Augmentation runs on whole batches on the training device (:mod:`clbench.data.augment`); the
+loader only decodes, and for path-indexed datasets random-resized-crops, per image.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +13,20 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
-from clbench.data.augment import CROPS_FIRST, augmentation  # noqa: F401  (the recipes, re-exported here)
 from clbench.data.dataset_dir import LazyImages
 
 
 class ViewDataset(Dataset):
-    """Items are ``(views [V, C, H, W] uint8, label, index)``; views are independent augmentations.
+    """Items are ``(views [V, C, H, W] uint8, label, index)``; ``transform`` runs per view in the loader.
 
     With ``second`` (a dataset's paired view ``x2``), view 1 is drawn from it instead of ``x``:
     the pair then differs by the factor the generator varied, plus augmentation.
 
     ``x`` is an array, or the :class:`~clbench.data.dataset_dir.LazyImages` of a path-index split
     (ImageNet), decoded here, per item, in the loader's workers. With ``full_resolution`` such
-    images are decoded at the file's size, for recipes that begin with a random resized crop (the
-    ImageNet practice); otherwise at the dataset's size.
+    images are decoded at the file's size, for a ``transform`` that random-resized-crops them (the
+    ImageNet practice); otherwise at the dataset's size. In-memory datasets take no transform: their
+    views are augmented as a batch on the device.
     """
 
     def __init__(self, x, y: np.ndarray, transform=None, views: int = 1, second: np.ndarray | None = None,

@@ -2,9 +2,9 @@
 
 It is resumable: after every epoch a checkpoint (model, optimiser, scheduler, scaler, metrics so far,
 RNG states) is written atomically to ``checkpoint_dir``, which lies outside the rule's declared
-outputs. Each epoch's randomness (shuffling, augmentation) is seeded from ``(seed, epoch)``, so a
-run killed after epoch e and started again ends with exactly the metrics of an uninterrupted run
-on the CPU.
+outputs. Each epoch's randomness (shuffling, loader-side crops) is seeded from ``(seed, epoch)`` and
+each step's on-device augmentation from ``(seed, epoch, step, rank)``, so a run killed after epoch e
+and started again ends with exactly the metrics of an uninterrupted run on the CPU.
 """
 
 from __future__ import annotations
@@ -25,15 +25,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from clbench.data import dataset_dir
+from clbench.data import augment, dataset_dir
 from clbench.io import atomic_path, write_json, write_text
 from clbench.models.checkpoint import save_model
-from clbench.models.inputs import to_float
 from clbench.models.methods import Method, build_method
 from clbench.objectives import OBJECTIVES
 from clbench.train import device as devices
 from clbench.train import distributed
-from clbench.train.data import CROPS_FIRST, ViewDataset, augmentation, make_loader
+from clbench.train.data import ViewDataset, make_loader
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +122,7 @@ class Run:
     model: Method
     step_model: torch.nn.Module
     dataset: ViewDataset
+    device_augment: augment.DeviceAugment  # the recipe's on-device part, applied to each uint8 batch
     batch_size: int
     batch_sampler: object
     steps_per_epoch: int
@@ -190,10 +190,11 @@ def setup(spec: dict, data_dir: str | Path, checkpoint_dir: str | Path, *, seed:
     paired = train_split.get("x2") if spec.get("paired_views") else None
     if spec.get("paired_views") and paired is None:
         raise ValueError(f"method asks for paired_views but {data_dir} has no paired second view (x2)")
-    aug = spec.get("augment", "none")
     pretrain = pretraining_split(spec, data_dir, meta, train_split, batch_sampler is not None)
-    ds = ViewDataset(pretrain["x"], pretrain["y"], augmentation(aug, spec.get("crop_size", size), channels), views,
-                     second=paired, full_resolution=aug in CROPS_FIRST)
+    in_loader, on_device = augment.pipeline(spec.get("augment", "none"), spec.get("crop_size", size), channels,
+                                            path_indexed=isinstance(pretrain["x"], dataset_dir.LazyImages))
+    ds = ViewDataset(pretrain["x"], pretrain["y"], in_loader, views, second=paired,
+                     full_resolution=in_loader is not None)
     batch_size = spec.get("batch_size", 128)
     if batch_size % ctx.world:
         raise ValueError(f"batch_size {batch_size} is the global batch; it must be divisible by the "
@@ -230,8 +231,8 @@ def setup(spec: dict, data_dir: str | Path, checkpoint_dir: str | Path, *, seed:
     clusters = getattr(batch_sampler, "cluster_ids", None)
     clusters_hash = hashlib.sha256(np.ascontiguousarray(clusters).tobytes()).hexdigest() if clusters is not None else ""
     return Run(spec=spec, data_dir=data_dir, seed=seed, threads=threads, ctx=ctx, device=dev, meta=meta,
-               shape=shape, model=model, step_model=step_model, dataset=ds, batch_size=batch_size,
-               batch_sampler=batch_sampler, steps_per_epoch=steps_per_epoch, optimizer=optimizer, schedule=schedule,
+               shape=shape, model=model, step_model=step_model, dataset=ds, device_augment=on_device,
+               batch_size=batch_size, batch_sampler=batch_sampler, steps_per_epoch=steps_per_epoch, optimizer=optimizer, schedule=schedule,
                scaler=scaler, amp_dtype=amp_dtype, aux_optimizer=aux_optimizer, aux_steps=aux_steps, monitor=monitor,
                run_hash=spec_hash(spec, seed, meta.get("hash", "") + clusters_hash),
                checkpoint_dir=Path(checkpoint_dir), epochs=spec.get("epochs", 10), started=t0)
@@ -262,7 +263,7 @@ def train_epoch(run: Run, epoch: int) -> dict:
     """One epoch of optimiser steps; returns its metrics row (term means, per-sample distributions, k-NN)."""
     ctx, dev, model = run.ctx, run.device, run.model
     e0 = time.time()
-    # augmentation randomness differs per rank; rank 0 of 1 is the single-process stream
+    # loader-side crops and the model's own draws differ per rank; rank 0 of 1 is the single-process stream
     devices.seed_everything((run.seed * 100_003 + epoch) * ctx.world + ctx.rank)
     loader = make_loader(run.dataset, run.batch_size, seed=run.seed, epoch=epoch, device=dev,
                          num_workers=run.spec.get("num_workers", 0), batch_sampler=run.batch_sampler,
@@ -273,7 +274,7 @@ def train_epoch(run: Run, epoch: int) -> dict:
     n_batches, n_images = 0, 0
     for batch_views, labels, _ in tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not ctx.is_main,
                                        mininterval=5.0):
-        x = to_float(batch_views, dev)
+        x = run.device_augment(batch_views, dev, augment.step_seed(run.seed, epoch, run.step, ctx.rank))
         labels = labels.to(dev, non_blocking=True)
         with torch.autocast(dev.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None):
             terms = run.step_model(x, labels)
