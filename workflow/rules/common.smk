@@ -1,11 +1,21 @@
 import json
 import os
+import sys
 
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
+try:
+    import clbench
+except ImportError:  # snakemake from an environment without clbench (e.g. --sdm conda): use this checkout
+    sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+from clbench.cluster import rule_resources  # every submitted rule's SLURM resources, from config["slurm"]
+from clbench.config_args import retype
 
+
+# nested --config values arrive as strings: read them as a config file would be read
+retype(config, workflow.config_settings.config_args)
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
 
@@ -335,13 +345,7 @@ def verify_existing_datasets():
     """
     if workflow.remote_exec:
         return
-    try:
-        from clbench.data.dataset_dir import DatasetError, verify
-    except ImportError:  # snakemake from an environment without clbench (e.g. --sdm conda): use this checkout
-        import sys
-
-        sys.path.insert(0, os.path.join(workflow.basedir, "src"))
-        from clbench.data.dataset_dir import DatasetError, verify
+    from clbench.data.dataset_dir import DatasetError, verify
     for path in used_dataset_dirs():
         if os.path.isdir(path):
             try:

@@ -74,7 +74,8 @@ rule html_report:
     output:
         f"{RESULTS}/report/index.html",
     params:
-        config_json=as_json(config),
+        # without slurm: where the jobs ran changes no result, so it neither re-runs nor re-hashes the report
+        config_json=as_json({key: value for key, value in config.items() if key != "slurm"}),
         results=lambda wildcards, output: os.path.dirname(os.path.dirname(output[0])),
     log:
         f"{RESULTS}/logs/html_report.log",
@@ -143,6 +144,8 @@ rule clear_figures:
         seed=lambda wildcards: clear_figure_run()[2],
         out_dir=lambda wildcards, output: os.path.dirname(output[0]),
         formats=FIGURE_FORMATS_ARG,
+    resources:
+        **rule_resources(config, "clear_figures"),
     log:
         f"{RESULTS}/logs/clear_figures.log",
     benchmark:
@@ -160,6 +163,8 @@ rule mi_simulation:
         copies=figure_copies(["clear_mi_simulation"]),
     params:
         formats=FIGURE_FORMATS_ARG,
+    resources:
+        **rule_resources(config, "mi_simulation"),
     log:
         f"{RESULTS}/logs/mi_simulation.log",
     benchmark:
