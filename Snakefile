@@ -1,6 +1,7 @@
 # clbench: reproduce five contrastive-learning papers end to end.
-# Thin on purpose: configuration and input functions live in workflow/rules/common.smk,
-# every stage is one rule file, and every rule runs one `clbench` command.
+# Thin on purpose: the configuration logic lives in clbench.workflow (workflow/rules/common.smk holds
+# the thin input functions that call it), every stage is one rule file, and every rule runs one
+# `clbench` command.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -13,6 +14,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/analyse.smk"
 include: "workflow/rules/report.smk"
 
 

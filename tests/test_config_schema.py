@@ -170,3 +170,18 @@ def test_unreadable_dataset_meta_json_stops_the_run_before_any_job(repo, tmp_pat
     assert proc.returncode != 0
     assert "results/data/styled_digits/meta.json is unreadable" in out and "Delete results/data/styled_digits/meta.json" in out
     assert _files(tmp_path) == before
+
+
+@pytest.mark.parametrize("overlay, key", [
+    ({"methods": {"varcon": {"loss": {"temperature": 0}}}}, "methods.varcon.loss.temperature"),
+    ({"methods": {"adnce": {"loss": {"mu": 0.7, "sigmaa": 1}}}}, "methods.adnce.loss.sigmaa"),
+    ({"methods": {"varcon": {"loss": {"temperature": 0.1, "epsilon": 0.5}}}}, "methods.varcon.loss.epsilon"),
+    ({"datasets": {"styled_digits_ood3": {"k": 9}}}, "datasets.styled_digits_ood3.k"),
+    ({"experiments": {"varcon_digits": {"evaluations": ["linear_probe", "gmig"]}}}, "experiments.varcon_digits.evaluations[1]"),
+])
+def test_snakemake_refuses_bad_overlays_naming_the_key(repo, tmp_path, overlay, key):
+    """An overlay on the default config, as a user passes it with --configfile: refused before any job."""
+    proc = _dry_run(repo, tmp_path, overlay)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "ConfigError in file" in out and f"\n{key}: " in out, out[-2000:]
+    assert not (tmp_path / "results").exists()

@@ -16,7 +16,7 @@ import torch.multiprocessing as mp
 
 from clbench.train import distributed
 from clbench.train.data import ViewDataset, make_loader
-from clbench.train.methods import build_method
+from clbench.models.methods import build_method
 from helpers import quadrant_dataset
 
 ENC = {"name": "small_cnn", "width": 8, "feature_dim": 16}

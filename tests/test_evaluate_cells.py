@@ -12,7 +12,8 @@ from clbench.evaluate.cells import merge_evaluation, with_corruption_rows
 from clbench.evaluate.linear_probe import FittedProbe, fit_probe
 from clbench.evaluate.runner import evaluate_corruption_cell, evaluate_run
 from clbench.io import write_json
-from clbench.train.methods import build_method, save_model
+from clbench.models.checkpoint import save_model
+from clbench.models.methods import build_method
 from helpers import quadrant_dataset
 
 CNN = {"objective": "cross_entropy", "encoder": {"name": "small_cnn", "width": 8, "feature_dim": 16}}

@@ -1,5 +1,5 @@
-"""Random configurations: the schema accepts them and the dry run succeeds, or it rejects them with a
-message that names the offending key or value — never a traceback from deep inside a job."""
+"""Random configurations: clbench.workflow accepts them and the dry run succeeds, or it refuses them with
+a ConfigError whose message starts with the offending key — never a traceback from deep inside a job."""
 
 import copy
 import subprocess
@@ -7,11 +7,12 @@ import subprocess
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from snakemake.utils import validate
 
+from clbench import workflow
+from clbench.errors import ConfigError
 from conftest import REPO, snakemake_exe
 
-SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+SCHEMA = workflow.load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
 BASE = yaml.safe_load((REPO / "config.yaml").read_text())
 
 values = st.one_of(st.integers(-5, 5000), st.floats(-1, 10, allow_nan=False), st.text(max_size=6),
@@ -40,19 +41,19 @@ def test_random_config_is_accepted_or_rejected_by_name(tmp_path_factory, case):
     tmp = tmp_path_factory.mktemp("fuzz")
     (tmp / "config.yaml").write_text(yaml.safe_dump(cfg))
     try:
-        validate(copy.deepcopy(cfg), SCHEMA, set_default=True)
-        schema_ok = True
-    except Exception as e:  # the schema's message must point at the problem
-        schema_ok = False
-        message = str(e)
-        assert key in message or repr(value)[:20] in message or str(value)[:20] in message, message
+        checked = workflow.validate(copy.deepcopy(cfg), SCHEMA)
+        workflow.check_config(checked, SCHEMA)
+        refused = None
+    except ConfigError as e:  # the message starts with a dotted key and names the mutated entry
+        refused = str(e)
+        assert refused.startswith(f"{e.key}: ") and e.key[0].isalpha(), refused
+        assert f"{where}.{name}" in refused, refused
+        assert key in refused or repr(value)[:20] in refused or str(value)[:20] in refused, refused
     proc = subprocess.run([snakemake_exe(), "-n", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp),
                            "--configfile", str(tmp / "config.yaml")], capture_output=True, text=True, timeout=120)
     out = proc.stdout + proc.stderr
-    if schema_ok and proc.returncode != 0:
-        # Cross-references the schema cannot express fail in common.smk, naming the key.
-        assert "Traceback" not in out or "ValueError" in out, out[-3000:]
-        assert name in out or str(value) in out, out[-3000:]
-    if not schema_ok:
-        assert proc.returncode != 0 and "Error validating config file" in out, out[-2000:]
+    if refused is None:
+        assert proc.returncode == 0, out[-3000:]
+    else:  # snakemake refuses it with the same message, before any job
+        assert proc.returncode != 0 and "ConfigError" in out and refused.splitlines()[0] in out, out[-3000:]
     assert not (tmp / "results").exists()

@@ -8,7 +8,7 @@ from clbench.data import dataset_dir
 from clbench.evaluate.embed import embed
 from clbench.evaluate.linear_probe import fit_probe
 from clbench.train import loop
-from clbench.train.methods import load_model
+from clbench.models.checkpoint import load_model
 from helpers import quadrant_dataset
 
 BASE = {"encoder": {"name": "small_cnn", "width": 8, "feature_dim": 32}, "epochs": 3, "batch_size": 32,
@@ -25,8 +25,14 @@ FAMILIES = {
                                                              "estimator_steps": 2}},
     "clear_club": {**BASE, "objective": "clear_vae", "vae": {"z_content": 4, "z_style": 4, "width": 8,
                                                                "style": "club_sample", "estimator_steps": 2}},
+    "clear_l1out_resampled": {**BASE, "objective": "clear_vae",
+                              "vae": {"z_content": 4, "z_style": 4, "width": 8, "style": "l1out", "penalty_weight": 3.0,
+                                      "estimator_lr": 0.002, "estimator_steps": 2, "estimator_latents": "resampled"}},
     "beta_vae": {**BASE, "objective": "clear_vae", "vae": {"z_content": 4, "z_style": 4, "width": 8,
                                                              "content": "none", "style": "none"}},
+    "varcon_head_without_batchnorm": {**BASE, "objective": "varcon", "views": 2, "augment": "digits",
+                                      "loss": {"temperature": 0.1}, "projection_batch_norm": False,
+                                      "projection_hidden_dim": 32},
     "sub_embedding_ortho": {**BASE, "objective": "sub_embedding", "views": 2, "paired_views": True,
                             "loss": {"k": 2, "regularizer": "ortho", "weight": 1.0}},
 }

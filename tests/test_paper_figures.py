@@ -1,5 +1,6 @@
-"""The papers' figures (clbench.report.paper_figures): each writes a valid image, and the numbers it
-draws are the ones computed here by hand."""
+"""The papers' figures (the figure functions of clbench.papers.clear, .mcl and .varcon, and the analyses
+they plot, clbench.evaluate.latent_maps and .mi_simulation): each writes a valid image, and the numbers
+it draws are the ones computed here by hand."""
 
 import subprocess
 import sys
@@ -9,7 +10,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from clbench.report import paper_figures as pf
+from clbench.evaluate import latent_maps
+from clbench.evaluate.mi_simulation import mi_simulation_curves
+from clbench.papers import clear, mcl, varcon
 
 
 def _assert_image(path, min_w=200, min_h=120):
@@ -44,22 +47,22 @@ def _corruptions_csv(tmp_path):
 
 def test_corruption_heatmap_matrix_is_mean_over_seeds(tmp_path):
     path, df = _corruptions_csv(tmp_path)
-    mats = pf.corruption_matrices(path)
+    mats = varcon.corruption_matrices(path)
     assert set(mats) == {("varcon_c", "cnn"), ("varcon_c", "varcon")}
     m = mats[("varcon_c", "varcon")]
     assert list(m.index) == CORRUPTIONS and list(m.columns) == [1, 2, 3, 4, 5]
     sel = df[(df["method"] == "varcon") & (df["corruption"] == "fog") & (df["severity"] == 3)]
     assert m.loc["fog", 3] == pytest.approx(sel["top1"].mean())
     out = tmp_path / "fig" / "heat.png"
-    pf.corruption_heatmap(path, out)
+    varcon.corruption_heatmap(path, out)
     _assert_image(out)
     with pytest.raises(ValueError, match="nope"):
-        pf.corruption_matrices(path, experiment="nope")
+        varcon.corruption_matrices(path, experiment="nope")
     # several experiments: one row of panels each, or one chosen
     two = pd.concat([df, df.assign(experiment="other", top1=df["top1"] / 2)])
-    assert pf.corruption_matrices(two, "other")[("other", "cnn")].loc["fog", 3] == pytest.approx(
+    assert varcon.corruption_matrices(two, "other")[("other", "cnn")].loc["fog", 3] == pytest.approx(
         df[(df["method"] == "cnn") & (df["corruption"] == "fog") & (df["severity"] == 3)]["top1"].mean() / 2)
-    pf.corruption_heatmap(two, tmp_path / "fig" / "heat2.png")
+    varcon.corruption_heatmap(two, tmp_path / "fig" / "heat2.png")
     _assert_image(tmp_path / "fig" / "heat2.png")
 
 
@@ -78,13 +81,13 @@ def _stage_csv(tmp_path):
 
 def test_stage_probe_summary_and_plot(tmp_path):
     path = _stage_csv(tmp_path)
-    s = pf.stage_probe_summary(path)
+    s = mcl.stage_probe_summary(path)
     row = s[(s["experiment"] == "mcl_cifar") & (s["stage"] == 2) & (s["attribute"] == "color")].iloc[0]
     assert row["mean"] == pytest.approx(0.3 + 0.2 + 0.01)
     assert row["std"] == pytest.approx(np.std([0.5, 0.52], ddof=1))
     assert row["n"] == 2
     out = tmp_path / "stages.png"
-    pf.stage_probe_plot(path, out)
+    mcl.stage_probe_plot(path, out)
     _assert_image(out)
 
 
@@ -110,30 +113,30 @@ def _metrics_csv(tmp_path):
 
 def test_ood_k_curve(tmp_path):
     path = _metrics_csv(tmp_path)
-    s = pf.ood_k_summary(path)
+    s = clear.ood_k_summary(path)
     assert set(s["method"]) == {"clear", "beta_vae"}  # the baseline is the dashed line, not a curve
     assert list(s[s["method"] == "clear"]["k"]) == [1, 3, 5]
     clear3 = s[(s["method"] == "clear") & (s["k"] == 3)].iloc[0]
     assert clear3["mean"] == pytest.approx(1.3 + 0.025)
     # k parsed from the experiment name when the column is absent
     no_k = pd.read_csv(path).drop(columns="k")
-    pd.testing.assert_frame_equal(pf.ood_k_summary(no_k), s)
+    pd.testing.assert_frame_equal(clear.ood_k_summary(no_k), s)
     out = tmp_path / "oodk.png"
-    pf.ood_k_curve(path, out)
+    clear.ood_k_curve(path, out)
     _assert_image(out)
 
 
 def test_relative_bars(tmp_path):
     path = _metrics_csv(tmp_path)
-    s = pf.relative_summary(path, "linear_top1_relative", ["clear_styled", "clear_pacs"])
+    s = clear.relative_summary(path, "linear_top1_relative", ["clear_styled", "clear_pacs"])
     assert list(s["experiment"]) == ["clear_styled", "clear_pacs"]
     assert s["mean"].tolist() == pytest.approx([1.3, 1.3])
     assert s["std"].tolist() == pytest.approx([0.1, 0.1])
     out = tmp_path / "bars.png"
-    pf.relative_bars(path, out, "linear_top1_relative", ["clear_styled", "clear_pacs"])
+    clear.relative_bars(path, out, "linear_top1_relative", ["clear_styled", "clear_pacs"])
     _assert_image(out)
     pdf = tmp_path / "bars.pdf"
-    pf.relative_bars(path, pdf, "linear_top1_relative", ["clear_styled", "clear_pacs"])
+    clear.relative_bars(path, pdf, "linear_top1_relative", ["clear_styled", "clear_pacs"])
     assert pdf.read_bytes()[:4] == b"%PDF"
 
 
@@ -148,27 +151,27 @@ def test_convergence_plot(tmp_path):
             pd.DataFrame({"epoch": epochs, "loss": 1.0 / epochs,
                           "val_knn_top1": 1 - np.exp(-rate * epochs) + 0.01 * seed}).to_csv(p, index=False)
             runs[label].append(p)
-    s = pf.convergence_summary(runs)
+    s = varcon.convergence_summary(runs)
     v = s[(s["label"] == "VarCon") & (s["epoch"] == 4)].iloc[0]
     assert v["mean"] == pytest.approx(1 - np.exp(-1.2) + 0.005)
     assert v["n"] == 2
     out = tmp_path / "conv.png"
-    pf.convergence_plot(runs, out)
+    varcon.convergence_plot(runs, out)
     _assert_image(out)
 
 
 def test_empty_inputs_still_write_a_figure(tmp_path):
     empty = pd.DataFrame(columns=["experiment", "paper", "k", "method", "seed", "metric", "value"])
-    pf.ood_k_curve(empty, tmp_path / "a.png")
-    pf.relative_bars(empty, tmp_path / "b.png", "linear_top1_relative", ["x"])
+    clear.ood_k_curve(empty, tmp_path / "a.png")
+    clear.relative_bars(empty, tmp_path / "b.png", "linear_top1_relative", ["x"])
     _assert_image(tmp_path / "a.png", min_h=50)
     _assert_image(tmp_path / "b.png", min_h=50)
 
 
 def test_csv_figures_do_not_import_torch(tmp_path):
     path, _ = _corruptions_csv(tmp_path)
-    code = ("import sys; from clbench.report import paper_figures as pf; "
-            f"pf.corruption_heatmap({str(path)!r}, {str(tmp_path / 'h.png')!r}); "
+    code = ("import sys; import clbench.papers; from clbench.papers import varcon; "
+            f"varcon.corruption_heatmap({str(path)!r}, {str(tmp_path / 'h.png')!r}); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -195,12 +198,11 @@ def test_swap_images_combine_content_and_style(clear_run):
     import torch
 
     from clbench.data import dataset_dir
-    from clbench.train.methods import load_model
 
     model_path, data = clear_run
-    model = load_model(model_path)
+    model, _, _ = latent_maps.load_two_latent_model(model_path, data)
     x = dataset_dir.load(data, "test")["x"]
-    grid = pf.swap_images(model, x[:3], x[3:5])
+    grid = latent_maps.swap_images(model, x[:3], x[3:5])
     assert grid.shape == (2, 3, *x.shape[1:])
     with torch.no_grad():
         mu_c, _ = model.factors(torch.as_tensor(x[1:2]).float() / 255)
@@ -211,15 +213,17 @@ def test_swap_images_combine_content_and_style(clear_run):
 
 def test_clear_swap_grid_and_interpolation(clear_run, tmp_path):
     model_path, data = clear_run
-    pf.clear_swap_grid(model_path, data, tmp_path / "swap.png", n=6)
+    model, arrays, meta = latent_maps.load_two_latent_model(model_path, data)
+    clear.swap_grid_plot(latent_maps.swap_grid(model, arrays, meta, n=6), tmp_path / "swap.png")
     _assert_image(tmp_path / "swap.png")
-    pf.clear_interpolation(model_path, data, tmp_path / "interp.png", steps=6)
+    clear.interpolation_plot(latent_maps.interpolation(model, arrays, steps=6), tmp_path / "interp.png")
     _assert_image(tmp_path / "interp.png", min_h=100)
 
 
 def test_tsne_latents(clear_run, tmp_path):
     model_path, data = clear_run
-    pf.tsne_latents(model_path, data, tmp_path / "tsne.png", n=150)
+    model, arrays, meta = latent_maps.load_two_latent_model(model_path, data)
+    clear.tsne_plot(latent_maps.tsne(model, arrays, meta, n=150), tmp_path / "tsne.png")
     _assert_image(tmp_path / "tsne.png", min_w=500, min_h=500)
 
 
@@ -235,14 +239,14 @@ def test_non_clear_model_is_rejected(tmp_path):
     except (ValueError, KeyError) as e:  # the objective's spec keys may differ; the check is what matters
         pytest.skip(f"could not build a non-CLEAR model: {e}")
     with pytest.raises(ValueError, match="not a CLEAR-VAE"):
-        pf.clear_swap_grid(tmp_path / "run" / "model.pt", tmp_path / "data", tmp_path / "x.png")
+        latent_maps.load_two_latent_model(tmp_path / "run" / "model.pt", tmp_path / "data")
 
 
 # ---------------------------------------------------------------------------- MI simulation
 
 
 def test_mi_simulation_curves_track_mi(tmp_path):
-    df = pf.mi_simulation_curves(steps=200, seed=0, batch_size=128, mi_every=4)
+    df = mi_simulation_curves(steps=200, seed=0, batch_size=128, mi_every=4)
     assert len(df) == 200 and df["knn_mi"].notna().sum() == 50
     assert sorted(df["spread"].unique()) == [0.25, 0.5]
     est = df.dropna(subset=["knn_mi"])
@@ -251,6 +255,14 @@ def test_mi_simulation_curves_track_mi(tmp_path):
     assert np.corrcoef(est["knn_mi"], est["ps_snn"])[0, 1] > 0.5
     # the tight phase (spread 0.25) carries more information than the wider one
     assert est[est["spread"] == 0.25]["knn_mi"].mean() > est[est["spread"] == 0.5]["knn_mi"].mean()
-    out = tmp_path / "mi.png"
-    pf.mi_simulation(out, steps=200, mi_every=4, batch_size=128)
+    # the workflow's two steps: the analysis writes the curves, the figure plots them
+    import json
+
+    from clbench.cli import main
+
+    table, out = tmp_path / "analyses" / "clear_mi_simulation.csv", tmp_path / "figures" / "clear_mi_simulation.png"
+    main(["analyse", "clear_mi_simulation.csv", "--results", str(tmp_path), "--out", str(table),
+          "--params", json.dumps({"steps": 200, "seed": 0, "batch_size": 128, "mi_every": 4})])
+    pd.testing.assert_frame_equal(pd.read_csv(table), df)
+    main(["report", "figure", "clear_mi_simulation", str(table), "--results", str(tmp_path), "--out", str(out)])
     _assert_image(out)

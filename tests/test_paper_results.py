@@ -1,4 +1,4 @@
-"""paper_results.yaml: schema, loader, and the numbers issue 6 lists."""
+"""The papers' reported numbers (each paper module's ``reported``): schema, loader, and the numbers themselves."""
 
 from __future__ import annotations
 
@@ -8,12 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clbench.report.claims import (
-    PAPER_RESULT_FIELDS,
-    load_paper_results,
-    load_paper_results_raw,
-    validate_paper_results,
-)
+from clbench.papers import load_paper_results, load_paper_results_raw
+from clbench.report.reported import PAPER_RESULT_FIELDS, paper_results_frame, validate_paper_results
 
 ARXIV = {"clear": "2507.18794", "mcl": "2402.11816", "adnce": "2310.11048", "varcon": "2506.07413"}
 
@@ -61,7 +57,7 @@ def _value(df, paper, metric, method_key, dataset=None):
     return sel.iloc[0]
 
 
-def test_issue_numbers_present(df):
+def test_reported_numbers_present(df):
     v = lambda *a: _value(df, *a)["value"]  # noqa: E731
     assert v("adnce", "linear_top1", "adnce", "CIFAR-10") == 91.88
     assert v("adnce", "linear_top1", "infonce", "CIFAR-10") == 91.19
@@ -104,8 +100,7 @@ def test_validator_catches_problems(raw):
         assert needle in joined, needle
 
 
-def test_loader_rejects_invalid_file(tmp_path):
-    p = tmp_path / "bad.yaml"
-    p.write_text("papers: {x: {title: t, arxiv: null}}\nresults:\n  - {id: a, paper: x}\n")
+def test_loader_rejects_invalid_numbers():
+    bad = {"papers": {"x": {"title": "t", "arxiv": None}}, "results": [{"id": "a", "paper": "x"}]}
     with pytest.raises(ValueError, match="invalid"):
-        load_paper_results(p)
+        paper_results_frame(bad)

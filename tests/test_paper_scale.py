@@ -1,6 +1,7 @@
 """Paper scale: the whole DAG (thousands of jobs) builds quickly without any dataset present, and the
 SLURM profile gives GPUs exactly to the GPU rules and packs the corruption cells into few submissions."""
 
+import json
 import math
 import re
 import subprocess
@@ -150,3 +151,23 @@ def test_imagenet_pretraining_runs_data_parallel_under_torchrun(tmp_path):
     assert "torchrun --standalone --nproc_per_node=8 -m clbench.cli train" in proc.stdout
     assert '"stem":"imagenet"' in proc.stdout and '"name":"resnet50"' in proc.stdout
     assert "imagenet100: generator imagefolder needs root" in proc.stdout + proc.stderr  # says what to set; plans anyway
+
+
+def test_paper_jobs_receive_each_paper_s_protocol(tmp_path):
+    """The pretrain and evaluate jobs of a paper-scale run get the papers' settings on their command lines:
+    ADNCE's STL-10 (projector 2048 -> 512 -> 128, 32 px crops, kNN at t 0.2, raw-feature probe), VarCon's
+    head without BatchNorm and plain-momentum SGD, CLEAR's 64 px VAE on Camelyon17."""
+    targets = ["results/runs/adnce_stl10/adnce/seed0/evaluation.json",
+               "results/runs/varcon_cifar100/varcon/seed0/model.pt",
+               "results/runs/clear_camelyon17/clear_tc/seed0/model.pt"]
+    proc = dry_run(tmp_path, "config.yaml", "configs/paper.yaml", extra=("-p", *targets))
+    specs = [json.loads(s) for s in re.findall(r"clbench train --spec '(\{.*?\})'", proc.stdout)]
+    adnce = next(s for s in specs if s["objective"] == "adnce")
+    assert (adnce["projection_hidden_dim"], adnce["projection_batch_norm"], adnce["crop_size"]) == (512, True, 32)
+    assert adnce["loss"] == {"temperature": 0.2, "mu": 0.8, "sigma": 1.0}
+    varcon = next(s for s in specs if s["objective"] == "varcon")
+    assert varcon["projection_batch_norm"] is False and varcon["optimizer"]["nesterov"] is False
+    tc = next(s for s in specs if s["objective"] == "clear_vae")
+    assert tc["vae"]["architecture"] == "conv5" and tc["batch_size"] == 64 and tc["vae"]["estimator_steps"] == 1
+    (evaluation,) = [json.loads(s) for s in re.findall(r"clbench evaluate .*?--spec '(\{.*?\})'", proc.stdout)]
+    assert evaluation["knn"] == {"k": 200, "temperature": 0.2} and evaluation["probe"]["standardize"] is False

@@ -4,6 +4,7 @@ import pytest
 
 import pandas as pd
 
+from clbench.papers import PAPERS
 from clbench.report import figures, html, tables
 
 
@@ -60,7 +61,7 @@ def test_curves_and_html(tmp_path):
     bench.mkdir(parents=True)
     (bench / "seed0.tsv").write_text("s\th:m:s\tmax_rss\n12.5\t0:00:12\t100\n")
     config = {"scale": "tiny", "experiments": EXPERIMENTS}
-    html.build_report(results, config, results / "report" / "index.html")
+    html.build_report(results, config, results / "report" / "index.html", PAPERS)
     page = (results / "report" / "index.html").read_text()
     assert "tiny scale" in page and "95.5 ± 0.7" in page and "data:image/png;base64" in page
     assert "pretrain" in page and "12.5" in page

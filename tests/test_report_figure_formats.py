@@ -11,7 +11,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from clbench.cli import main
-from clbench.report.figures import _pyplot, figure_formats, save_figure
+from clbench.report.figures import pyplot, figure_formats, save_figure
 from conftest import REPO, snakemake_exe
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -21,7 +21,7 @@ FIGURES = ["training_curves", "clear_ood", "clear_ood_k", "mcl_stage_probes", "v
 
 
 def _figure():
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
     return plt, fig
@@ -84,7 +84,9 @@ def test_dag_has_pdfs_only_when_configured(tmp_path):
         for ext in ("csv", "md", "tex"):
             assert f"results/tables/paper_{paper}.{ext}" in default
     assert "paper_baseline" not in default
-    assert "rule varcon_temperature:" in default and "results/tables/varcon_temperature.csv" in default
+    # the adaptive-temperature table is an analysis of its own, which the temperature figure plots
+    assert "rule analyse:" in default and "results/analyses/varcon_temperature.csv" in default
+    assert "rule paper_figure:" in default and "results/figures/varcon_temperature.png" in default
     overlay = tmp_path / "pdf.yaml"
     overlay.write_text("report:\n  figure_formats: [png, pdf]\n")
     with_pdf = _dry_run(tmp_path, overlay)

@@ -1,4 +1,4 @@
-"""Per-paper tables (clbench.report.paper_tables): our mean ± std beside the paper's number, written as
+"""Per-paper tables (clbench.report.paper_tables, with the papers of clbench.papers): our mean ± std beside the paper's number, written as
 CSV, Markdown and booktabs LaTeX, and the same tables in the HTML report."""
 
 import json
@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from clbench.cli import main
+from clbench.papers import PAPERS
 from clbench.report import html, paper_tables as pt, tables
 
 EXPERIMENTS = {
@@ -49,7 +50,7 @@ def summary():
 
 
 def test_tables_put_ours_beside_the_papers_number(summary):
-    blocks = pt.paper_tables(summary, EXPERIMENTS, "clear")
+    blocks = pt.paper_tables(summary, EXPERIMENTS, PAPERS["clear"])
     assert [b.experiment for b in blocks] == ["clear_styled", "clear_camelyon17"]
     styled = blocks[0].table.set_index("method")
     assert list(styled.columns) == ["linear_top1", "gmig", "gmig (paper)"]  # the paper's order, paper beside ours
@@ -62,7 +63,7 @@ def test_tables_put_ours_beside_the_papers_number(summary):
     # OOD experiment: the accuracy column is ood_top1, and the paper's fraction 0.747 ± 0.019 is shown in % like ours
     assert "linear_top1" not in ood.columns and ood.loc["clear_tc", "ood_top1 (paper)"] == "74.7 ± 1.9"
     assert ood.loc["cnn", "ood_top1 (paper)"] == ""  # the paper reports no number for the plain CNN here
-    varcon = pt.paper_tables(summary, EXPERIMENTS, "varcon")[0].table.set_index("method")
+    varcon = pt.paper_tables(summary, EXPERIMENTS, PAPERS["varcon"])[0].table.set_index("method")
     assert varcon.loc["varcon", "linear_top1 (paper)"] == "79.36"
     assert varcon.loc["supcon", "knn_top1"] == "—"  # not measured
     assert "knn_top1 (paper)" not in varcon.columns  # the paper reports none
@@ -77,7 +78,7 @@ def test_paper_value_units():
 
 
 def test_written_files_csv_md_tex(summary, tmp_path):
-    written = pt.write_paper_tables(summary, EXPERIMENTS, tmp_path)
+    written = pt.write_paper_tables(summary, EXPERIMENTS, tmp_path, PAPERS)
     # one file per paper of the configuration, none for the others
     assert sorted(p.name for p in written) == sorted(f"paper_{p}.{e}" for p in ("clear", "varcon")
                                                      for e in ("csv", "md", "tex"))
@@ -113,7 +114,7 @@ def test_latex_escape():
 
 def test_paper_without_experiment_gets_no_file_and_empty_results_still_write(tmp_path):
     only = {"adnce_cifar10": {"paper": ["adnce", "mcl"], "dataset": "cifar10", "methods": ["adnce"]}}
-    pt.write_paper_tables(tables.summary_table(_metrics().iloc[0:0]), only, tmp_path)
+    pt.write_paper_tables(tables.summary_table(_metrics().iloc[0:0]), only, tmp_path, PAPERS)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["paper_adnce.csv", "paper_adnce.md", "paper_adnce.tex",
                                                          "paper_mcl.csv", "paper_mcl.md", "paper_mcl.tex"]
     assert pd.read_csv(tmp_path / "paper_adnce.csv").columns.tolist() == ["experiment", "method"]
@@ -123,9 +124,9 @@ def test_html_shows_the_same_tables(summary, tmp_path):
     results = tmp_path / "results"
     (results / "tables").mkdir(parents=True)
     _metrics().to_csv(results / "tables" / "metrics.csv", index=False)
-    html.build_report(results, {"scale": "tiny", "experiments": EXPERIMENTS}, results / "report" / "index.html")
+    html.build_report(results, {"scale": "tiny", "experiments": EXPERIMENTS}, results / "report" / "index.html", PAPERS)
     page = (results / "report" / "index.html").read_text()
-    table = pt.paper_tables(summary, EXPERIMENTS, "clear")[0].table
+    table = pt.paper_tables(summary, EXPERIMENTS, PAPERS["clear"])[0].table
     assert html.table_html(table) in page
     assert "<th>gmig (paper)</th>" in page and "0.123 ± 0.004" in page
 

@@ -1,5 +1,5 @@
-"""VarCon's adaptive temperature t2 per epoch: the runs' table, the figure, the claim and the HTML
-section, from hand-written metrics.csv with the columns the training loop logs for objective varcon."""
+"""VarCon's adaptive temperature t2 per epoch (clbench.papers.varcon): the runs' table, the figure, the claim
+and the HTML section, from hand-written metrics.csv with the columns the training loop logs for objective varcon."""
 
 import json
 from html import escape
@@ -10,9 +10,13 @@ import pytest
 from PIL import Image
 
 from clbench.cli import main
+from clbench.papers import PAPERS, all_claims
+from clbench.papers import varcon as pf
 from clbench.report import html
-from clbench.report import paper_figures as pf
-from clbench.report.claims import DEFAULT_CLAIMS, evaluate_claims
+from clbench.report.claims import evaluate_claims
+
+DEFAULT_CLAIMS = all_claims()
+CAPTION = PAPERS["varcon"].figure("varcon_temperature").caption
 
 EXPERIMENTS = {"varcon_digits": {"paper": "varcon", "dataset": "d", "seeds": [0, 1], "methods": ["supcon", "varcon"]}}
 CONFIG = {"scale": "tiny", "experiments": EXPERIMENTS,
@@ -51,16 +55,16 @@ def runs(tmp_path):
 
 def test_runs_table_reads_t2_and_the_nominal_temperature(runs, tmp_path):
     root, paths = runs
-    table = pf.varcon_temperature_runs(paths, root)
+    table = pf.temperature_runs(paths, root)
     assert set(table["method"]) == {"varcon"} and len(table) == 6  # supcon logged no t2
     assert set(table["temperature"]) == {0.1} and set(table["epsilon"]) == {0.02}
-    summ = pf.varcon_temperature_summary(table)
+    summ = pf.temperature_summary(table)
     assert summ["epoch"].tolist() == [1, 2, 3] and summ["n"].tolist() == [2, 2, 2]
     assert summ["varcon_t2_p50"].tolist() == pytest.approx([0.101, 0.111, 0.116])  # mean over the two seeds
     assert summ["varcon_t2_p95"].tolist() == pytest.approx([0.109, 0.119, 0.124])
     # no run.json: the loss's defaults (t = 0.1, epsilon = 0.02)
     other = write_run(tmp_path / "r", "varcon", 0, [0.2, 0.21])
-    assert pf.varcon_temperature_runs([other], tmp_path / "r")[["temperature", "epsilon"]].iloc[0].tolist() == [0.1, 0.02]
+    assert pf.temperature_runs([other], tmp_path / "r")[["temperature", "epsilon"]].iloc[0].tolist() == [0.1, 0.02]
 
 
 def test_mcl_epochs_run_on_across_stages(tmp_path):
@@ -68,7 +72,7 @@ def test_mcl_epochs_run_on_across_stages(tmp_path):
     for name, epochs in (("own", [1, 2, 1, 2]), ("combined", [1, 2, 3, 4])):
         path = write_run(tmp_path / name, "varcon", 0, [0.1, 0.11, 0.12, 0.13], stage=[0, 0, 1, 1])
         pd.read_csv(path).assign(epoch=epochs).to_csv(path, index=False)
-        assert pf.varcon_temperature_runs([path], tmp_path / name)["epoch"].tolist() == [1, 2, 3, 4], name
+        assert pf.temperature_runs([path], tmp_path / name)["epoch"].tolist() == [1, 2, 3, 4], name
 
 
 def _assert_png(path):
@@ -76,12 +80,20 @@ def _assert_png(path):
         assert im.format == "PNG" and im.size[0] > 200 and im.size[1] > 150
 
 
+def temperature(results, paths, out=None, table=None, formats="png"):
+    """The workflow's two steps: the analysis writes the t2 table, the figure plots it."""
+    table = table or results / "analyses" / "varcon_temperature.csv"
+    out = out or results / "figures" / "varcon_temperature.png"
+    main(["analyse", "varcon_temperature.csv", *map(str, paths), "--results", str(results), "--out", str(table)])
+    main(["report", "figure", "varcon_temperature", str(table), "--results", str(results), "--out", str(out),
+          "--formats", formats])
+
+
 def test_figure_and_command(runs, tmp_path):
     root, paths = runs
     out = tmp_path / "fig" / "varcon_temperature.png"
     table = tmp_path / "tables" / "varcon_temperature.csv"
-    main(["report", "varcon-temperature", "--runs-root", str(root), "--table", str(table), "--out", str(out),
-          "--formats", "png,pdf", *map(str, paths)])
+    temperature(root.parent, paths, out, table, formats="png,pdf")
     _assert_png(out)
     assert out.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
     written = pd.read_csv(table)
@@ -92,39 +104,37 @@ def test_without_t2_columns_the_figure_is_a_placeholder_and_the_report_says_why(
     root, paths = runs
     results = root.parent
     supcon_only = [p for p in paths if "supcon" in str(p)]
-    main(["report", "varcon-temperature", "--runs-root", str(root), "--table",
-          str(results / "tables" / "varcon_temperature.csv"), "--out",
-          str(results / "figures" / "varcon_temperature.png"), *map(str, supcon_only)])
+    temperature(results, supcon_only)
     _assert_png(results / "figures" / "varcon_temperature.png")  # the rule's output exists all the same
-    assert pd.read_csv(results / "tables" / "varcon_temperature.csv").empty
+    assert pd.read_csv(results / "analyses" / "varcon_temperature.csv").empty
+    (results / "tables").mkdir()
     pd.DataFrame(columns=["experiment", "paper", "k", "method", "seed", "metric", "value"]).to_csv(
         results / "tables" / "metrics.csv", index=False)
-    html.build_report(results, CONFIG, results / "report" / "index.html")
+    html.build_report(results, CONFIG, results / "report" / "index.html", PAPERS)
     page = (results / "report" / "index.html").read_text()
     assert "adaptive temperature t2 per epoch is not drawn" in page and "<code>varcon</code>" in page
-    assert escape(html.FIGURE_CAPTIONS["varcon_temperature"]) not in page
+    assert escape(CAPTION) not in page
     # a config without any VarCon method: the note names the configs that draw it
-    html.build_report(results, {**CONFIG, "methods": {}}, results / "report" / "index.html")
+    html.build_report(results, {**CONFIG, "methods": {}}, results / "report" / "index.html", PAPERS)
     assert "configs/paper.yaml" in (results / "report" / "index.html").read_text()
 
 
 def test_with_t2_the_report_shows_the_figure_and_checks_the_claim(runs):
     root, paths = runs
     results = root.parent
-    main(["report", "varcon-temperature", "--runs-root", str(root), "--table",
-          str(results / "tables" / "varcon_temperature.csv"), "--out",
-          str(results / "figures" / "varcon_temperature.png"), *map(str, paths)])
+    temperature(results, paths)
+    (results / "tables").mkdir()
     pd.DataFrame(columns=["experiment", "paper", "k", "method", "seed", "metric", "value"]).to_csv(
         results / "tables" / "metrics.csv", index=False)
-    html.build_report(results, CONFIG, results / "report" / "index.html")
+    html.build_report(results, CONFIG, results / "report" / "index.html", PAPERS)
     page = (results / "report" / "index.html").read_text()
-    assert escape(html.FIGURE_CAPTIONS["varcon_temperature"]) in page and "not drawn" not in page
+    assert escape(CAPTION) in page and "not drawn" not in page
     assert "varcon.t2_follows_confidence" in page
 
 
 def test_claim_t2_rises_over_training(runs):
     root, paths = runs
-    ends = pf.varcon_t2_endpoints(pf.varcon_temperature_runs(paths, root))
+    ends = pf.t2_endpoints(pf.temperature_runs(paths, root))
     assert sorted(ends["metric"].unique()) == ["varcon_t2_p50_first_epoch", "varcon_t2_p50_last_epoch"]
     claim = [c for c in DEFAULT_CLAIMS if c["id"] == "varcon.t2_follows_confidence"]
     res = evaluate_claims(ends, claim)
@@ -132,14 +142,14 @@ def test_claim_t2_rises_over_training(runs):
     flipped = ends.assign(metric=ends["metric"].map({"varcon_t2_p50_first_epoch": "varcon_t2_p50_last_epoch",
                                                      "varcon_t2_p50_last_epoch": "varcon_t2_p50_first_epoch"}))
     assert evaluate_claims(flipped, claim)["verdict"].tolist() == ["fails"]
-    one_epoch = pf.varcon_temperature_runs(paths, root).query("epoch == 1")
-    assert pf.varcon_t2_endpoints(one_epoch).empty  # nothing to compare: the claim is "not run"
-    assert evaluate_claims(pf.varcon_t2_endpoints(one_epoch).assign(value=np.nan), claim)["verdict"].tolist() == ["not run"]
+    one_epoch = pf.temperature_runs(paths, root).query("epoch == 1")
+    assert pf.t2_endpoints(one_epoch).empty  # nothing to compare: the claim is "not run"
+    assert evaluate_claims(pf.t2_endpoints(one_epoch).assign(value=np.nan), claim)["verdict"].tolist() == ["not run"]
 
 
 def test_a_missing_statistic_keeps_the_epoch(tmp_path):
     """Only the drawn quantiles are required: an epoch whose std (say) is missing still counts."""
     path = write_run(tmp_path, "varcon", 0, [0.1, 0.11])
     pd.read_csv(path).assign(varcon_t2_std=[np.nan, 0.004]).to_csv(path, index=False)
-    table = pf.varcon_temperature_runs([path], tmp_path)
+    table = pf.temperature_runs([path], tmp_path)
     assert table["epoch"].tolist() == [1, 2] and np.isnan(table["varcon_t2_std"].iloc[0])

@@ -76,7 +76,7 @@ def test_training_streams_a_path_index_dataset(path_dataset, tmp_path, workers):
 
 def test_evaluation_embeds_a_path_index_split(path_dataset, tmp_path):
     from clbench.evaluate.embed import embed
-    from clbench.train.methods import load_model
+    from clbench.models.checkpoint import load_model
 
     spec = {"objective": "cross_entropy", "encoder": {"name": "small_cnn", "width": 8, "feature_dim": 16},
             "epochs": 1, "batch_size": 16}

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from clbench.train import loop
-from clbench.train.methods import load_model
+from clbench.models.checkpoint import load_model
 from helpers import quadrant_dataset
 
 CNN = {"objective": "cross_entropy", "encoder": {"name": "small_cnn", "width": 8, "feature_dim": 32},
@@ -84,7 +84,7 @@ def test_checkpoint_from_another_config_is_refused(tmp_path, data, monkeypatch):
 
 
 def test_nan_loss_stops_with_context_and_writes_nothing(tmp_path, data, monkeypatch):
-    from clbench.train import methods
+    from clbench.models import methods
 
     def nan_terms(self, views, labels):
         out = self.classifier(self.encoder(views.flatten(0, 1))).sum() * float("nan")

@@ -63,9 +63,9 @@ def cmd_cluster(a):
     from clbench.data import dataset_dir
     from clbench.evaluate.embed import embed
     from clbench.io import atomic_path
+    from clbench.models.checkpoint import load_model
     from clbench.train import device as devices
     from clbench.train.mcl import kmeans
-    from clbench.train.methods import load_model
 
     dev = devices.setup(a.device, a.threads, a.seed)
     feats = embed(load_model(a.model, dev), dataset_dir.load(a.dataset, "train")["x"], dev).numpy()
@@ -90,7 +90,7 @@ def cmd_evaluate_run(a):
     dev = devices.setup(a.device, a.threads, a.seed)
     result = evaluate_run(a.model, a.dataset, a.spec, seed=a.seed, device=dev, metrics_csv=a.metrics,
                           probe_out=a.probe_out or None)
-    write_json(a.out, result)
+    write_json(a.out, {**result, "spec": a.spec})  # what it was given: the protocol card reads it
 
 
 def cmd_evaluate_corruption(a):
@@ -110,12 +110,13 @@ def cmd_evaluate_merge(a):
 
 
 def cmd_report_collect(a):
+    from clbench.papers import PAPERS
     from clbench.report.paper_tables import write_paper_tables
     from clbench.report.tables import collect_evaluations, summary_table, write_tables
 
     tables = collect_evaluations(a.inputs, a.runs_root, a.experiments)
     write_tables(tables, a.out_dir)
-    write_paper_tables(summary_table(tables["metrics"]), a.experiments, a.out_dir)
+    write_paper_tables(summary_table(tables["metrics"]), a.experiments, a.out_dir, PAPERS)
 
 
 def _formats_arg(text: str) -> list[str]:
@@ -151,61 +152,39 @@ def cmd_report_curves(a):
 
 
 @_figure_command
-def cmd_report_clear_figures(a):
+def cmd_report_figure(a):
     from pathlib import Path
 
-    from clbench.report import paper_figures as pf
+    from clbench.papers import ResultFiles, find_figure
 
-    out = Path(a.out_dir)
-    pf.clear_swap_grid(a.model, a.dataset, out / "clear_swap.png", seed=a.seed)
-    pf.clear_interpolation(a.model, a.dataset, out / "clear_interpolation.png", seed=a.seed)
-    pf.tsne_latents(a.model, a.dataset, out / "clear_tsne.png", seed=a.seed, threads=a.threads)
+    figure = find_figure(a.name)
+    figure.draw(ResultFiles(Path(a.results), tuple(Path(p) for p in a.inputs), a.experiments), Path(a.out))
 
 
-@_figure_command
-def cmd_report_mi_simulation(a):
-    from clbench.report.paper_figures import mi_simulation
-
-    mi_simulation(a.out, steps=a.steps, seed=a.seed)
-
-
-@_figure_command
-def cmd_report_table_figures(a):
-    from collections import defaultdict
+def cmd_analyse(a):
     from pathlib import Path
 
-    from clbench.report import paper_figures as pf
-    from clbench.report.tables import parse_run_path
+    from clbench.papers import ResultFiles, find_analysis, resolve
 
-    tables, out = Path(a.tables_dir), Path(a.out_dir)
-    ood = [e for e, c in a.experiments.items() if c.get("ood")]
-    pf.relative_bars(tables / "metrics.csv", out / "clear_ood.png", "ood_top1_relative", ood)
-    pf.ood_k_curve(tables / "metrics.csv", out / "clear_ood_k.png", metric="ood_top1_relative",
-                   experiments=[e for e in ood if a.experiments[e].get("k")])
-    pf.stage_probe_plot(tables / "stage_probes.csv", out / "mcl_stage_probes.png")
-    pf.corruption_heatmap(tables / "corruptions.csv", out / "varcon_corruptions.png")
-    runs = defaultdict(list)
-    for path in a.run_metrics:
-        run = parse_run_path(path, a.runs_root)
-        runs[f"{run['experiment']}: {run['method']}"].append(path)
-    pf.convergence_plot(dict(runs), out / "varcon_convergence.png")
+    analysis = find_analysis(a.name)
+    files = ResultFiles(Path(a.results), tuple(Path(p) for p in a.inputs), params=a.params, threads=a.threads)
+    resolve(analysis.function)(files, Path(a.out))
 
 
-@_figure_command
-def cmd_report_varcon_temperature(a):
-    from clbench.io import write_text
-    from clbench.report import paper_figures as pf
+def cmd_report_protocol(a):
+    from clbench.papers import PAPERS
+    from clbench.report.paper import ExperimentRecord
+    from clbench.report.protocol import card_counts, write_protocol_card
 
-    runs = pf.varcon_temperature_runs(a.inputs, a.runs_root)
-    logging.info("%d of %d VarCon runs logged t2", runs.groupby(["experiment", "method", "seed"]).ngroups, len(a.inputs))
-    write_text(a.table, runs.to_csv(index=False))
-    pf.varcon_temperature_plot(runs, a.out)
+    rows = write_protocol_card(a.inputs, ExperimentRecord.from_dict(a.planned), a.out, PAPERS)
+    logging.info("protocol card of %s: %s", a.planned["experiment"], card_counts(rows))
 
 
 def cmd_report_html(a):
+    from clbench.papers import PAPERS
     from clbench.report.html import build_report
 
-    build_report(a.results, a.config_json, a.out)
+    build_report(a.results, a.config_json, a.out, PAPERS)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -304,37 +283,34 @@ def parser() -> argparse.ArgumentParser:
     cu.add_argument("--runs-root", required=True)
     cu.add_argument("--out", required=True)
     cu.set_defaults(fn=cmd_report_curves)
-    cf = rep.add_parser("clear-figures", parents=[figs], help="CLEAR swap grid, interpolation and t-SNE of one CLEAR-VAE run")
-    cf.add_argument("--model", required=True)
-    cf.add_argument("--dataset", required=True)
-    cf.add_argument("--seed", type=int, default=0)
-    cf.add_argument("--threads", type=int, default=1)
-    cf.add_argument("--out-dir", required=True)
-    cf.set_defaults(fn=cmd_report_clear_figures)
-    ms = rep.add_parser("mi-simulation", parents=[figs], help="CLEAR's MI simulation: KNN MI vs SNN and PS-SNN over steps")
-    ms.add_argument("--steps", type=int, default=600)
-    ms.add_argument("--seed", type=int, default=0)
-    ms.add_argument("--out", required=True)
-    ms.set_defaults(fn=cmd_report_mi_simulation)
-    tf = rep.add_parser("table-figures", parents=[figs], help="OOD, MCL stage, corruption and convergence figures from the tables")
-    tf.add_argument("--tables-dir", required=True)
-    tf.add_argument("--runs-root", required=True)
-    tf.add_argument("--experiments", type=_json_arg, required=True)
-    tf.add_argument("--run-metrics", nargs="*", default=[], help="metrics.csv of the runs in the convergence plot")
-    tf.add_argument("--out-dir", required=True)
-    tf.set_defaults(fn=cmd_report_table_figures)
-    vt = rep.add_parser("varcon-temperature", parents=[figs],
-                        help="VarCon's adaptive temperature t2 per epoch: the runs' table and its figure")
-    vt.add_argument("inputs", nargs="*", help="metrics.csv of the runs of objective varcon (run.json beside each)")
-    vt.add_argument("--runs-root", required=True)
-    vt.add_argument("--table", required=True, help="CSV: the t2 statistics of every run and epoch")
-    vt.add_argument("--out", required=True)
-    vt.set_defaults(fn=cmd_report_varcon_temperature)
+    fg = rep.add_parser("figure", parents=[figs], help="one of the papers' figures, drawn from result files")
+    fg.add_argument("name", help="the figure's name (results/figures/<name>.png)")
+    fg.add_argument("inputs", nargs="*", help="the files it reads, as the workflow lists them")
+    fg.add_argument("--results", required=True, help="the results directory")
+    fg.add_argument("--experiments", type=_json_arg, default={}, help="the config's experiments, as JSON")
+    fg.add_argument("--out", required=True)
+    fg.set_defaults(fn=cmd_report_figure)
+    pc = rep.add_parser("protocol", help="an experiment's protocol card: each setting, its value and its source")
+    pc.add_argument("inputs", nargs="+", help="the runs' run.json and evaluation.json and the dataset's meta.json")
+    pc.add_argument("--planned", type=_json_arg, required=True,
+                    help="the experiment's record from the configuration, as JSON (what the files do not record)")
+    pc.add_argument("--out", required=True)
+    pc.set_defaults(fn=cmd_report_protocol)
     ht = rep.add_parser("html", help="the HTML report")
     ht.add_argument("--results", required=True)
     ht.add_argument("--config-json", type=_json_arg, required=True)
     ht.add_argument("--out", required=True)
     ht.set_defaults(fn=cmd_report_html)
+
+    an = sub.add_parser("analyse", help="one of the papers' analyses: a data file (results/analyses/) that "
+                                        "figures plot, computed from models or runs' logs")
+    an.add_argument("name", help="the analysis' output file name (results/analyses/<name>)")
+    an.add_argument("inputs", nargs="*", help="the files it reads, as the workflow lists them")
+    an.add_argument("--results", required=True, help="the results directory")
+    an.add_argument("--params", type=_json_arg, default={}, help="the analysis' settings, as JSON")
+    an.add_argument("--threads", type=int, default=1)
+    an.add_argument("--out", required=True)
+    an.set_defaults(fn=cmd_analyse)
     return p
 
 

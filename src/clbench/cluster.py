@@ -10,7 +10,7 @@ the user limits it (``--resources gpu=N``).
 Rules:
 - a job asks for a GPU only when it will use one: never with ``device: cpu``; pretraining takes the
   method's GPU count (its ``gpus``, else ``gpus_per_train_job``), clustering and evaluation one GPU
-  when the config trains on GPUs; data preparation and figures none;
+  when the config trains on GPUs; data preparation and the analyses none;
 - GPU jobs go to ``slurm.gpu_partition`` (default ``slurm.partition``) with ``cpus_per_gpu``, the
   others to ``slurm.partition`` with ``cpus_per_task``; the CPUs are the job's threads (the command's
   ``--threads``) unless the scale's sizes or ``slurm.resources`` say otherwise;
@@ -40,7 +40,7 @@ GPU_USE = {
 # The rules submitted to SLURM (the others are localrules: cheap aggregation on the submitting host).
 SUBMITTED_RULES = (
     "build_dataset", "show_dataset", "corrupt_split", "pretrain", "pretrain_stage", "cluster_stage",
-    "evaluate", "evaluate_clean", "evaluate_corruption", "clear_figures", "mi_simulation",
+    "evaluate", "evaluate_clean", "evaluate_corruption", "analyse",
 )
 
 # Per scale and rule: mem_mb (MB), runtime (minutes per attempt) and, where a job's threads do not say

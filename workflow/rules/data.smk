@@ -5,7 +5,7 @@ rule build_dataset:
         test=f"{RESULTS}/data/{{dataset}}/test.npz",
         meta=f"{RESULTS}/data/{{dataset}}/meta.json",
     params:
-        spec=lambda wildcards: as_json(config["datasets"][wildcards.dataset]),
+        spec=lambda wildcards: wf.as_json(config["datasets"][wildcards.dataset]),
         resources_dir=config["resources_dir"],
     resources:
         **rule_resources(config, "build_dataset"),
@@ -50,7 +50,7 @@ rule corrupt_split:
         meta=f"{RESULTS}/data/{{dataset}}/corrupted/{{corruption}}/s{{severity}}/meta.json",
     params:
         # the official CIFAR-10-C / CIFAR-100-C folder when configured for this dataset, else generated
-        official_root=official_corruption_root,
+        official_root=from_wildcards(wf.official_corruption_root),
     wildcard_constraints:
         corruption=r"[a-z_]+",
         severity=r"[1-5]",

@@ -18,11 +18,11 @@ rule evaluate:
     input:
         model=f"{RUN}/model.pt",
         metrics=f"{RUN}/metrics.csv",
-        meta=dataset_meta,
+        meta=from_wildcards(wf.dataset_meta),
     output:
         evaluation=f"{RUN}/evaluation.json",
     params:
-        spec=evaluation_spec,
+        spec=from_wildcards(wf.evaluation_spec),
         device=config["device"],
         probe_out="",
     wildcard_constraints:
@@ -66,7 +66,7 @@ rule evaluate_corruption:
     input:
         model=f"{RUN}/model.pt",
         probe=f"{RUN}/probe.pt",
-        corrupted=corrupted_meta,
+        corrupted=from_wildcards(wf.corrupted_meta),
     output:
         f"{RUN}/corruptions/{{corruption}}/s{{severity}}.json",
     params:
@@ -95,7 +95,7 @@ rule evaluate_corruption:
 rule merge_evaluation:
     input:
         clean=f"{RUN}/evaluation_clean.json",
-        cells=corruption_cell_results,
+        cells=from_wildcards(wf.corruption_cell_results),
     output:
         f"{RUN}/evaluation.json",
     wildcard_constraints:

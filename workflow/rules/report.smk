@@ -1,9 +1,13 @@
+# Tables, the papers' figures and the HTML report: they read result files only. Which figures a
+# configuration draws, what each reads and its caption come from the paper modules
+# (clbench.papers, through REPORT in common.smk); no paper is named here.
+
 localrules:
     combine_stages,
     collect_results,
     plot_training_curves,
-    table_figures,
-    varcon_temperature,
+    paper_figure,
+    protocol_card,
     html_report,
 
 
@@ -27,9 +31,9 @@ rule collect_results:
         corruptions=f"{RESULTS}/tables/corruptions.csv",
         paper_csv=[
             report(f"{RESULTS}/tables/paper_{paper}.csv", caption="../report/paper_tables.rst", category="Tables")
-            for paper in config_papers()
+            for paper in REPORT.table_papers
         ],
-        paper_md_tex=expand(f"{RESULTS}/tables/paper_{{paper}}.{{ext}}", paper=config_papers(), ext=["md", "tex"]),
+        paper_md_tex=expand(f"{RESULTS}/tables/paper_{{paper}}.{{ext}}", paper=REPORT.table_papers, ext=["md", "tex"]),
     params:
         runs_root=f"{RESULTS}/runs",
         experiments=as_json(config["experiments"]),
@@ -48,11 +52,11 @@ rule plot_training_curves:
     input:
         all_metrics,
     output:
-        png=figure_pngs(["training_curves"]),
-        copies=figure_copies(["training_curves"]),
+        png=report(f"{RESULTS}/figures/training_curves.png", caption="../report/training_curves.rst", category="Figures"),
+        copies=[f"{RESULTS}/figures/training_curves.{fmt}" for fmt in REPORT.extra_formats],
     params:
         runs_root=f"{RESULTS}/runs",
-        formats=FIGURE_FORMATS_ARG,
+        formats=REPORT.formats_arg,
     log:
         f"{RESULTS}/logs/plot_training_curves.log",
     benchmark:
@@ -64,19 +68,64 @@ rule plot_training_curves:
         " {input:q} > {log:q} 2>&1"
 
 
+# One job per figure of the papers: it reads the tables, analyses or runs' logs the figure declares.
+rule paper_figure:
+    input:
+        REPORT.figure_inputs,
+    output:
+        png=report(f"{RESULTS}/figures/{{figure}}.png", caption="../report/figure.rst", category="Figures"),
+        copies=[f"{RESULTS}/figures/{{figure}}.{fmt}" for fmt in REPORT.extra_formats],
+    wildcard_constraints:
+        figure=REPORT.figure_regex(),
+    params:
+        results=REPORT.results_dir,
+        experiments=as_json(config["experiments"]),
+        formats=REPORT.formats_arg,
+        caption=REPORT.figure_caption,
+    log:
+        f"{RESULTS}/logs/paper_figure/{{figure}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/paper_figure/{{figure}}.tsv"
+    conda:
+        "../../envs/clbench.yaml"
+    shell:
+        "clbench report figure {wildcards.figure} {input:q} --results {params.results:q}"
+        " --experiments {params.experiments:q} --out {output.png:q} --formats {params.formats} > {log:q} 2>&1"
+
+
+# One protocol card per experiment: each setting that shapes its numbers, the value its runs recorded
+# and where that value comes from (the paper modules' sources); the report shows it beside the table.
+rule protocol_card:
+    input:
+        REPORT.protocol_inputs,
+    output:
+        report(f"{RESULTS}/tables/protocol_{{experiment}}.csv", caption="../report/protocol.rst", category="Tables"),
+    wildcard_constraints:
+        experiment=REPORT.experiment_regex(),
+    params:
+        planned=REPORT.protocol_plan,
+    log:
+        f"{RESULTS}/logs/protocol_card/{{experiment}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/protocol_card/{{experiment}}.tsv"
+    conda:
+        "../../envs/clbench.yaml"
+    shell:
+        "clbench report protocol --planned {params.planned:q} --out {output:q} {input:q} > {log:q} 2>&1"
+
+
 rule html_report:
     input:
         tables=rules.collect_results.output,
         curves=f"{RESULTS}/figures/training_curves.png",
-        figures=paper_figures,
-        temperature=[f"{RESULTS}/figures/varcon_temperature.png", f"{RESULTS}/tables/varcon_temperature.csv"],
+        papers=REPORT.report_inputs,
         samples=all_dataset_previews,
     output:
         f"{RESULTS}/report/index.html",
     params:
         # without slurm: where the jobs ran changes no result, so it neither re-runs nor re-hashes the report
         config_json=as_json({key: value for key, value in config.items() if key != "slurm"}),
-        results=lambda wildcards, output: os.path.dirname(os.path.dirname(output[0])),
+        results=REPORT.results_dir,
     log:
         f"{RESULTS}/logs/html_report.log",
     conda:
@@ -84,92 +133,3 @@ rule html_report:
     shell:
         "clbench report html --results {params.results:q} --config-json {params.config_json:q}"
         " --out {output:q} > {log:q} 2>&1"
-
-
-rule table_figures:
-    input:
-        tables=rules.collect_results.output,
-        run_metrics=convergence_metrics,
-    output:
-        pngs=figure_pngs(TABLE_FIGURES),
-        copies=figure_copies(TABLE_FIGURES),
-    params:
-        runs_root=f"{RESULTS}/runs",
-        experiments=as_json(config["experiments"]),
-        tables_dir=lambda wildcards, input: os.path.dirname(input.tables[0]),
-        out_dir=lambda wildcards, output: os.path.dirname(output[0]),
-        formats=FIGURE_FORMATS_ARG,
-    log:
-        f"{RESULTS}/logs/table_figures.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/table_figures.tsv"
-    conda:
-        "../../envs/clbench.yaml"
-    shell:
-        "clbench report table-figures --tables-dir {params.tables_dir:q} --runs-root {params.runs_root:q}"
-        " --experiments {params.experiments:q} --run-metrics {input.run_metrics:q}"
-        " --out-dir {params.out_dir:q} --formats {params.formats} > {log:q} 2>&1"
-
-
-rule varcon_temperature:
-    input:
-        metrics=lambda wildcards: [f"{d}/metrics.csv" for d in varcon_runs()],
-        runs=lambda wildcards: [f"{d}/run.json" for d in varcon_runs()],
-    output:
-        png=figure_pngs(["varcon_temperature"]),
-        copies=figure_copies(["varcon_temperature"]),
-        table=f"{RESULTS}/tables/varcon_temperature.csv",
-    params:
-        runs_root=f"{RESULTS}/runs",
-        formats=FIGURE_FORMATS_ARG,
-    log:
-        f"{RESULTS}/logs/varcon_temperature.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/varcon_temperature.tsv"
-    conda:
-        "../../envs/clbench.yaml"
-    shell:
-        "clbench report varcon-temperature --runs-root {params.runs_root:q} --table {output.table:q}"
-        " --out {output.png:q} --formats {params.formats} {input.metrics:q} > {log:q} 2>&1"
-
-
-rule clear_figures:
-    input:
-        model=lambda wildcards: f"{run_dir(*clear_figure_run())}/model.pt",
-        meta=lambda wildcards: f"{dataset_dir(config['experiments'][clear_figure_run()[0]]['dataset'])}/meta.json",
-    output:
-        pngs=figure_pngs(CLEAR_FIGURES),
-        copies=figure_copies(CLEAR_FIGURES),
-    params:
-        seed=lambda wildcards: clear_figure_run()[2],
-        out_dir=lambda wildcards, output: os.path.dirname(output[0]),
-        formats=FIGURE_FORMATS_ARG,
-    resources:
-        **rule_resources(config, "clear_figures"),
-    log:
-        f"{RESULTS}/logs/clear_figures.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/clear_figures.tsv"
-    conda:
-        "../../envs/clbench.yaml"
-    shell:
-        "clbench report clear-figures --model {input.model:q} --dataset $(dirname {input.meta:q})"
-        " --seed {params.seed} --out-dir {params.out_dir:q} --formats {params.formats} > {log:q} 2>&1"
-
-
-rule mi_simulation:
-    output:
-        png=figure_pngs(["clear_mi_simulation"]),
-        copies=figure_copies(["clear_mi_simulation"]),
-    params:
-        formats=FIGURE_FORMATS_ARG,
-    resources:
-        **rule_resources(config, "mi_simulation"),
-    log:
-        f"{RESULTS}/logs/mi_simulation.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/mi_simulation.tsv"
-    conda:
-        "../../envs/clbench.yaml"
-    shell:
-        "clbench report mi-simulation --out {output.png:q} --formats {params.formats} > {log:q} 2>&1"

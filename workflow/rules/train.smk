@@ -1,17 +1,16 @@
 rule pretrain:
     input:
-        meta=dataset_meta,
+        meta=from_wildcards(wf.dataset_meta),
     output:
         model=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/model.pt",
         metrics=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/metrics.csv",
         run=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/run.json",
     params:
-        spec=lambda wildcards: as_json(method_spec(wildcards.experiment, wildcards.method)),
+        spec=from_wildcards(wf.pretrain_spec),
         device=config["device"],
-        command=train_command,
-        # Epoch checkpoints live outside the declared outputs: Snakemake deletes declared
-        # outputs before a job runs, and a re-run job must find them to resume.
-        checkpoints=lambda wildcards: f"{RESULTS}/checkpoints/{wildcards.experiment}/{wildcards.method}/seed{wildcards.seed}",
+        command=from_wildcards(wf.train_command),
+        # outside the declared outputs, which Snakemake deletes before a job runs: a re-run job resumes
+        checkpoints=from_wildcards(wf.checkpoint_dir),
     wildcard_constraints:
         method=SINGLE_STAGE_METHODS,
     threads: config["train_threads"]
@@ -31,17 +30,17 @@ rule pretrain:
 
 rule pretrain_stage:
     input:
-        meta=dataset_meta,
-        clusters=previous_stage_clusters,
+        meta=from_wildcards(wf.dataset_meta),
+        clusters=from_wildcards(wf.previous_stage_clusters),
     output:
         model=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/stage{{stage}}/model.pt",
         metrics=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/stage{{stage}}/metrics.csv",
         run=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/stage{{stage}}/run.json",
     params:
-        spec=stage_spec,
+        spec=from_wildcards(wf.stage_spec),
         device=config["device"],
-        command=train_command,
-        checkpoints=lambda wildcards: f"{RESULTS}/checkpoints/{wildcards.experiment}/{wildcards.method}/seed{wildcards.seed}/stage{wildcards.stage}",
+        command=from_wildcards(wf.train_command),
+        checkpoints=from_wildcards(wf.checkpoint_dir),
     wildcard_constraints:
         method=MCL_METHODS,
         stage=r"\d+",
@@ -64,11 +63,11 @@ rule pretrain_stage:
 rule cluster_stage:
     input:
         model=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/stage{{stage}}/model.pt",
-        meta=dataset_meta,
+        meta=from_wildcards(wf.dataset_meta),
     output:
         f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/stage{{stage}}/clusters.npy",
     params:
-        k=lambda wildcards: method_spec(wildcards.experiment, wildcards.method)["mcl"]["clusters"],
+        k=from_wildcards(wf.mcl_clusters),
         device=config["device"],
     wildcard_constraints:
         method=MCL_METHODS,
@@ -89,7 +88,7 @@ rule cluster_stage:
 
 rule combine_stages:
     input:
-        mcl_stage_dirs,
+        from_wildcards(wf.mcl_stage_models),
     output:
         model=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/model.pt",
         metrics=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/metrics.csv",

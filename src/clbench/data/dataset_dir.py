@@ -25,13 +25,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from clbench.errors import DatasetError
 from clbench.io import atomic_path, read_json, write_json
 
+__all__ = ["DatasetError", "LazyImages", "SPLITS", "content_hash", "load", "load_meta", "save", "verify"]
+
 SPLITS = ("train", "val", "test")
-
-
-class DatasetError(RuntimeError):
-    """A dataset is missing, partial or corrupt; the message says where and how to fix it."""
 
 
 def content_hash(splits: Mapping[str, Mapping[str, np.ndarray]]) -> str:
@@ -125,7 +124,7 @@ class LazyImages:
 
     def decode(self, i: int, size: int | None | str = "dataset") -> np.ndarray:
         """One image as uint8 CHW; ``size=None`` keeps the file's resolution."""
-        from clbench.data.imagefolder import load_image
+        from clbench.data.images import load_image
 
         try:
             return load_image(self.root / self.paths[i], self.size if size == "dataset" else size, self.channels)
@@ -133,7 +132,7 @@ class LazyImages:
             raise DatasetError(f"cannot read image {self.root / self.paths[i]}: {e}") from e
 
     def __getitem__(self, index) -> np.ndarray:
-        from clbench.data.imagefolder import load_images
+        from clbench.data.images import load_images
 
         if isinstance(index, (int, np.integer)):
             return self.decode(int(index))

@@ -52,7 +52,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -60,6 +59,7 @@ import numpy as np
 
 from clbench.data import dataset_dir
 from clbench.data.dataset_dir import DatasetError
+from clbench.data.images import load_image, load_images, resize_batch, to_channels  # noqa: F401  (shared helpers)
 from clbench.io import atomic_path, write_json
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -199,96 +199,6 @@ def carve(
     held = np.sort(indices[perm[:n_val]])
     rest = np.sort(indices[perm[n_val:]])
     return rest, held
-
-
-def to_channels(x: np.ndarray, channels: int | None) -> np.ndarray:
-    """Convert uint8 NCHW between 1 (ITU-R 601-2 luma, as PIL's "L") and 3 channels."""
-    if channels is None or x.shape[1] == channels:
-        return x
-    if channels == 3 and x.shape[1] == 1:
-        return np.repeat(x, 3, axis=1)
-    if channels == 1 and x.shape[1] == 3:
-        w = np.array([299, 587, 114], dtype=np.uint32).reshape(1, 3, 1, 1)
-        return (((x.astype(np.uint32) * w).sum(1, keepdims=True) + 500) // 1000).astype(np.uint8)
-    raise ValueError(f"channels must be 1 or 3, got {channels}")
-
-
-def _pil_resize(img, size: int):
-    from PIL import Image
-
-    w, h = img.size
-    if w != h:  # centre crop to a square first
-        s = min(w, h)
-        left, top = (w - s) // 2, (h - s) // 2
-        img = img.crop((left, top, left + s, top + s))
-    if img.size != (size, size):
-        img = img.resize((size, size), Image.BILINEAR)
-    return img
-
-
-def resize_batch(x: np.ndarray, size: int | None) -> np.ndarray:
-    """Centre-crop to square and resize uint8 NCHW images to ``size`` x ``size`` (Pillow, bilinear)."""
-    if size is None or (x.shape[2] == size and x.shape[3] == size):
-        return x
-    from PIL import Image
-
-    n, c = x.shape[:2]
-    out = np.empty((n, c, size, size), dtype=np.uint8)
-    for i in range(n):
-        arr = x[i, 0] if c == 1 else np.moveaxis(x[i], 0, -1)
-        img = _pil_resize(Image.fromarray(np.ascontiguousarray(arr)), size)
-        a = np.asarray(img)
-        out[i] = a[None] if c == 1 else np.moveaxis(a, -1, 0)
-    return out
-
-
-def load_image(path: str | os.PathLike, size: int | None, channels: int = 3) -> np.ndarray:
-    """Decode one image file to uint8 CHW (centre-cropped/resized to ``size`` when given)."""
-    from PIL import Image
-
-    mode = "L" if channels == 1 else "RGB"
-    with Image.open(path) as img:
-        if size is not None and img.format == "JPEG":
-            img.draft(mode, (size, size))  # fast DCT-domain downscaling, never below `size`
-        img = img.convert(mode)
-        if size is not None:
-            img = _pil_resize(img, size)
-        a = np.asarray(img, dtype=np.uint8)
-    return a[None] if channels == 1 else np.ascontiguousarray(np.moveaxis(a, -1, 0))
-
-
-def load_images(
-    paths: Sequence[str | os.PathLike],
-    size: int | None,
-    channels: int = 3,
-    workers: int = 4,
-    error: Callable[[Path, Exception], DatasetError] | None = None,
-) -> np.ndarray:
-    """Decode many image files into one uint8 NCHW array (threads: Pillow releases the GIL)."""
-    paths = [Path(p) for p in paths]
-
-    def one(p: Path) -> np.ndarray:
-        try:
-            return load_image(p, size, channels)
-        except Exception as e:  # FileNotFoundError, PIL.UnidentifiedImageError, OSError (truncated)
-            if error is not None:
-                raise error(p, e) from e
-            raise DatasetError(f"cannot read image {p}: {e}") from e
-
-    if not paths:
-        s = size or 0
-        return np.zeros((0, channels, s, s), dtype=np.uint8)
-    if workers and workers > 1 and len(paths) > 64:
-        with ThreadPoolExecutor(max_workers=int(workers)) as ex:
-            imgs = list(ex.map(one, paths))
-    else:
-        imgs = [one(p) for p in paths]
-    shapes = {im.shape for im in imgs}
-    if len(shapes) > 1:
-        raise DatasetError(
-            f"images under {paths[0].parent} have different sizes {sorted(shapes)[:4]}...; set `image_size:`"
-        )
-    return np.stack(imgs)
 
 
 def split_arrays(x: np.ndarray | None, y: np.ndarray, ids: np.ndarray, factors: Mapping[str, np.ndarray], idx) -> dict:

@@ -1,5 +1,7 @@
 """Evaluations of frozen representations: probes, kNN, disentanglement, OOD and corruption robustness.
 
+``EVALUATIONS`` is the registry of named evaluations (the built-ins of :mod:`clbench.evaluate.suite`
+and any added with ``register_evaluation``); :mod:`clbench.evaluate.runner` runs an experiment's.
 Heavy dependencies are imported lazily so report jobs stay light.
 """
 
@@ -8,6 +10,11 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
+    "EVALUATIONS": "clbench.evaluate.suite",
+    "Evaluation": "clbench.evaluate.suite",
+    "register_evaluation": "clbench.evaluate.suite",
+    "check_evaluations": "clbench.evaluate.suite",
+    "EvaluationRun": "clbench.evaluate.context",
     "fit_probe": "clbench.evaluate.linear_probe",
     "embed": "clbench.evaluate.embed",
     "weighted_knn": "clbench.evaluate.knn",

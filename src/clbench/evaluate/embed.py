@@ -16,7 +16,7 @@ def embed(model: torch.nn.Module, x: np.ndarray | torch.Tensor, device: torch.de
     ``fn(model, x_float)`` replaces ``model.features``; when it returns a tuple or list of tensors
     (e.g. CLEAR's (mu_c, mu_s), the sub-embedding slices), a list of concatenated tensors comes back.
     """
-    from clbench.train.data import to_float
+    from clbench.models.inputs import to_float
 
     device = torch.device(device)
     was_training = model.training

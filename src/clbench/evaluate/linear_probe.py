@@ -16,12 +16,45 @@ def probe_head(kind: str, in_dim: int, num_classes: int, hidden_dim: int = 512) 
     raise ValueError(f"unknown probe kind {kind!r}; expected 'linear' or 'mlp'")
 
 
-def fit_probe(train_feats, train_labels, test_feats, test_labels, *, kind: str = "linear", epochs: int = 100,
-              lr: float = 0.01, weight_decay: float = 1e-4, batch_size: int = 0, num_classes: int | None = None,
-              seed: int = 0, device: str | torch.device = "cpu", return_predictor: bool = False):
-    """Train a probe on standardised frozen features with Adam and cross-entropy; score it on the test features.
+# the probe settings of the config (evaluation.probe) that fit_probe takes besides kind, epochs, lr,
+# weight_decay and batch_size; unset, each keeps fit_probe's default
+PROBE_OPTIONS = ("optimizer", "momentum", "schedule", "milestones", "gamma", "standardize")
 
-    ``batch_size=0`` trains full-batch. Features are standardised with the training mean and std.
+
+def probe_optimizer(params, optimizer: str, lr: float, weight_decay: float,
+                    momentum: float) -> torch.optim.Optimizer:
+    """``adam``, or ``sgd`` with plain (not Nesterov) momentum, as the SupCon / VarCon linear evaluation."""
+    if optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=momentum)
+    raise ValueError(f"unknown probe optimizer {optimizer!r}; expected 'adam' or 'sgd'")
+
+
+def probe_schedule(opt: torch.optim.Optimizer, schedule: str, epochs: int, milestones=(), gamma: float = 0.1):
+    """The learning rate over the probe's epochs (stepped once per epoch): ``constant``, ``cosine`` (to 0)
+    or ``step`` (times ``gamma`` after each epoch of ``milestones``)."""
+    if schedule == "constant":
+        return None
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
+    if schedule == "step":
+        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=sorted(milestones), gamma=gamma)
+    raise ValueError(f"unknown probe schedule {schedule!r}; expected constant, cosine or step")
+
+
+def fit_probe(train_feats, train_labels, test_feats, test_labels, *, kind: str = "linear", epochs: int = 100,
+              lr: float = 0.01, weight_decay: float = 1e-4, batch_size: int = 0, optimizer: str = "adam",
+              momentum: float = 0.9, schedule: str = "constant", milestones=(), gamma: float = 0.1,
+              standardize: bool = True, num_classes: int | None = None, seed: int = 0,
+              device: str | torch.device = "cpu", return_predictor: bool = False):
+    """Train a probe on frozen features with cross-entropy; score it on the test features.
+
+    ``optimizer`` ``adam`` or ``sgd`` (with ``momentum``), at ``lr`` with ``weight_decay``, following
+    ``schedule`` (:func:`probe_schedule`) over ``epochs``. ``batch_size=0`` trains full-batch. With
+    ``standardize`` the features are standardised with the training mean and std; without, they are
+    fed as the encoder gives them.
+
     Returns ``top1`` (accuracy), ``auroc`` (one-vs-rest, macro) and ``aupr`` (average precision, macro),
     each over the classes present in the test labels. With ``return_predictor`` it returns
     ``(result, predict)`` where ``predict`` is the :class:`FittedProbe` (``predict(features) -> class
@@ -33,11 +66,15 @@ def fit_probe(train_feats, train_labels, test_feats, test_labels, *, kind: str =
     torch.manual_seed(seed)
     xtr, xte = torch.as_tensor(train_feats).float(), torch.as_tensor(test_feats).float()
     ytr, yte = torch.as_tensor(train_labels).long(), torch.as_tensor(test_labels).long()
-    mean, std = xtr.mean(0), xtr.std(0).clamp_min(1e-6)
+    if standardize:
+        mean, std = xtr.mean(0), xtr.std(0).clamp_min(1e-6)
+    else:
+        mean, std = torch.zeros(xtr.shape[1]), torch.ones(xtr.shape[1])
     xtr, xte = (xtr - mean) / std, (xte - mean) / std
     c = num_classes or int(max(ytr.max(), yte.max())) + 1
     head = probe_head(kind, xtr.shape[1], c).to(device)
-    opt = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = probe_optimizer(head.parameters(), optimizer, lr, weight_decay, momentum)
+    scheduler = probe_schedule(opt, schedule, epochs, milestones, gamma)
     xtr, ytr = xtr.to(device), ytr.to(device)
     n = len(ytr)
     bs = n if batch_size <= 0 else batch_size
@@ -51,6 +88,8 @@ def fit_probe(train_feats, train_labels, test_feats, test_labels, *, kind: str =
             opt.zero_grad(set_to_none=True)
             nn.functional.cross_entropy(head(xtr[idx]), ytr[idx]).backward()
             opt.step()
+        if scheduler is not None:
+            scheduler.step()
     predict = FittedProbe(head.eval(), kind, mean, std)
     probs = predict(test_feats)
     y = yte.numpy()

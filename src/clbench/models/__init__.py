@@ -1,4 +1,5 @@
-"""Encoders, heads and the models each method family trains."""
+"""Encoders, heads, the method families' models (:mod:`clbench.models.methods`) and their checkpoints
+(:mod:`clbench.models.checkpoint`)."""
 
 from clbench.models.encoders import build_encoder, SmallCNN
 from clbench.models.heads import projection_head

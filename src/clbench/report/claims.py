@@ -1,50 +1,42 @@
-"""Paper numbers and the papers' qualitative claims, checked against clbench's results.
+"""The claims engine: the papers' qualitative claims, checked against clbench's results.
 
-Two things live here (no torch import; only pandas, numpy and yaml):
+A claim is an id, a paper, a sentence and a *check* over a long results DataFrame (columns
+``experiment, method, seed, metric, value`` plus any others, e.g. ``stage``, ``attribute``,
+``split``). Each side of a check selects rows and averages them within a seed; the seeds are the
+evidence. The paper modules (:mod:`clbench.papers`) define the claims; nothing here names a paper.
+No torch import: pandas, numpy and SciPy's Student t distribution.
 
-* :func:`load_paper_results` — ``src/clbench/paper_results.yaml`` as a pandas DataFrame.
-* a small claims engine — a claim is an id, a paper, a sentence and a *check* over a long results
-  DataFrame (columns ``experiment, method, seed, metric, value`` plus any others, e.g. ``stage``,
-  ``attribute``, ``split``). Each side of a check selects rows by column values, averages them
-  within a seed, then takes mean +- std over seeds; the verdict compares the means:
-  ``"holds"``, ``"fails"`` or ``"not run"`` (the data for it is absent).
-
-Check kinds (``tolerance`` is slack in the claim's favour, in the metric's unit, default 0)
-    greater   mean(a) - mean(b) >  -tolerance
-    at_least  mean(a) - mean(b) >= -tolerance
-    less      mean(a) - mean(b) <  +tolerance
+Check kinds (the claimed direction is what the rule tests; there is no slack in its favour)
+    greater   a > b; ``b`` may be a list (a above each of them)
+    less      a < b; ``b`` may be a list
     ordering  greater for every consecutive pair of ``order``
-    within    lo - tolerance <= mean <= hi + tolerance   (lo or hi may be null)
-    near      |mean - target| <= tolerance
-    recovers  MCL: the ``over`` group (e.g. attribute) with the lowest mean at ``by`` = ``first``
-              (e.g. stage 1) has a higher mean at ``later`` (a value, or "last" = the largest
-              ``by`` value present): mean(later) - mean(first) > -tolerance
+    within    lo <= value <= hi (lo or hi may be null): the band the claim's text states
+    recovers  the same selection at ``by`` = ``later`` (a value, or "last" = the largest ``by`` present)
+              above ``by`` = ``first``; the selection (e.g. the attribute) is fixed by the claim
+
+Verdicts (:data:`VERDICTS`) and the rule that decides them (:data:`RULES`)
+    one seed                  "direction only (n=1)"; ``direction`` says whether the one seed goes the
+                              claimed way. One seed is no evidence of a difference, so never "holds".
+    two or more seeds         a comparison is paired by seed: d_s = a_s - b_s (b_s - a_s for less);
+                              a one-sided t-test of mean(d) > 0 at alpha = 0.05 -> "holds", of
+                              mean(d) < 0 at alpha = 0.05 -> "fails", else "inconclusive". ordering and
+                              a list of b: "holds" when every pair holds, "fails" when any pair fails.
+                              within: one-sided one-sample t-tests against each edge -> "holds" when
+                              the mean is inside both edges at alpha = 0.05, "fails" when it is outside
+                              one of them at alpha = 0.05, else "inconclusive".
+    ``scale: paper`` claims   a magnitude of the paper's scale: at another scale the verdict is
+                              "not comparable at this scale" (the numbers are still shown)
+    no data                   "not run"
 
 Sides: a string is a method name; a dict is a set of column filters. Other keys of the check
-(``metric``, ``method``, ``split`` ...) are filters shared by every side.
-
-Names (assumed here; map them to the pipeline's names with ``names=`` in :func:`evaluate_claims`)
-    methods  clear (CLEAR-VAE, SNN on z_c + PS-SNN on z_s, cosine), clear_snn (SNN only, no PS-SNN),
-             clear_no_snn (no SNN term), clear_l2 (negative-L2 similarity), beta_vae, cnn (plain
-             CNN), subembed (sub-embedding CL), mcl, infonce (SimCLR / InfoNCE), adnce, supcon,
-             varcon
-    metrics  gmig; ood_top1 (accuracy on the unseen-combination test split);
-             ood_top1_relative (ood_top1 / ood_top1 of cnn, same split and seed);
-             probe_{r,r0,r1}_{dc,bc} (linear-probe top-1 of representation r / sub-embeddings
-             r0, r1 for the digit class DC and background class BC);
-             stage_probe_top1 with columns ``stage`` and ``attribute`` (MCL per-stage probes);
-             linear_top1, knn_top1; epochs_to_target (first epoch reaching the target accuracy,
-             inf/large if never); mce (mean corruption error vs the plain CNN);
-             varcon_t2_p50_{first,last}_epoch (median of VarCon's per-sample temperature t2 over
-             a run's first / last epoch, paper_figures.varcon_t2_endpoints)
-    Accuracies are fractions in [0, 1] (tolerances below assume so).
+(``metric``, ``method``, ``split`` ...) are filters shared by every side. A paper's claims may use
+their own metric or method names; ``names=`` in :func:`evaluate_claims` maps them to the pipeline's.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -54,265 +46,39 @@ import pandas as pd
 __all__ = [
     "Claim",
     "ClaimResult",
-    "DEFAULT_CLAIMS",
-    "PAPER_RESULT_FIELDS",
-    "load_paper_results",
-    "load_paper_results_raw",
-    "validate_paper_results",
+    "VERDICTS",
+    "RULES",
+    "ALPHA",
     "load_claims",
     "evaluate_claim",
     "evaluate_claims",
     "to_long",
 ]
 
-VERDICTS = ("holds", "fails", "not run")  # every ClaimResult.verdict is one of these
+HOLDS, FAILS, INCONCLUSIVE = "holds", "fails", "inconclusive"
+DIRECTION_ONLY = "direction only (n=1)"
+NOT_COMPARABLE = "not comparable at this scale"
+NOT_RUN = "not run"
+VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, DIRECTION_ONLY, NOT_COMPARABLE, NOT_RUN)
 
-# ------------------------------------------------------------------------------------------------
-# Paper numbers
-# ------------------------------------------------------------------------------------------------
+ALPHA = 0.05  # the one-sided tests' level
 
-PAPER_RESULT_FIELDS = ("id", "paper", "source", "dataset", "method", "metric", "scale")
-_RESULT_COLUMNS = [
-    "id", "paper", "title", "arxiv", "source", "dataset", "method", "method_key", "experiment", "metric",
-    "value", "std", "low", "high", "approx", "unit", "scale", "backbone", "checked", "note",
-]
+AS_CLAIMED, AGAINST, NO_DIFFERENCE = "as claimed", "against the claim", "no difference"
 
-
-def load_paper_results_raw(path: str | Path | None = None) -> dict:
-    """The parsed YAML (``papers`` and ``results``) of ``paper_results.yaml`` (or ``path``)."""
-    import yaml
-
-    if path is None:
-        text = resources.files("clbench").joinpath("paper_results.yaml").read_text(encoding="utf-8")
-    else:
-        text = Path(path).read_text(encoding="utf-8")
-    return yaml.safe_load(text)
-
-
-def validate_paper_results(data: Mapping) -> list[str]:
-    """Schema problems of a parsed ``paper_results.yaml`` (an empty list when it is valid)."""
-    errors: list[str] = []
-    papers = data.get("papers")
-    results = data.get("results")
-    if not isinstance(papers, Mapping) or not papers:
-        return ["'papers' must be a non-empty mapping"]
-    if not isinstance(results, list) or not results:
-        return ["'results' must be a non-empty list"]
-    for key, p in papers.items():
-        if not isinstance(p, Mapping) or "title" not in p or "arxiv" not in p:
-            errors.append(f"paper {key!r} needs 'title' and 'arxiv' (null when it has none)")
-    seen: set[str] = set()
-    for i, r in enumerate(results):
-        where = f"results[{i}] ({r.get('id', '?') if isinstance(r, Mapping) else '?'})"
-        if not isinstance(r, Mapping):
-            errors.append(f"{where} is not a mapping")
-            continue
-        for f in PAPER_RESULT_FIELDS:
-            if r.get(f) in (None, ""):
-                errors.append(f"{where}: missing {f!r}")
-        if r.get("id") in seen:
-            errors.append(f"{where}: duplicate id")
-        seen.add(r.get("id"))
-        if r.get("paper") not in papers:
-            errors.append(f"{where}: unknown paper {r.get('paper')!r}")
-        if r.get("scale") not in ("paper", "tiny"):
-            errors.append(f"{where}: scale must be 'paper' or 'tiny'")
-        value, rng, std = r.get("value"), r.get("range"), r.get("std")
-        if value is None and rng is None:
-            errors.append(f"{where}: needs 'value' or 'range'")
-        if value is not None and not _is_number(value):
-            errors.append(f"{where}: value {value!r} is not a number")
-        if std is not None and (not _is_number(std) or std < 0):
-            errors.append(f"{where}: std {std!r} must be a non-negative number")
-        if rng is not None:
-            if not (isinstance(rng, list) and len(rng) == 2 and all(_is_number(x) for x in rng)
-                    and rng[0] <= rng[1]):
-                errors.append(f"{where}: range must be [low, high] with low <= high")
-        unknown = set(r) - set(_RESULT_COLUMNS) - {"range"}
-        if unknown:
-            errors.append(f"{where}: unknown fields {sorted(unknown)}")
-    return errors
+RULES = {
+    "n=1": "one seed: the direction only, no verdict",
+    "paired": f"one-sided paired t-test over seeds, alpha = {ALPHA:g}: holds when the claimed difference is "
+              f"significant, fails when the opposite one is, else inconclusive",
+    "pairs": f"every pair by a one-sided paired t-test over seeds, alpha = {ALPHA:g}: holds when every pair "
+             f"holds, fails when any pair fails, else inconclusive",
+    "band": f"one-sided one-sample t-tests against the band's edges, alpha = {ALPHA:g}: holds when the mean is "
+            f"inside every edge, fails when it is outside one, else inconclusive",
+    "scale": "a magnitude at the paper's scale: not compared at another scale",
+}
 
 
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def load_paper_results(path: str | Path | None = None) -> pd.DataFrame:
-    """Every number in ``paper_results.yaml`` as one row, with the paper's title and arXiv id.
-
-    Columns: id, paper, title, arxiv, source, dataset, method, method_key, metric, value, std,
-    low, high, approx, unit, scale, backbone, checked, note. ``value`` is NaN for entries that
-    only give a range (then ``low``/``high`` hold it); for single values low = high = value.
-    Raises ``ValueError`` if the file breaks the schema.
-    """
-    data = load_paper_results_raw(path)
-    errors = validate_paper_results(data)
-    if errors:
-        raise ValueError("paper_results.yaml is invalid:\n  " + "\n  ".join(errors))
-    rows = []
-    for r in data["results"]:
-        p = data["papers"][r["paper"]]
-        row = {c: r.get(c) for c in _RESULT_COLUMNS}
-        row["title"] = p.get("title")
-        row["arxiv"] = p.get("arxiv")
-        rng = r.get("range")
-        v = r.get("value")
-        row["value"] = float(v) if v is not None else np.nan
-        row["std"] = float(r["std"]) if r.get("std") is not None else np.nan
-        row["low"] = float(rng[0]) if rng else row["value"]
-        row["high"] = float(rng[1]) if rng else row["value"]
-        row["approx"] = bool(r.get("approx", False))
-        rows.append(row)
-    return pd.DataFrame(rows, columns=_RESULT_COLUMNS)
-
-
-# ------------------------------------------------------------------------------------------------
-# Claims
-# ------------------------------------------------------------------------------------------------
-
-ACC_TOL = 0.005  # half a percentage point, for accuracies stored as fractions
-
-DEFAULT_CLAIMS: list[dict] = [
-    # ---- CLEAR
-    {
-        "id": "clear.gmig_ordering",
-        "paper": "clear",
-        "text": "gMIG: CLEAR (SNN + PS-SNN) > SNN only (no PS-SNN) > beta-VAE.",
-        "check": {"kind": "ordering", "metric": "gmig", "order": ["clear", "clear_snn", "beta_vae"]},
-    },
-    {
-        "id": "clear.cosine_beats_l2",
-        "paper": "clear",
-        "text": "Cosine similarity in the SNN losses gives a higher gMIG than negative L2 distance "
-                "(paper: 0.31-0.46 vs 0.28-0.39).",
-        "check": {"kind": "greater", "metric": "gmig", "a": "clear", "b": "clear_l2"},
-    },
-    {
-        "id": "clear.no_snn_near_zero",
-        "paper": "clear",
-        "text": "Without the SNN term gMIG is about 0.",
-        "check": {"kind": "near", "metric": "gmig", "method": "clear_no_snn", "target": 0.0,
-                  "tolerance": 0.05},
-    },
-    {
-        "id": "clear.gmig_paper_range",
-        "paper": "clear",
-        "text": "CLEAR variants reach gMIG 0.3-0.4.",
-        "check": {"kind": "within", "metric": "gmig", "method": "clear", "lo": 0.3, "hi": 0.4,
-                  "tolerance": 0.05},
-        "scale": "paper",
-    },
-    {
-        "id": "clear.ood_beats_cnn",
-        "paper": "clear",
-        "text": "On unseen style-content combinations CLEAR's content latent classifies better than "
-                "the plain CNN (relative top-1 > 1).",
-        "check": {"kind": "greater", "metric": "ood_top1", "a": "clear", "b": "cnn"},
-    },
-    {
-        "id": "clear.pacs_relative_range",
-        "paper": "clear",
-        "text": "PACS (photo + cartoon -> art + sketch): CLEAR's top-1 is 1.1-1.5x the plain CNN's.",
-        "check": {"kind": "within", "metric": "ood_top1_relative", "method": "clear", "lo": 1.1,
-                  "hi": 1.5},
-        "experiment": "pacs",
-        "scale": "paper",
-    },
-    # ---- sub-embeddings poster
-    {
-        "id": "subembed.r0_predicts_digit",
-        "paper": "subembed",
-        "text": "Sub-embedding r0 predicts the digit (DC) far better than r1 does.",
-        "check": {"kind": "greater", "method": "subembed", "a": {"metric": "probe_r0_dc"},
-                  "b": {"metric": "probe_r1_dc"}},
-    },
-    {
-        "id": "subembed.r0_background_chance",
-        "paper": "subembed",
-        "text": "r0 predicts the background class (BC) near chance (10%).",
-        "check": {"kind": "near", "metric": "probe_r0_bc", "method": "subembed", "target": 0.1,
-                  "tolerance": 0.05},
-    },
-    {
-        "id": "subembed.r1_predicts_background",
-        "paper": "subembed",
-        "text": "Sub-embedding r1 predicts the background (BC) better than r0 does.",
-        "check": {"kind": "greater", "method": "subembed", "a": {"metric": "probe_r1_bc"},
-                  "b": {"metric": "probe_r0_bc"}},
-    },
-    {
-        "id": "subembed.r1_digit_chance",
-        "paper": "subembed",
-        "text": "r1 predicts the digit (DC) near chance (10%).",
-        "check": {"kind": "near", "metric": "probe_r1_dc", "method": "subembed", "target": 0.1,
-                  "tolerance": 0.05},
-    },
-    # ---- MCL
-    {
-        "id": "mcl.later_stage_recovers",
-        "paper": "mcl",
-        "text": "A later MCL stage raises the probe accuracy of the attribute the first stage "
-                "suppressed (the attribute with the lowest stage-1 probe accuracy).",
-        "check": {"kind": "recovers", "metric": "stage_probe_top1", "method": "mcl",
-                  "over": "attribute", "by": "stage", "first": 0, "later": "last"},
-    },
-    # ---- ADNCE
-    {
-        "id": "adnce.ge_infonce_linear",
-        "paper": "adnce",
-        "text": "ADNCE is at least as good as InfoNCE under linear evaluation "
-                "(paper: CIFAR-10 91.88 vs 91.19, CIFAR-100 70.75 vs 69.92).",
-        "check": {"kind": "at_least", "metric": "linear_top1", "a": "adnce", "b": "infonce",
-                  "tolerance": ACC_TOL},
-    },
-    {
-        "id": "adnce.ge_infonce_knn",
-        "paper": "adnce",
-        "text": "ADNCE is at least as good as InfoNCE under weighted kNN (k=200).",
-        "check": {"kind": "at_least", "metric": "knn_top1", "a": "adnce", "b": "infonce",
-                  "tolerance": ACC_TOL},
-    },
-    # ---- VarCon
-    {
-        "id": "varcon.ge_supcon_linear",
-        "paper": "varcon",
-        "text": "VarCon is at least as good as SupCon under linear evaluation.",
-        "check": {"kind": "at_least", "metric": "linear_top1", "a": "varcon", "b": "supcon",
-                  "tolerance": ACC_TOL},
-    },
-    {
-        "id": "varcon.ge_supcon_knn",
-        "paper": "varcon",
-        "text": "VarCon is at least as good as SupCon under weighted kNN.",
-        "check": {"kind": "at_least", "metric": "knn_top1", "a": "varcon", "b": "supcon",
-                  "tolerance": ACC_TOL},
-    },
-    {
-        "id": "varcon.faster_convergence",
-        "paper": "varcon",
-        "text": "VarCon reaches the target accuracy in fewer epochs than SupCon.",
-        "check": {"kind": "less", "metric": "epochs_to_target", "a": "varcon", "b": "supcon"},
-    },
-    {
-        "id": "varcon.corruption_robustness",
-        "paper": "varcon",
-        "text": "VarCon is more robust to corruptions than SupCon (lower mCE vs the plain CNN).",
-        "check": {"kind": "less", "metric": "mce", "a": "varcon", "b": "supcon"},
-        "note": "comparison partner (SupCon) assumed; the paper reports corruption robustness",
-    },
-    {
-        "id": "varcon.t2_follows_confidence",
-        "paper": "varcon",
-        "text": "VarCon's temperature adapts to confidence: t2 = (t - eps) + 2 eps p(y|z) gives confident "
-                "samples a higher t2 (softer targets), so as training makes the model confident the "
-                "median t2 of the last epoch is above that of the first.",
-        "check": {"kind": "greater", "method": "varcon", "a": {"metric": "varcon_t2_p50_last_epoch"},
-                  "b": {"metric": "varcon_t2_p50_first_epoch"}},
-        "note": "the paper states the per-sample direction (confident -> higher t2); the check is its "
-                "consequence over training, from the t2 distribution the training loop logs per epoch",
-    },
-]
 
 
 @dataclass(frozen=True)
@@ -324,7 +90,7 @@ class Claim:
     text: str
     check: Mapping[str, Any]
     experiment: str | Sequence[str] | None = None  # None: evaluated per experiment with data
-    scale: str | None = None  # "paper" when only expected to hold at the paper's scale
+    scale: str | None = None  # "paper": a magnitude only comparable at the paper's scale
     note: str = ""
 
     @classmethod
@@ -354,9 +120,11 @@ class ClaimResult:
     verdict: str
     summary: str
     kind: str
-    tolerance: float
-    numbers: list[dict] = field(default_factory=list)  # one per side: label, mean, std, n, seeds
-    seed_agreement: float = float("nan")  # fraction of shared seeds where the check holds per seed
+    rule: str = ""
+    direction: str = ""  # the mean's direction relative to the claim: as claimed, against the claim, no difference
+    p_value: float = float("nan")  # the test's p for the claimed direction (the largest over pairs or edges)
+    numbers: list[dict] = field(default_factory=list)  # one per side: label, mean, std, n, per_seed
+    seed_agreement: float = float("nan")  # fraction of (pair, seed) cases going the claimed way
     reason: str = ""
     scale: str | None = None
     note: str = ""
@@ -367,35 +135,37 @@ class ClaimResult:
 
 _KIND_KEYS = {
     "greater": {"a", "b"},
-    "at_least": {"a", "b"},
     "less": {"a", "b"},
     "ordering": {"order"},
     "within": set(),
-    "near": {"target"},
-    "recovers": {"over", "by", "first"},
+    "recovers": {"by", "first"},
 }
-_RESERVED = {"kind", "tolerance", "a", "b", "order", "lo", "hi", "target", "over", "by", "first", "later"}
+_RESERVED = {"kind", "a", "b", "order", "lo", "hi", "by", "first", "later"}
 
 
 def _validate_check(cid: str, check: Mapping[str, Any]) -> None:
     kind = check.get("kind")
     if kind not in _KIND_KEYS:
         raise ValueError(f"claim {cid!r}: unknown check kind {kind!r} (one of {sorted(_KIND_KEYS)})")
+    if "tolerance" in check:
+        raise ValueError(f"claim {cid!r}: a check has no tolerance (no slack in the claim's favour); "
+                         f"state the band in the claim's text and in lo/hi of a 'within' check")
     missing = _KIND_KEYS[kind] - set(check)
     if missing:
         raise ValueError(f"claim {cid!r}: check {kind!r} needs {sorted(missing)}")
     if kind == "within" and check.get("lo") is None and check.get("hi") is None:
         raise ValueError(f"claim {cid!r}: 'within' needs lo and/or hi")
+    if kind == "within" and check.get("lo") is not None and check.get("hi") is not None and check["lo"] > check["hi"]:
+        raise ValueError(f"claim {cid!r}: 'within' needs lo <= hi")
     if kind == "ordering" and len(check["order"]) < 2:
         raise ValueError(f"claim {cid!r}: 'ordering' needs at least two entries")
+    if kind in ("greater", "less") and isinstance(check["b"], list) and not check["b"]:
+        raise ValueError(f"claim {cid!r}: an empty list of b")
 
 
-def load_claims(source: str | Path | Iterable[Mapping] | None = None) -> list[Claim]:
-    """Claims from :data:`DEFAULT_CLAIMS` (``None``), a YAML file (a list, or ``{claims: [...]}``),
-    or an iterable of dicts."""
-    if source is None:
-        items: Iterable[Mapping] = DEFAULT_CLAIMS
-    elif isinstance(source, (str, Path)):
+def load_claims(source: str | Path | Iterable[Mapping]) -> list[Claim]:
+    """Claims from a YAML file (a list, or ``{claims: [...]}``) or an iterable of dicts (or :class:`Claim`)."""
+    if isinstance(source, (str, Path)):
         import yaml
 
         data = yaml.safe_load(Path(source).read_text(encoding="utf-8"))
@@ -408,6 +178,102 @@ def load_claims(source: str | Path | Iterable[Mapping] | None = None) -> list[Cl
     if dup:
         raise ValueError(f"duplicate claim ids: {sorted(dup)}")
     return claims
+
+
+# ---- the statistics ------------------------------------------------------------------------------
+
+
+def _one_sided_p(values: np.ndarray) -> tuple[float, float]:
+    """One-sample t-test of the values' mean against 0: (p for mean > 0, p for mean < 0).
+    Needs n >= 2; identical values give p = 0 on their side (nan for both when they are all 0)."""
+    from scipy.special import stdtr
+
+    n = len(values)
+    mean = float(np.mean(values))
+    sd = float(np.std(values, ddof=1))
+    if sd == 0.0:
+        if mean == 0.0:
+            return float("nan"), float("nan")
+        return (0.0, 1.0) if mean > 0 else (1.0, 0.0)
+    t = mean / (sd / math.sqrt(n))
+    below = float(stdtr(n - 1, t))  # P(T <= t)
+    return 1.0 - below, below
+
+
+def _direction(diff: float) -> str:
+    return AS_CLAIMED if diff > 0 else AGAINST if diff < 0 else NO_DIFFERENCE
+
+
+@dataclass
+class _Decision:
+    verdict: str
+    direction: str
+    p: float  # p for the claimed direction
+    agreement: float
+    n: int
+    note: str = ""
+
+
+def _decide_pair(a: dict, b: dict, sign: float) -> _Decision:
+    """The claim ``sign * (a - b) > 0`` over the seeds both sides have."""
+    seeds = sorted(set(a["per_seed"]) & set(b["per_seed"]))
+    d = np.array([sign * (a["per_seed"][s] - b["per_seed"][s]) for s in seeds], dtype=float)
+    if len(d) == 0:
+        return _Decision(NOT_RUN, "", float("nan"), float("nan"), 0, "no seed has both sides")
+    agreement = float(np.mean(d > 0))
+    mean = float(np.mean(d))
+    if len(d) == 1:
+        return _Decision(DIRECTION_ONLY, _direction(mean), float("nan"), agreement, 1)
+    if not np.all(np.isfinite(d)):
+        return _Decision(INCONCLUSIVE, _direction(mean) if not math.isnan(mean) else "", float("nan"), agreement,
+                         len(d), "a seed's difference is not finite (e.g. a target never reached); the t-test "
+                                 "needs finite differences")
+    p_claim, p_against = _one_sided_p(d)
+    verdict = HOLDS if p_claim < ALPHA else FAILS if p_against < ALPHA else INCONCLUSIVE
+    return _Decision(verdict, _direction(mean), p_claim, agreement, len(d))
+
+
+def _combine(decisions: list[_Decision]) -> _Decision:
+    """Several pairs: holds when all hold, fails when any fails; direction as claimed when all are."""
+    verdicts = [d.verdict for d in decisions]
+    if NOT_RUN in verdicts:
+        return next(d for d in decisions if d.verdict == NOT_RUN)
+    if all(v == DIRECTION_ONLY for v in verdicts):
+        verdict = DIRECTION_ONLY
+    elif FAILS in verdicts:
+        verdict = FAILS
+    elif all(v == HOLDS for v in verdicts):
+        verdict = HOLDS
+    else:
+        verdict = INCONCLUSIVE
+    directions = [d.direction for d in decisions]
+    direction = AS_CLAIMED if all(x == AS_CLAIMED for x in directions) else AGAINST if AGAINST in directions \
+        else NO_DIFFERENCE
+    ps = [d.p for d in decisions if not math.isnan(d.p)]
+    return _Decision(verdict, direction, max(ps) if ps else float("nan"),
+                     float(np.mean([d.agreement for d in decisions])), min(d.n for d in decisions),
+                     "; ".join(d.note for d in decisions if d.note))
+
+
+def _decide_band(values: np.ndarray, lo: float | None, hi: float | None) -> _Decision:
+    inside = [(lo is None or v >= lo) and (hi is None or v <= hi) for v in values]
+    agreement = float(np.mean(inside))
+    mean = float(np.mean(values))
+    direction = "inside the band" if (lo is None or mean >= lo) and (hi is None or mean <= hi) else "outside the band"
+    if len(values) == 1:
+        return _Decision(DIRECTION_ONLY, direction, float("nan"), agreement, 1)
+    ps_in, outside = [], False
+    for edge, sign in ((lo, 1.0), (hi, -1.0)):
+        if edge is None:
+            continue
+        p_in, p_out = _one_sided_p(sign * (values - edge))
+        ps_in.append(p_in)
+        outside |= p_out < ALPHA
+    if any(math.isnan(p) for p in ps_in):
+        verdict = INCONCLUSIVE  # every seed exactly on an edge
+    else:
+        verdict = FAILS if outside else HOLDS if all(p < ALPHA for p in ps_in) else INCONCLUSIVE
+    return _Decision(verdict, direction, max(ps_in), agreement, len(values))
 
 
 # ---- evaluation ---------------------------------------------------------------------------------
@@ -475,8 +341,9 @@ def _seed_values(rows: pd.DataFrame) -> pd.Series:
 def _stats(label: str, per_seed: pd.Series) -> dict:
     v = per_seed.to_numpy(dtype=float)
     n = len(v)
-    mean = float(np.mean(v)) if n else float("nan")
-    std = float(np.std(v, ddof=1)) if n > 1 else 0.0 if n == 1 else float("nan")
+    with np.errstate(invalid="ignore"):  # a seed that never reached a target is inf: its std is nan
+        mean = float(np.mean(v)) if n else float("nan")
+        std = float(np.std(v, ddof=1)) if n > 1 else 0.0 if n == 1 else float("nan")
     return {"label": label, "mean": mean, "std": std, "n": n,
             "per_seed": {str(k): float(x) for k, x in per_seed.items()}}
 
@@ -484,40 +351,38 @@ def _stats(label: str, per_seed: pd.Series) -> dict:
 def _fmt(s: dict, with_label: bool = True) -> str:
     lab = f"{s['label']}=" if with_label and s["label"] else ""
     if not math.isfinite(s["mean"]):
-        return f"{lab}nan"
+        return f"{lab}{s['mean']}"
     return f"{lab}{s['mean']:.4g}±{s['std']:.2g} (n={s['n']})"
 
 
-def _pair_holds(kind: str, diff: float, tol: float) -> bool:
-    if kind == "greater":
-        return diff > -tol
-    if kind == "at_least":
-        return diff >= -tol
-    if kind == "less":
-        return diff < tol
-    raise ValueError(kind)
+def _evidence(decision: _Decision) -> str:
+    if decision.verdict == DIRECTION_ONLY:
+        return f"; one seed, {decision.direction}"
+    if math.isnan(decision.p):
+        return f"; {decision.note}" if decision.note else ""
+    return f"; p = {decision.p:.3g} over {decision.n} seeds"
 
 
-_OPS = {"greater": ">", "at_least": ">=", "less": "<"}
-
-
-def _agreement(kind: str, pairs: list[tuple[dict, dict]], tol: float) -> float:
-    """Fraction of (pair, shared seed) cases where the per-seed comparison holds."""
-    hits = total = 0
-    for a, b in pairs:
-        for seed in set(a["per_seed"]) & set(b["per_seed"]):
-            total += 1
-            hits += _pair_holds(kind, a["per_seed"][seed] - b["per_seed"][seed], tol)
-    return hits / total if total else float("nan")
+def _finish(base: ClaimResult, decision: _Decision, rule: str) -> ClaimResult:
+    base.direction = decision.direction
+    base.p_value = decision.p
+    base.seed_agreement = decision.agreement
+    if decision.verdict == NOT_RUN:
+        base.reason = decision.note
+        base.summary = "not run: " + decision.note
+        return base
+    base.verdict = decision.verdict
+    base.rule = RULES["n=1"] if decision.verdict == DIRECTION_ONLY else rule
+    base.summary += _evidence(decision)
+    return base
 
 
 def _evaluate_on(claim: Claim, check: Mapping[str, Any], df: pd.DataFrame, experiment) -> ClaimResult:
     kind = check["kind"]
-    tol = float(check.get("tolerance", 0.0))
     shared = {k: v for k, v in check.items() if k not in _RESERVED}
     base = ClaimResult(
-        id=claim.id, paper=claim.paper, text=claim.text, experiment=experiment, verdict="not run",
-        summary="", kind=kind, tolerance=tol, scale=claim.scale, note=claim.note,
+        id=claim.id, paper=claim.paper, text=claim.text, experiment=experiment, verdict=NOT_RUN,
+        summary="", kind=kind, scale=claim.scale, note=claim.note,
     )
 
     header = "[" + ", ".join(f"{k}={v}" for k, v in shared.items()) + "] " if shared else ""
@@ -532,97 +397,77 @@ def _evaluate_on(claim: Claim, check: Mapping[str, Any], df: pd.DataFrame, exper
             return None, f"no results for {label}"
         return _stats(label, per_seed), ""
 
-    if kind in ("greater", "at_least", "less", "ordering"):
-        sides = [check["a"], check["b"]] if kind != "ordering" else list(check["order"])
-        sels = [_selector(shared, s) for s in sides]
+    def not_run(why: str, numbers: list | None = None) -> ClaimResult:
+        base.reason = why
+        base.numbers = numbers or []
+        base.summary = "not run: " + why
+        return base
+
+    if kind in ("greater", "less", "ordering"):
+        if kind == "ordering":
+            sides, op, sign = list(check["order"]), ">", 1.0
+        else:
+            others = check["b"] if isinstance(check["b"], list) else [check["b"]]
+            sides, op, sign = [check["a"], *others], ">" if kind == "greater" else "<", 1.0 if kind == "greater" else -1.0
         labels = [s if isinstance(s, str) else _label(s) for s in sides]
         stats, missing = [], []
-        for sel, lab in zip(sels, labels):
-            s, why = side(sel, lab)
-            if s is None:
+        for s, lab in zip(sides, labels):
+            st, why = side(_selector(shared, s), lab)
+            if st is None:
                 missing.append(why)
-            stats.append(s)
+            stats.append(st)
         if missing:
-            base.reason = "; ".join(missing)
-            base.numbers = [s for s in stats if s is not None]
-            base.summary = "not run: " + base.reason
-            return base
-        pair_kind = "greater" if kind == "ordering" else kind
-        pairs = list(zip(stats[:-1], stats[1:]))
-        ok = all(_pair_holds(pair_kind, a["mean"] - b["mean"], tol) for a, b in pairs)
-        op = _OPS[pair_kind]
-        base.summary = header + f" {op} ".join(_fmt(s) for s in stats) + (f" (tolerance {tol:g})" if tol else "")
+            return not_run("; ".join(missing), [s for s in stats if s is not None])
+        if kind == "ordering":
+            pairs = list(zip(stats[:-1], stats[1:]))
+            base.summary = header + f" {op} ".join(_fmt(s) for s in stats)
+        else:
+            pairs = [(stats[0], other) for other in stats[1:]]
+            base.summary = header + f"{_fmt(stats[0])} {op} " + ", ".join(_fmt(s) for s in stats[1:])
         base.numbers = stats
-        base.seed_agreement = _agreement(pair_kind, pairs, tol)
-        base.verdict = "holds" if ok else "fails"
-        return base
+        decisions = [_decide_pair(a, b, sign) for a, b in pairs]
+        return _finish(base, _combine(decisions), RULES["paired"] if len(pairs) == 1 else RULES["pairs"])
 
-    if kind in ("within", "near"):
+    if kind == "within":
         s, why = side(shared)
         if s is None:
-            base.reason = why
-            base.summary = "not run: " + why
-            return base
+            return not_run(why)
         base.numbers = [s]
-        m = s["mean"]
-        if kind == "within":
-            lo, hi = check.get("lo"), check.get("hi")
-            ok = (lo is None or m >= lo - tol) and (hi is None or m <= hi + tol)
-            rng = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
-            base.summary = header + f"{_fmt(s, False)} in {rng}" + (f" ± {tol:g}" if tol else "")
-            vals = list(s["per_seed"].values())
-            base.seed_agreement = float(np.mean([
-                (lo is None or v >= lo - tol) and (hi is None or v <= hi + tol) for v in vals]))
-        else:
-            target = float(check["target"])
-            ok = abs(m - target) <= tol
-            base.summary = header + f"{_fmt(s, False)} ≈ {target:g} ± {tol:g}"
-            base.seed_agreement = float(np.mean([abs(v - target) <= tol for v in s["per_seed"].values()]))
-        base.verdict = "holds" if ok else "fails"
-        return base
+        lo, hi = check.get("lo"), check.get("hi")
+        rng = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+        base.summary = header + f"{_fmt(s, False)} in {rng}"
+        values = np.array(list(s["per_seed"].values()), dtype=float)
+        return _finish(base, _decide_band(values, lo, hi), RULES["band"])
 
     if kind == "recovers":
-        over, by = check["over"], check["by"]
+        by = check["by"]
         rows, why = _select(df, shared)
-        if rows is None or rows.empty or over not in rows.columns or by not in rows.columns:
-            base.reason = why or (f"no results for {_label(shared)}" if rows is None or rows.empty
-                                  else f"no column {over!r} or {by!r} in the results")
-            base.summary = "not run: " + base.reason
-            return base
+        if rows is None or rows.empty or by not in rows.columns:
+            return not_run(why or (f"no results for {_label(shared)}" if rows is None or rows.empty
+                                   else f"no column {by!r} in the results"))
         by_vals = pd.to_numeric(rows[by], errors="coerce")
-        first = check["first"]
-        later = check.get("later", "last")
+        first, later = check["first"], check.get("later", "last")
         if later == "last":
             later = by_vals.max()
-        first_rows = rows[by_vals == float(first)]
-        later_rows = rows[by_vals == float(later)]
+        first_rows, later_rows = rows[by_vals == float(first)], rows[by_vals == float(later)]
         if first_rows.empty or later_rows.empty or float(later) == float(first):
-            base.reason = f"need {by}={first} and a later {by} (got {sorted(by_vals.dropna().unique())})"
-            base.summary = "not run: " + base.reason
-            return base
-        groups = {g: _seed_values(r).dropna() for g, r in first_rows.groupby(over)}
-        groups = {g: v for g, v in groups.items() if not v.empty}
-        if not groups:
-            base.reason = f"no values at {by}={first}"
-            base.summary = "not run: " + base.reason
-            return base
-        worst = min(groups, key=lambda g: groups[g].mean())
-        later_vals = _seed_values(later_rows[later_rows[over].astype(str) == str(worst)]).dropna()
-        if later_vals.empty:
-            base.reason = f"no values for {over}={worst} at {by}={later}"
-            base.summary = "not run: " + base.reason
-            return base
+            return not_run(f"need {by}={first} and a later {by} (got {sorted(by_vals.dropna().unique())})")
         later_txt = f"{later:g}" if isinstance(later, float) else str(later)
-        a = _stats(f"{over}={worst} {by}={later_txt}", later_vals)
-        b = _stats(f"{over}={worst} {by}={first}", groups[worst])
-        ok = _pair_holds("greater", a["mean"] - b["mean"], tol)
+        a = _stats(f"{by}={later_txt}", _seed_values(later_rows).dropna())
+        b = _stats(f"{by}={first}", _seed_values(first_rows).dropna())
         base.numbers = [a, b]
-        base.summary = header + f"{_fmt(a)} > {_fmt(b)}" + (f" (tolerance {tol:g})" if tol else "")
-        base.seed_agreement = _agreement("greater", [(a, b)], tol)
-        base.verdict = "holds" if ok else "fails"
-        return base
+        base.summary = header + f"{_fmt(a)} > {_fmt(b)}"
+        return _finish(base, _decide_pair(a, b, 1.0), RULES["paired"])
 
     raise ValueError(f"unknown check kind {kind!r}")  # pragma: no cover - validated earlier
+
+
+def _at_scale(result: ClaimResult, scale: str | None) -> ClaimResult:
+    """A paper-scale magnitude at another scale: the numbers stand, the verdict is "not comparable"."""
+    if result.scale == "paper" and scale is not None and scale != "paper" and result.verdict != NOT_RUN:
+        result.verdict = NOT_COMPARABLE
+        result.rule = RULES["scale"]
+    return result
 
 
 def evaluate_claim(
@@ -631,6 +476,7 @@ def evaluate_claim(
     *,
     seeds: Iterable[Any] | None = None,
     names: Mapping[str, str] | None = None,
+    scale: str | None = None,
 ) -> list[ClaimResult]:
     """Evaluate one claim; one result per experiment (see :func:`evaluate_claims`)."""
     if not isinstance(claim, Claim):
@@ -647,43 +493,51 @@ def evaluate_claim(
     if exp_filter is not None:
         exps = [exp_filter] if isinstance(exp_filter, str) else list(exp_filter)
         if not has_exp:  # a frame already restricted to one experiment
-            return [_evaluate_on(claim, check, df, exps[0])]
-        return [_evaluate_on(claim, check, df[df["experiment"].astype(str) == str(e)], e) for e in exps]
+            return [_at_scale(_evaluate_on(claim, check, df, exps[0]), scale)]
+        present = set(df["experiment"].astype(str))
+        ran = [e for e in exps if str(e) in present]  # a listed experiment this configuration does not run is left out
+        if not ran:
+            return [_evaluate_on(claim, check, df.iloc[0:0], exps[0] if len(exps) == 1 else None)]
+        return [_at_scale(_evaluate_on(claim, check, df[df["experiment"].astype(str) == str(e)], e), scale)
+                for e in ran]
     if not has_exp:
-        return [_evaluate_on(claim, check, df, None)]
+        return [_at_scale(_evaluate_on(claim, check, df, None), scale)]
     out = []
     for exp, part in df.groupby(df["experiment"].astype(str), sort=True):
         r = _evaluate_on(claim, check, part, exp)
         if r.numbers:  # this experiment has data for at least one side of the claim
-            out.append(r)
+            out.append(_at_scale(r, scale))
     if not out:
-        r = _evaluate_on(claim, check, df.iloc[0:0], None)
-        out.append(r)
+        out.append(_evaluate_on(claim, check, df.iloc[0:0], None))
     return out
+
+
+CLAIM_COLUMNS = ["id", "paper", "experiment", "text", "verdict", "summary", "kind", "rule", "direction", "p_value",
+                 "seed_agreement", "reason", "scale", "note", "numbers"]
 
 
 def evaluate_claims(
     results: pd.DataFrame,
-    claims: Iterable[Claim | Mapping[str, Any]] | None = None,
+    claims: Iterable[Claim | Mapping[str, Any]],
     *,
     seeds: Iterable[Any] | None = None,
     names: Mapping[str, str] | None = None,
+    scale: str | None = None,
 ) -> pd.DataFrame:
-    """Evaluate claims (default: :data:`DEFAULT_CLAIMS`) over a long results DataFrame.
+    """Evaluate ``claims`` over a long results DataFrame.
 
     ``results``: columns ``method, metric, value`` and usually ``experiment, seed`` (plus any
     columns a claim filters on). ``seeds`` restricts to the config's seeds. ``names`` maps the
-    claim's method/metric/experiment names to the pipeline's (e.g. ``{"clear": "clear_vae"}``).
-    A claim without ``experiment`` is evaluated separately in every experiment that has data for
-    it (one "not run" row when none does). Returns one row per (claim, experiment): id, paper,
-    experiment, text, verdict, summary, kind, tolerance, seed_agreement, reason, scale, note,
-    numbers (list of {label, mean, std, n, per_seed}).
+    claim's method/metric/experiment names to the pipeline's (e.g. ``{"probe_r0_dc": "probe_r0_digit"}``).
+    ``scale`` is the results' scale (``tiny``, ``paper`` ...): a ``scale: paper`` claim is "not
+    comparable" at another; None compares every claim. A claim without ``experiment`` is evaluated
+    separately in every experiment that has data for it (one "not run" row when none does); a claim
+    that lists its experiments, in those of them the results have. Returns
+    one row per (claim, experiment), columns :data:`CLAIM_COLUMNS`.
     """
-    claims = load_claims(None if claims is None else claims)
+    claims = load_claims(claims)
     rows = []
     for c in claims:
-        for r in evaluate_claim(c, results, seeds=seeds, names=names):
+        for r in evaluate_claim(c, results, seeds=seeds, names=names, scale=scale):
             rows.append(r.to_dict())
-    cols = ["id", "paper", "experiment", "text", "verdict", "summary", "kind", "tolerance",
-            "seed_agreement", "reason", "scale", "note", "numbers"]
-    return pd.DataFrame(rows, columns=cols)
+    return pd.DataFrame(rows, columns=CLAIM_COLUMNS)

@@ -1,19 +1,25 @@
-"""Figures (matplotlib, Agg backend)."""
+"""Figures (matplotlib, Agg backend): saving in every configured format, the functions the papers'
+figures share (reading tables, mean ± std over seeds, placeholder figures), and the training curves.
+
+Figure functions take CSV paths or DataFrames; none imports torch.
+"""
 
 from __future__ import annotations
 
 import contextlib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
+import numpy as np
 import pandas as pd
 
 from clbench.io import atomic_path
 from clbench.report.tables import parse_run_path
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (files only, no display), imported on first use."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,9 +61,75 @@ def save_figure(fig, path: str | Path) -> None:
             fig.savefig(tmp, format=fmt, dpi=120, bbox_inches="tight", metadata=metadata)
 
 
+def read_table(src, required: Iterable[str] = ()) -> pd.DataFrame:
+    """A table from a CSV path or a DataFrame (copied), refusing one that lacks a ``required`` column."""
+    df = src.copy() if isinstance(src, pd.DataFrame) else pd.read_csv(src)
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ValueError(f"{src if not isinstance(src, pd.DataFrame) else 'table'} lacks columns {missing}; "
+                         f"has {list(df.columns)}")
+    return df
+
+
+def ordered(values) -> list:
+    """Unique values in order of first appearance."""
+    return list(dict.fromkeys(values))
+
+
+def empty_figure(out, message: str, title: str = "") -> None:
+    """A small figure that says in words why there is nothing to draw (the rule's output exists all the same)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 2.2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=11, wrap=True)
+    if title:
+        ax.set_title(title)
+    save_figure(fig, out)
+    plt.close(fig)
+
+
+def _std(x: pd.Series) -> float:
+    """Sample std over seeds, 0 for a single seed (not NaN, so bands and error bars still draw)."""
+    return float(x.std(ddof=1)) if len(x) > 1 else 0.0
+
+
+def mean_std(df: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
+    """Mean, std (0 for one seed) and count of ``value`` per ``by`` group, groups in order of appearance."""
+    g = df.groupby(by, sort=False)[value]
+    out = g.agg(mean="mean", n="count").reset_index()
+    out["std"] = g.agg(_std).to_numpy()
+    return out
+
+
+def is_fraction(values) -> bool:
+    """Whether every finite value lies in [0, 1] (then accuracies are drawn in %)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return bool(len(v)) and float(v.max()) <= 1.0 + 1e-9 and float(v.min()) >= 0.0
+
+
+def read_run_metrics(path, metrics: str | Sequence[str], required: Sequence[str] | None = None) -> pd.DataFrame:
+    """``epoch`` and ``metrics`` of one run's metrics.csv, rows missing one of ``required`` (default: all
+    of ``metrics``) dropped; empty when the file lacks a column."""
+    cols = [metrics] if isinstance(metrics, str) else list(metrics)
+    df = pd.read_csv(path)
+    if "epoch" not in df.columns or any(c not in df.columns for c in cols):
+        return pd.DataFrame(columns=["epoch", *cols])
+    if "stage" in df.columns:  # a multistage run lists every stage's epochs: make the epoch axis cumulative
+        offset, parts = 0, []
+        for _, s in df.groupby("stage", sort=True):
+            s = s.copy()
+            if s["epoch"].min() <= offset:  # a stage's own epochs restart at 1; a combined run's already run on
+                s["epoch"] = s["epoch"] + offset
+            offset = int(s["epoch"].max())
+            parts.append(s)
+        df = pd.concat(parts, ignore_index=True)
+    return df[["epoch", *cols]].dropna(subset=["epoch", *(cols if required is None else required)])
+
+
 def training_curves(metrics_paths, runs_root, out: str | Path) -> None:
     """Per experiment: the training loss and the k-NN validation accuracy per epoch of every run."""
-    plt = _pyplot()
+    plt = pyplot()
     frames = []
     for p in metrics_paths:
         df = pd.read_csv(p)

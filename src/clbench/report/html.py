@@ -1,4 +1,10 @@
-"""The self-contained HTML report: tables, figures (embedded as base64 PNG) and a run summary."""
+"""The self-contained HTML report: one section per paper (its tables, the paper's numbers beside ours,
+its claims and figures), the training curves, dataset previews and a run summary; figures embedded as
+base64 PNG.
+
+It reads result files only and renders whichever papers it is given (key ->
+:class:`clbench.report.paper.Paper`, in report order); it names none.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +15,14 @@ import html
 import json
 import subprocess
 from pathlib import Path
+from typing import Mapping
 
 import pandas as pd
 
 from clbench.io import write_text
 # The tables' shape lives in paper_tables: one implementation for the HTML and the table files.
-from clbench.report.paper_tables import CLAIM_NAMES, NOTE, PAPERS, paper_tables
+from clbench.report.paper_tables import NOTE, paper_tables
+from clbench.report.reported import reported_frame
 
 SCALE_WORDS = {
     "smoke": "smoke scale (a few hundred samples, one or two epochs: checks the machinery, not the numbers)",
@@ -29,7 +37,11 @@ table{border-collapse:collapse;margin:1em 0;font-size:0.9em}th,td{border:1px sol
 th{background:#f2f2f2}td:first-child,th:first-child,td:nth-child(2){text-align:left}
 figure{margin:1em 0}figcaption{font-size:0.85em;color:#555}img{max-width:100%}
 .note{background:#f8f8e8;border-left:4px solid #cc4;padding:0.5em 1em}code{background:#f2f2f2;padding:0 3px}
+details.card{margin:0.5em 0 1.5em 0}details.card summary{cursor:pointer;color:#335}
+details.card td{text-align:left}
 """
+
+_NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
 
 
 def img_tag(path: str | Path, alt: str) -> str:
@@ -77,118 +89,152 @@ def run_devices(results: Path) -> list[str]:
     return sorted(devices)
 
 
-def _claims_frame(tables: Path) -> pd.DataFrame:
-    metrics = pd.read_csv(tables / "metrics.csv")
-    frames = [metrics]
-    stage = tables / "stage_probes.csv"
-    if stage.exists() and stage.stat().st_size > 1:
-        sp = pd.read_csv(stage)
-        if len(sp):
-            frames.append(sp.rename(columns={"top1": "value"}).assign(metric="stage_probe_top1"))
-    temperature = tables / f"{TEMPERATURE_FIGURE}.csv"
-    if temperature.exists():
-        from clbench.report.paper_figures import varcon_t2_endpoints
-
-        endpoints = varcon_t2_endpoints(temperature)
-        if len(endpoints):
-            frames.append(endpoints)
+def claims_frame(results: Path, paper) -> pd.DataFrame:
+    """``tables/metrics.csv`` plus the rows the paper's claims read from its other result files."""
+    frames = [pd.read_csv(results / "tables" / "metrics.csv")]
+    extra = paper.claim_data(results) if paper.claim_data is not None else None
+    if extra is not None and len(extra):
+        frames.append(extra)
     return pd.concat(frames, ignore_index=True)
 
 
-def paper_numbers_html(paper: str, summary: pd.DataFrame) -> str:
-    from clbench.report.claims import load_paper_results
+def paper_claims(results: Path, paper, seeds=None, scale: str | None = None) -> pd.DataFrame:
+    """The paper's claims checked against the results: one row per claim and experiment."""
+    from clbench.report.claims import CLAIM_COLUMNS, evaluate_claims
 
-    ref = load_paper_results()
-    ref = ref[ref["paper"] == paper]
+    if not paper.claims:
+        return pd.DataFrame(columns=CLAIM_COLUMNS)
+    return evaluate_claims(claims_frame(results, paper), paper.claims, seeds=seeds, names=paper.metric_names,
+                           scale=scale)
+
+
+def paper_numbers_html(paper, summary: pd.DataFrame) -> str:
+    ref = reported_frame([paper])
     if ref.empty:
         return ""
+    names = paper.metric_names
     rows = []
     for _, r in ref.iterrows():
-        ours = summary[(summary["method"] == r["method_key"]) & (summary["metric"] == CLAIM_NAMES.get(r["metric"], r["metric"]))
+        ours = summary[(summary["method"] == r["method_key"]) & (summary["metric"] == names.get(r["metric"], r["metric"]))
                        & summary["experiment"].str.startswith(r["experiment"] if isinstance(r.get("experiment"), str) else "")]
         scale = 100.0 if r["unit"] == "%" else 1.0
         our_txt = "; ".join(f"{e}: {m * scale:.{1 if scale == 100 else 3}f}" + (f" ± {sd * scale:.1f}" if pd.notna(sd) and scale == 100 else "")
                             for e, m, sd in zip(ours["experiment"], ours["mean"], ours["std"])) or "not run at this scale"
+        if not isinstance(r["method_key"], str):  # a reference (e.g. an ideal), not a method's result
+            our_txt = "a reference, not a method's result: compare each method's row above"
         value = f"{r['value']:g}" if pd.notna(r["value"]) else f"{r['low']:g}–{r['high']:g}"
         if pd.notna(r.get("std")):
             value += f" ± {r['std']:g}"
         rows.append({"dataset": r["dataset"], "method": r["method"], "metric": r["metric"],
-                     "paper": f"{value} {r['unit']}", "source": r["source"], "ours": our_txt})
-    return "<h3>The paper's numbers beside ours</h3>" + table_html(pd.DataFrame(rows))
+                     "paper": f"{value} {r['unit']}", "source": r["source"], "ours": our_txt,
+                     "note": r["note"] if isinstance(r.get("note"), str) else ""})
+    table = pd.DataFrame(rows)
+    if not table["note"].astype(bool).any():
+        table = table.drop(columns="note")
+    return "<h3>The paper's numbers beside ours</h3>" + table_html(table)
 
 
-def claims_html(paper: str, claims: pd.DataFrame) -> str:
-    sub = claims[claims["paper"] == paper]
-    if sub.empty:
+def claims_html(claims: pd.DataFrame) -> str:
+    """The claims with their verdicts, the evidence (numbers, seeds, p) and the rule that decided each."""
+    from clbench.report.claims import ALPHA, RULES
+
+    if claims.empty:
         return ""
-    show = sub[["id", "experiment", "text", "verdict", "summary"]].fillna("—")
-    return "<h3>Claims</h3>" + table_html(show)
+    show = claims[["id", "experiment", "text", "verdict", "summary", "rule", "note"]].rename(
+        columns={"summary": "evidence"}).fillna("—")
+    if not claims["note"].fillna("").astype(bool).any():
+        show = show.drop(columns="note")
+    rules = "".join(f"<li>{html.escape(text)}</li>" for text in RULES.values())
+    legend = (f"<div><small>How a verdict is reached (one-sided tests at alpha = {ALPHA:g}, seeds paired):"
+              f"<ul>{rules}</ul>A verdict of <i>direction only (n=1)</i> says which way one seed went, "
+              f"not whether the claim holds; <i>not comparable at this scale</i> marks a magnitude the paper "
+              f"states at its own scale.</small></div>")
+    return "<h3>Claims</h3>" + table_html(show) + legend
 
 
-TEMPERATURE_FIGURE = "varcon_temperature"
+def protocol_card_html(results: Path, experiment: str) -> str:
+    """The experiment's protocol card, folded under the table it shapes; "" when the card is absent."""
+    from clbench.report.protocol import card_counts, read_card
 
-
-def temperature_note(results: Path, config: dict) -> str:
-    """Why the VarCon temperature figure is left out, in words; "" when some run logged t2."""
-    table = results / "tables" / f"{TEMPERATURE_FIGURE}.csv"
-    if table.exists() and len(pd.read_csv(table)):
+    path = results / "tables" / f"protocol_{experiment}.csv"
+    if not path.exists():
         return ""
-    methods = config.get("methods", {})
-    varcon = sorted({m for e in config.get("experiments", {}).values() for m in e.get("methods", [])
-                     if methods.get(m, {}).get("objective") == "varcon"})
-    if not varcon:
-        why = ("it needs a method with objective <code>varcon</code> in an experiment, as in "
-               "<code>config.yaml</code>'s experiment <code>varcon_digits</code> or <code>configs/paper.yaml</code>")
-    else:
-        why = (f"the runs of {', '.join(f'<code>{html.escape(m)}</code>' for m in varcon)} have no "
-               "<code>varcon_t2_*</code> columns in their <code>metrics.csv</code> (trained by a clbench that did not "
-               "log t2 yet); <code>snakemake --cores 2 -R pretrain</code> retrains them")
-    return f"<p class='note'>The figure of VarCon's adaptive temperature t2 per epoch is not drawn: {why}.</p>"
+    rows = read_card(path)
+    counts = card_counts(rows)
+    summary = (f"Protocol card: {counts['settings']} settings, {counts['sourced']} from the paper or its official "
+               f"code, {counts['assumed']} assumed" + (f", {counts['not set']} not set" if counts["not set"] else ""))
+    body = table_html(pd.DataFrame(rows, columns=["scope", "category", "setting", "value", "source"]))
+    return (f"<details class='card'><summary>{html.escape(summary)} (<code>tables/protocol_{html.escape(experiment)}"
+            f".csv</code>)</summary>{body}</details>")
 
 
-def build_report(results: str | Path, config: dict, out: str | Path) -> None:
-    from clbench.report.claims import evaluate_claims
+def citation_html(paper) -> str:
+    """What the paper adds, its citation and links."""
+    links = []
+    if paper.arxiv:
+        links.append(f"<a href='https://arxiv.org/abs/{html.escape(paper.arxiv)}'>arXiv {html.escape(paper.arxiv)}</a>")
+    if paper.code:
+        links.append(f"<a href='{html.escape(paper.code)}'>official code</a>")
+    text = f"<p>{html.escape(paper.summary)}</p>" if paper.summary else ""
+    if paper.citation:
+        text += f"<p><small>{html.escape(paper.citation)}" + "".join(f" · {link}" for link in links) + "</small></p>"
+    return text
+
+
+def paper_section(key: str, paper, summary: pd.DataFrame, results: Path, config: Mapping, seeds,
+                  scale: str | None = None) -> tuple[str, str]:
+    """One paper's section (its table of contents entry, its HTML); ("", "") when it has none."""
+    experiments = config.get("experiments", {})
+    blocks = paper_tables(summary, experiments, paper)
+    if not blocks and not paper.section_without_experiments:
+        return "", ""
+    parts = [f"<h2 id='{key}'>{html.escape(paper.heading)}</h2>", citation_html(paper)]
+    if not blocks:
+        parts.append("<p class='note'>No experiment of this paper is in this configuration; "
+                     "<code>configs/paper.yaml</code> runs it at paper scale.</p>")
+    for b in blocks:
+        parts.append(f"<h3>{html.escape(b.title)} <small>(experiment <code>{html.escape(b.experiment)}</code>, "
+                     f"dataset <code>{html.escape(b.dataset)}</code>, seeds {b.seeds})</small></h3>")
+        parts.append(f"<p>{html.escape(NOTE)} Also in <code>tables/paper_{key}.csv</code> (.md, .tex).</p>"
+                     + table_html(b.table) + protocol_card_html(results, b.experiment))
+    parts.append(paper_numbers_html(paper, summary))
+    parts.append(claims_html(paper_claims(results, paper, seeds, scale)))
+    notes = []
+    for fig in paper.figures:
+        note = fig.note(results, config) if fig.note is not None else ""
+        png = results / "figures" / f"{fig.name}.png"
+        if note:  # the image is a placeholder: the note says why and which config draws it
+            notes.append(note)
+        elif png.exists():
+            parts.append(figure(png, fig.caption))
+    if blocks:  # without the paper's experiments the note above already says where it runs
+        parts += notes
+    return f"<li><a href='#{key}'>{html.escape(paper.heading)}</a></li>", "\n".join(p for p in parts if p)
+
+
+def build_report(results: str | Path, config: dict, out: str | Path, papers: Mapping[str, object]) -> None:
+    """The report of ``results`` for ``config``, one section per paper of ``papers``."""
     from clbench.report.tables import summary_table
 
     results = Path(results)
-    tables = results / "tables"
     figures = results / "figures"
     scale = config.get("scale", "tiny")
     config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
-    metrics = pd.read_csv(tables / "metrics.csv")
-    summary = summary_table(metrics)
+    summary = summary_table(pd.read_csv(results / "tables" / "metrics.csv"))
     seeds = sorted({s for e in config.get("experiments", {}).values() for s in e.get("seeds", [0])})
-    claims = evaluate_claims(_claims_frame(tables), seeds=seeds or None, names=CLAIM_NAMES)
+    reproduced = sum(bool(p.section_without_experiments) for p in papers.values())
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>clbench report</title><style>{STYLE}</style>"
-             "</head><body>", "<h1>clbench: five contrastive-learning papers, reproduced</h1>",
+             "</head><body>",
+             f"<h1>clbench: {_NUMBER_WORDS.get(reproduced, reproduced)} contrastive-learning papers, reproduced</h1>",
              f"<p class='note'>These numbers were computed at <b>{html.escape(SCALE_WORDS.get(scale, scale))}</b>. "
              "Where the papers report a number, it stands beside ours with its source; at tiny scale the "
              "comparison is of direction (the claims), not of magnitude.</p>"]
-    experiments = config.get("experiments", {})
     toc = []
-    skipped = {TEMPERATURE_FIGURE: temperature_note(results, config)}
-    for paper, (title, _) in PAPERS.items():
-        blocks = paper_tables(summary, experiments, paper)
-        if not blocks and paper == "baseline":
-            continue
-        toc.append(f"<li><a href='#{paper}'>{html.escape(title)}</a></li>")
-        parts.append(f"<h2 id='{paper}'>{html.escape(title)}</h2>")
-        if not blocks:
-            parts.append(f"<p class='note'>No experiment of this paper is in this configuration; "
-                         f"<code>configs/paper.yaml</code> runs it at paper scale.</p>")
-        for b in blocks:
-            parts.append(f"<h3>{html.escape(b.title)} <small>(experiment <code>{html.escape(b.experiment)}</code>, "
-                         f"dataset <code>{html.escape(b.dataset)}</code>, seeds {b.seeds})</small></h3>")
-            parts.append(f"<p>{html.escape(NOTE)} Also in <code>tables/paper_{paper}.csv</code> (.md, .tex).</p>"
-                         + table_html(b.table))
-        parts.append(paper_numbers_html(paper, summary))
-        parts.append(claims_html(paper, claims))
-        for fig in sorted(figures.glob(f"{paper}_*.png")):
-            if skipped.get(fig.stem):  # a placeholder image: the note says why and which config draws it
-                continue
-            parts.append(figure(fig, FIGURE_CAPTIONS.get(fig.stem.split("__")[0], fig.stem.replace("_", " "))))
-        if blocks:  # without the paper's experiments the note above already says where it runs
-            parts += [note for name, note in skipped.items() if name.startswith(f"{paper}_")]
+    for key, paper in papers.items():
+        entry, section = paper_section(key, paper, summary, results, config, seeds or None, scale)
+        if section:
+            toc.append(entry)
+            parts.append(section)
     curves = figures / "training_curves.png"
     if curves.exists():
         toc.append("<li><a href='#training'>Training curves</a></li>")
@@ -211,29 +257,3 @@ def build_report(results: str | Path, config: dict, out: str | Path) -> None:
     parts.append("</body></html>")
     parts.insert(3, "<h2>Contents</h2><ul>" + "".join(toc) + "</ul>")
     write_text(out, "\n".join(p for p in parts if p))
-
-
-FIGURE_CAPTIONS = {
-    "clear_swap": "CLEAR content/style swap: column = content source, row = style source.",
-    "clear_interpolation": "CLEAR latent interpolation: content (top) and style (bottom).",
-    "clear_tsne": "t-SNE of z_c and z_s coloured by label and by style.",
-    "clear_mi_simulation": "MI simulation: KNN mutual information vs SNN and PS-SNN over steps.",
-    "clear_ood": "Relative OOD accuracy vs the plain CNN.",
-    "clear_ood_k": "Relative OOD accuracy vs the plain CNN over k (styles per digit seen in training).",
-    "mcl_stage_probes": "MCL: probe accuracy of each attribute per stage.",
-    "varcon_corruptions": "Corruption robustness: top-1 per corruption and severity.",
-    "varcon_convergence": "Convergence: k-NN validation accuracy per epoch.",
-    "varcon_temperature": "VarCon's adaptive temperature t2 = (t − ε) + 2ε·p(y|z) over each epoch's training samples: "
-                          "median (line), 25–75% (dark band) and 5–95% (light band), mean over seeds; dashed, the "
-                          "nominal t and t ± ε. Confident samples get a higher t2 (softer targets), so t2 rises as "
-                          "training raises p(y|z).",
-}
-
-
-def _markdown_table_html(md_path: Path) -> str:
-    lines = [l for l in md_path.read_text().splitlines() if l.startswith("|")]
-    header = [c.strip() for c in lines[0].strip("|").split("|")]
-    body = [[c.strip() for c in l.strip("|").split("|")] for l in lines[2:]]
-    th = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body)
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"

@@ -1,7 +1,7 @@
 """Per-paper tables in the paper's shape: for every experiment of a paper, its methods as rows and the
 paper's metrics as columns, our mean ± std over seeds in each cell, and the paper's own number in a
-``<metric> (paper)`` column beside it wherever ``paper_results.yaml`` has one for that experiment,
-method and metric (the cell is empty where the paper reports none).
+``<metric> (paper)`` column beside it wherever the paper reports one for that experiment, method and
+metric (the cell is empty where the paper reports none).
 
 One implementation for every output: :func:`paper_tables` builds one :class:`PaperTable` per
 experiment; the HTML report shows exactly those, and :func:`write_paper_tables` writes them for each
@@ -9,6 +9,9 @@ paper of the configuration as ``paper_{paper}.csv`` (every experiment's rows sta
 ``experiment`` column; a column an experiment lacks is empty), ``.md`` and ``.tex`` (one table per
 experiment, booktabs, with the paper numbers' sources in the caption). A paper with no experiment in
 the configuration gets no files, so the files a run writes follow from its configuration alone.
+
+A paper is a :class:`clbench.report.paper.Paper`: its ``metrics`` are the columns, its ``reported``
+numbers the ``(paper)`` cells, its ``metric_names`` map their metric names to the pipeline's.
 """
 
 from __future__ import annotations
@@ -20,28 +23,9 @@ from typing import Mapping
 import pandas as pd
 
 from clbench.io import write_text
+from clbench.report.paper import papers_of
+from clbench.report.reported import reported_frame
 from clbench.report.tables import is_percent_metric, latex_escape, to_latex, to_markdown, wide_table
-
-# paper -> (section title, the metrics its tables show, in the paper's order)
-PAPERS = {
-    "clear": ("CLEAR: content/style disentanglement with SNN and PS-SNN (arXiv 2507.18794)",
-              ["linear_top1", "linear_auroc", "mlp_top1", "gmig", "mig", "probe_style_latent_y_top1", "probe_content_latent_style_top1",
-               "probe_style_latent_style_top1", "linear_top1_relative"]),
-    "subembed": ("Disentangle without VAEs: contrastive sub-embeddings",
-                 ["probe_r_digit", "probe_r_background", "probe_r0_digit", "probe_r0_background", "probe_r1_digit",
-                  "probe_r1_background", "probe_gap_digit", "probe_gap_background"]),
-    "mcl": ("MCL: multistage contrastive learning (arXiv 2402.11816)",
-            ["linear_top1", "knn_top1", "probe_colour_top1", "probe_texture_top1", "probe_shape_top1"]),
-    "adnce": ("CL-DRO / ADNCE: Gaussian-weighted negatives (arXiv 2310.11048)", ["linear_top1", "knn_top1"]),
-    "varcon": ("VarCon: variational supervised contrastive learning (arXiv 2506.07413)",
-               ["linear_top1", "knn_top1", "mean_corruption_top1", "mce", "epochs_to_target"]),
-    "baseline": ("Baselines", ["linear_top1", "linear_auroc", "linear_aupr", "knn_top1"]),
-}
-
-# The claims' and paper_results.yaml's generic names -> this pipeline's metric names.
-CLAIM_NAMES = {"probe_gap_dc": "probe_gap_digit", "probe_gap_bc": "probe_gap_background", "probe_r_dc": "probe_r_digit",
-               "probe_r_bc": "probe_r_background", "probe_r0_dc": "probe_r0_digit", "probe_r0_bc": "probe_r0_background",
-               "probe_r1_dc": "probe_r1_digit", "probe_r1_bc": "probe_r1_background"}
 
 # On an OOD experiment the test split is the unseen one: its linear accuracy is reported as the OOD
 # accuracy (tables.collect_evaluations), which is the name the papers' numbers use.
@@ -67,15 +51,10 @@ class PaperTable:
         return f"{self.title} (experiment {self.experiment}, dataset {self.dataset}, seed{'s' * (len(self.seeds) != 1)} {seeds})"
 
 
-def papers_of(experiment: Mapping) -> list[str]:
-    papers = experiment.get("paper", "baseline")
-    return [papers] if isinstance(papers, str) else list(papers)
-
-
-def config_papers(experiments: Mapping[str, Mapping]) -> list[str]:
-    """The papers with at least one experiment in the configuration, in report order."""
+def config_papers(experiments: Mapping[str, Mapping], papers: Mapping[str, object]) -> list[str]:
+    """The keys of ``papers`` with at least one experiment in the configuration, in ``papers``' order."""
     present = {p for cfg in experiments.values() for p in papers_of(cfg)}
-    return [p for p in PAPERS if p in present]
+    return [p for p in papers if p in present]
 
 
 def references_for(ref: pd.DataFrame, experiment: str) -> pd.DataFrame:
@@ -104,16 +83,18 @@ def _source_text(metric: str, ref_row) -> str:
 
 
 def experiment_table(summary: pd.DataFrame, experiment: str, cfg: Mapping, columns: list[str],
-                     ref: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+                     ref: pd.DataFrame, names: Mapping[str, str] | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Methods x ``columns`` (those the experiment has) of one experiment, each metric followed by the
-    paper's number where the paper reports one; returns the table and the sources of those numbers."""
+    paper's number where the paper reports one (``names`` maps the numbers' metric names to ours);
+    returns the table and the sources of those numbers."""
+    names = names or {}
     if cfg.get("ood"):
         columns = [OOD_NAMES.get(c, c) for c in columns]
     present = set(summary.loc[summary["experiment"] == experiment, "metric"])
     columns = list(dict.fromkeys(c for c in columns if c in present))
     ours = wide_table(summary, experiment, columns)
     refs = references_for(ref, experiment)
-    ref_metric = refs["metric"].map(lambda m: CLAIM_NAMES.get(m, m))
+    ref_metric = refs["metric"].map(lambda m: names.get(m, m))
     out, sources = {"method": ours["method"].tolist()}, []
     for metric in columns:
         out[metric] = ours[metric].tolist()
@@ -128,24 +109,21 @@ def experiment_table(summary: pd.DataFrame, experiment: str, cfg: Mapping, colum
     return pd.DataFrame(out, columns=list(out)), sources
 
 
-def paper_tables(summary: pd.DataFrame, experiments: Mapping[str, Mapping], paper: str,
+def paper_tables(summary: pd.DataFrame, experiments: Mapping[str, Mapping], paper,
                  ref: pd.DataFrame | None = None) -> list[PaperTable]:
-    """One :class:`PaperTable` per experiment of ``paper``, in the configuration's order.
+    """One :class:`PaperTable` per experiment of ``paper`` (a :class:`~clbench.report.paper.Paper`),
+    in the configuration's order.
 
     ``summary`` is :func:`clbench.report.tables.summary_table`'s output; ``ref`` the paper numbers
-    (default: :func:`clbench.report.claims.load_paper_results`).
+    (default: the paper's own, :func:`clbench.report.reported.reported_frame`).
     """
-    if ref is None:
-        from clbench.report.claims import load_paper_results
-
-        ref = load_paper_results()
-    ref = ref[ref["paper"] == paper]
-    columns = PAPERS[paper][1]
+    ref = reported_frame([paper]) if ref is None else ref
+    ref = ref[ref["paper"] == paper.key]
     blocks = []
     for name, cfg in experiments.items():
-        if paper not in papers_of(cfg):
+        if paper.key not in papers_of(cfg):
             continue
-        table, sources = experiment_table(summary, name, cfg, columns, ref)
+        table, sources = experiment_table(summary, name, cfg, list(paper.metrics), ref, paper.metric_names)
         blocks.append(PaperTable(name, cfg.get("title", name), cfg.get("dataset", "?"), list(cfg.get("seeds", [0])),
                                  table, sources))
     return blocks
@@ -162,8 +140,8 @@ def paper_csv(blocks: list[PaperTable]) -> str:
     return pd.concat(frames, ignore_index=True, sort=False).to_csv(index=False)
 
 
-def paper_markdown(paper: str, blocks: list[PaperTable]) -> str:
-    parts = [f"# {PAPERS[paper][0]}\n", NOTE + "\n"]
+def paper_markdown(paper, blocks: list[PaperTable]) -> str:
+    parts = [f"# {paper.heading}\n", NOTE + "\n"]
     for b in blocks:
         parts += [f"## {b.heading}\n", to_markdown(b.table)]
         if b.sources:
@@ -171,25 +149,27 @@ def paper_markdown(paper: str, blocks: list[PaperTable]) -> str:
     return "\n".join(parts)
 
 
-def paper_latex(paper: str, blocks: list[PaperTable]) -> str:
+def paper_latex(paper, blocks: list[PaperTable]) -> str:
     """One ``table`` float per experiment; the caption names the experiment and the paper numbers' sources."""
-    lines = [f"% {PAPERS[paper][0]}", r"% Written by clbench; needs \usepackage{booktabs}.", ""]
+    lines = [f"% {paper.heading}", r"% Written by clbench; needs \usepackage{booktabs}.", ""]
     for b in blocks:
         caption = f"{b.heading}. {NOTE}" + (" Paper numbers: " + "; ".join(b.sources) + "." if b.sources else "")
         lines += [r"\begin{table}[ht]", r"\centering", r"\caption{" + latex_escape(caption) + "}",
-                  r"\label{tab:" + f"{paper}-{b.experiment}".replace("_", "-") + "}",
+                  r"\label{tab:" + f"{paper.key}-{b.experiment}".replace("_", "-") + "}",
                   to_latex(b.table, align="l" + "r" * (len(b.table.columns) - 1)).rstrip("\n"), r"\end{table}", ""]
     return "\n".join(lines)
 
 
 def write_paper_tables(summary: pd.DataFrame, experiments: Mapping[str, Mapping], out_dir,
-                       ref: pd.DataFrame | None = None) -> list[Path]:
-    """``paper_{paper}.csv``, ``.md`` and ``.tex`` in ``out_dir`` for every paper of the configuration."""
+                       papers: Mapping[str, object], ref: pd.DataFrame | None = None) -> list[Path]:
+    """``paper_{key}.csv``, ``.md`` and ``.tex`` in ``out_dir`` for every paper of ``papers`` (key ->
+    :class:`~clbench.report.paper.Paper`) with an experiment in the configuration."""
     out_dir, written = Path(out_dir), []
-    for paper in config_papers(experiments):
+    for key in config_papers(experiments, papers):
+        paper = papers[key]
         blocks = paper_tables(summary, experiments, paper, ref)
         for ext, text in zip(EXTENSIONS, (paper_csv(blocks), paper_markdown(paper, blocks), paper_latex(paper, blocks))):
-            path = out_dir / f"paper_{paper}.{ext}"
+            path = out_dir / f"paper_{key}.{ext}"
             write_text(path, text)
             written.append(path)
     return written

@@ -1,1 +1,2 @@
-"""One training loop (:mod:`clbench.train.loop`); method families plug in as configuration (:mod:`clbench.train.methods`)."""
+"""One training loop (:mod:`clbench.train.loop`); the models it trains are the method families of
+:mod:`clbench.models.methods`, built from the objective registry (:mod:`clbench.objectives`)."""

@@ -8,7 +8,8 @@ The training loop runs unchanged in one process or in ``N`` processes started by
   ``(seed, epoch)`` order and keeps its share ``batch[rank::N]`` (:class:`ShardedBatches`), so the
   global batches, and MCL's one-cluster batches, are those of a single-process run;
 - the contrastive objectives see the whole global batch: :func:`gather` concatenates the
-  embeddings (and :func:`gather_labels` the labels) of all ranks with
+  embeddings (and :func:`gather_labels` the labels) of all ranks
+  (:mod:`clbench.models.collective`) with
   ``torch.distributed.nn.all_gather``, whose backward sums the gradients flowing to each rank's
   own rows. With DistributedDataParallel averaging parameter gradients over the ``N`` ranks, the
   update equals the single-process update on the global batch (tested on CPU with gloo);
@@ -27,6 +28,13 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from clbench.models.collective import gather, gather_labels, world_size
+
+__all__ = [
+    "Context", "LossTerms", "ShardedBatches", "barrier", "from_environment", "gather", "gather_labels", "init",
+    "mean_over_ranks", "prepare", "shutdown", "sum_over_ranks", "wrap", "world_size",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,28 +75,6 @@ def init(ctx: Context, device: torch.device) -> torch.device:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=ctx.rank, world_size=ctx.world)
     log.info("rank %d of %d on %s (%s)", ctx.rank, ctx.world, device, dist.get_backend())
     return device
-
-
-def world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def gather(z: torch.Tensor) -> torch.Tensor:
-    """All ranks' ``z`` concatenated along dim 0 in rank order, differentiable; ``z`` when alone."""
-    if world_size() == 1:
-        return z
-    import torch.distributed.nn.functional as dist_fn
-
-    return torch.cat(dist_fn.all_gather(z.contiguous()), dim=0)
-
-
-def gather_labels(y: torch.Tensor) -> torch.Tensor:
-    """All ranks' labels (no gradient), in the order of :func:`gather`."""
-    if world_size() == 1:
-        return y
-    parts = [torch.empty_like(y) for _ in range(world_size())]
-    dist.all_gather(parts, y.contiguous())
-    return torch.cat(parts, dim=0)
 
 
 def _summed(values: list[float]) -> list[float]:
@@ -152,7 +138,7 @@ def prepare(method: torch.nn.Module, ctx: Context, device: torch.device) -> torc
     """Make a freshly built method ready for ``ctx``: refuse what DDP cannot train, sync BatchNorm on GPUs."""
     if not ctx.distributed:
         return method
-    if hasattr(method, "auxiliary_parameters") and method.auxiliary_parameters():
+    if method.auxiliary_parameters():
         raise ValueError("distributed training does not support methods with an auxiliary MI estimator "
                          "(CLEAR-TC/CLUB-S/L1Out); run them with one process")
     if device.type == "cuda":  # converts the children in place: parameters stay the same objects

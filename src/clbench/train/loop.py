@@ -18,6 +18,7 @@ import math
 import platform
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +27,13 @@ from tqdm import tqdm
 
 from clbench.data import dataset_dir
 from clbench.io import atomic_path, write_json, write_text
+from clbench.models.checkpoint import save_model
+from clbench.models.inputs import to_float
+from clbench.models.methods import Method, build_method
+from clbench.objectives import OBJECTIVES
 from clbench.train import device as devices
 from clbench.train import distributed
-from clbench.train.data import CROPS_FIRST, ViewDataset, augmentation, make_loader, to_float
-from clbench.train.methods import build_method, save_model
+from clbench.train.data import CROPS_FIRST, ViewDataset, augmentation, make_loader
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +55,8 @@ def build_optimizer(params, spec: dict) -> torch.optim.Optimizer:
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=opt.get("momentum", 0.9), nesterov=True)
+        return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=opt.get("momentum", 0.9),
+                               nesterov=opt.get("nesterov", True))
     raise ValueError(f"unknown optimizer {name!r}")
 
 
@@ -80,6 +85,20 @@ def knn_accuracy(model, train_x, train_y, val_x, val_y, device, k: int = 20) -> 
     return float(weighted_knn(ftr, torch.as_tensor(train_y), fva, torch.as_tensor(val_y), k=k)["top1"])
 
 
+def pretraining_split(spec: dict, data_dir: str | Path, meta: dict, train_split: dict, clustered: bool) -> dict:
+    """What a method pretrains on: the ``train`` split, joined by the dataset's further ``pretrain_splits``
+    (STL-10's unlabelled images: ``train+unlabeled``, as the ADNCE code pretrains) when its objective reads
+    no labels; a supervised objective keeps to the labelled ``train`` split."""
+    extra = [s for s in meta.get("pretrain_splits", ["train"]) if s != "train"]
+    if not extra or OBJECTIVES[spec["objective"]].uses_labels:
+        return train_split
+    if clustered:
+        raise ValueError(f"{data_dir} pretrains on {['train', *extra]}, but MCL's clusters cover the train split only")
+    parts = [train_split] + [dataset_dir.load(data_dir, s) for s in extra]
+    log.info("pretraining on %s: %d images", "+".join(["train", *extra]), sum(len(p["y"]) for p in parts))
+    return {"x": np.concatenate([np.asarray(p["x"]) for p in parts]), "y": np.concatenate([p["y"] for p in parts])}
+
+
 def check_finite(terms: dict, step: int, views: torch.Tensor, labels: torch.Tensor) -> None:
     if torch.isfinite(terms["loss"]).item():
         return
@@ -89,9 +108,64 @@ def check_finite(terms: dict, step: int, views: torch.Tensor, labels: torch.Tens
     raise FloatingPointError(f"non-finite loss at step {step}: terms={values} batch={stats}")
 
 
+@dataclass
+class Run:
+    """One training run between its stages: what :func:`setup` builds and the epochs advance."""
+
+    spec: dict
+    data_dir: str | Path
+    seed: int
+    threads: int
+    ctx: distributed.Context
+    device: torch.device
+    meta: dict
+    shape: dict
+    model: Method
+    step_model: torch.nn.Module
+    dataset: ViewDataset
+    batch_size: int
+    batch_sampler: object
+    steps_per_epoch: int
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    aux_optimizer: torch.optim.Optimizer | None
+    aux_steps: int
+    monitor: tuple
+    run_hash: str
+    checkpoint_dir: Path
+    epochs: int
+    started: float
+    rows: list[dict] = field(default_factory=list)
+    start_epoch: int = 0
+    step: int = 0
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.checkpoint_dir / "last.pt"
+
+
 def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir: str | Path, *, seed: int = 0,
           device: str = "auto", threads: int = 1, batch_sampler=None) -> dict:
     """Train the method ``spec`` on ``data_dir``'s train split; write model.pt, metrics.csv, run.json to ``out_dir``."""
+    run = setup(spec, data_dir, checkpoint_dir, seed=seed, device=device, threads=threads, batch_sampler=batch_sampler)
+    resume(run)
+    for epoch in tqdm(range(run.start_epoch, run.epochs), desc="epochs", initial=run.start_epoch, total=run.epochs,
+                      disable=not run.ctx.is_main, mininterval=1.0):
+        run.rows.append(train_epoch(run, epoch))
+        if run.ctx.is_main:
+            log.info("epoch %d/%d %s", epoch + 1, run.epochs,
+                     " ".join(f"{k}={v:.4g}" for k, v in run.rows[-1].items() if k != "epoch"))
+            save_checkpoint(run.checkpoint_path, epoch, run.run_hash, run.model, run.optimizer, run.schedule,
+                            run.scaler, run.rows, run.aux_optimizer)
+        distributed.barrier()  # no rank runs ahead of the checkpoint it would resume from
+    return finish(run, out_dir)
+
+
+def setup(spec: dict, data_dir: str | Path, checkpoint_dir: str | Path, *, seed: int = 0, device: str = "auto",
+          threads: int = 1, batch_sampler=None) -> Run:
+    """Seed, load the data, build the model, its optimisers and the k-NN monitor: a run at epoch 0."""
     t0 = time.time()
     ctx = distributed.from_environment()
     dev = distributed.init(ctx, devices.setup(device, threads, seed))
@@ -117,17 +191,21 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
     if spec.get("paired_views") and paired is None:
         raise ValueError(f"method asks for paired_views but {data_dir} has no paired second view (x2)")
     aug = spec.get("augment", "none")
-    ds = ViewDataset(train_split["x"], train_split["y"], augmentation(aug, size, channels), views, second=paired,
-                     full_resolution=aug in CROPS_FIRST)
+    pretrain = pretraining_split(spec, data_dir, meta, train_split, batch_sampler is not None)
+    ds = ViewDataset(pretrain["x"], pretrain["y"], augmentation(aug, spec.get("crop_size", size), channels), views,
+                     second=paired, full_resolution=aug in CROPS_FIRST)
     batch_size = spec.get("batch_size", 128)
     if batch_size % ctx.world:
         raise ValueError(f"batch_size {batch_size} is the global batch; it must be divisible by the "
                          f"{ctx.world} processes")
     steps_per_epoch = len(batch_sampler) if batch_sampler is not None else max(1, len(ds) // batch_size)
-    aux_params = model.auxiliary_parameters() if hasattr(model, "auxiliary_parameters") else []
+    aux_params = model.auxiliary_parameters()
     aux_ids = {id(p) for p in aux_params}
     optimizer = build_optimizer([p for p in model.parameters() if id(p) not in aux_ids], spec)
-    aux_optimizer = torch.optim.Adam(aux_params, lr=spec.get("vae", {}).get("estimator_lr", 1e-3)) if aux_params else None
+    aux_optimizer, aux_steps = None, 0
+    if aux_params:
+        aux = model.auxiliary_optimizer_settings()
+        aux_optimizer, aux_steps = torch.optim.Adam(aux_params, lr=aux["lr"]), aux["steps"]
     schedule = build_schedule(optimizer, spec, steps_per_epoch)
     amp_dtype = devices.autocast_dtype(dev)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
@@ -143,99 +221,106 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
     # A checkpoint is only resumed by the same spec, seed, data and (MCL) previous-stage clusters.
     clusters = getattr(batch_sampler, "cluster_ids", None)
     clusters_hash = hashlib.sha256(np.ascontiguousarray(clusters).tobytes()).hexdigest() if clusters is not None else ""
-    run_hash = spec_hash(spec, seed, meta.get("hash", "") + clusters_hash)
-    ckpt_dir = Path(checkpoint_dir)
-    ckpt_path = ckpt_dir / "last.pt"
-    rows: list[dict] = []
-    start_epoch = 0
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=dev, weights_only=False)
-        if state.get("run_hash") != run_hash:
+    return Run(spec=spec, data_dir=data_dir, seed=seed, threads=threads, ctx=ctx, device=dev, meta=meta,
+               shape=shape, model=model, step_model=step_model, dataset=ds, batch_size=batch_size,
+               batch_sampler=batch_sampler, steps_per_epoch=steps_per_epoch, optimizer=optimizer, schedule=schedule,
+               scaler=scaler, amp_dtype=amp_dtype, aux_optimizer=aux_optimizer, aux_steps=aux_steps, monitor=monitor,
+               run_hash=spec_hash(spec, seed, meta.get("hash", "") + clusters_hash),
+               checkpoint_dir=Path(checkpoint_dir), epochs=spec.get("epochs", 10), started=t0)
+
+
+def resume(run: Run) -> None:
+    """Continue from the run's last epoch checkpoint, if there is one (refusing another configuration's)."""
+    path = run.checkpoint_path
+    if path.exists():
+        state = torch.load(path, map_location=run.device, weights_only=False)
+        if state.get("run_hash") != run.run_hash:
             raise CheckpointMismatch(
-                f"{ckpt_path} was written for another configuration (hash {state.get('run_hash')} != {run_hash}); "
-                f"delete {ckpt_dir} to start this run afresh"
+                f"{path} was written for another configuration (hash {state.get('run_hash')} != {run.run_hash}); "
+                f"delete {run.checkpoint_dir} to start this run afresh"
             )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        scaler.load_state_dict(state["scaler"])
-        if aux_optimizer is not None:
-            aux_optimizer.load_state_dict(state["aux_optimizer"])
-        rows, start_epoch = state["rows"], state["epoch"] + 1
-        log.info("resuming from %s after epoch %d", ckpt_path, state["epoch"])
+        run.model.load_state_dict(state["model"])
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.schedule.load_state_dict(state["schedule"])
+        run.scaler.load_state_dict(state["scaler"])
+        if run.aux_optimizer is not None:
+            run.aux_optimizer.load_state_dict(state["aux_optimizer"])
+        run.rows, run.start_epoch = state["rows"], state["epoch"] + 1
+        log.info("resuming from %s after epoch %d", path, state["epoch"])
+    run.step = run.start_epoch * run.steps_per_epoch
 
-    epochs = spec.get("epochs", 10)
-    step = start_epoch * steps_per_epoch
-    for epoch in tqdm(range(start_epoch, epochs), desc="epochs", initial=start_epoch, total=epochs,
-                      disable=not ctx.is_main, mininterval=1.0):
-        e0 = time.time()
-        # augmentation randomness differs per rank; rank 0 of 1 is the single-process stream
-        devices.seed_everything((seed * 100_003 + epoch) * ctx.world + ctx.rank)
-        loader = make_loader(ds, batch_size, seed=seed, epoch=epoch, device=dev,
-                             num_workers=spec.get("num_workers", 0), batch_sampler=batch_sampler,
-                             rank=ctx.rank, world=ctx.world)
-        model.train()
-        sums: dict[str, float] = {}
-        spreads: dict[str, list[torch.Tensor]] = {}
-        n_batches, n_images = 0, 0
-        for batch_views, labels, _ in tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not ctx.is_main,
-                                           mininterval=5.0):
-            x = to_float(batch_views, dev)
-            labels = labels.to(dev, non_blocking=True)
-            with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                terms = step_model(x, labels)
-            check_finite(terms, step, x, labels)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(terms["loss"]).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            schedule.step()
-            if aux_optimizer is not None:
-                for _ in range(model.auxiliary_steps):
-                    aux_optimizer.zero_grad(set_to_none=True)
-                    model.auxiliary_loss().backward()
-                    aux_optimizer.step()
-            step += 1
-            n_batches += 1
-            n_images += labels.numel()
-            for k, v in terms.items():
-                if v.numel() > 1:  # a per-sample quantity (VarCon's t2): its distribution is logged
-                    spreads.setdefault(k, []).append(v.detach().float().cpu())
-                else:
-                    sums[k] = sums.get(k, 0.0) + float(v.detach())
-        means = distributed.mean_over_ranks({k: v / max(1, n_batches) for k, v in sums.items()})
-        n_images = distributed.sum_over_ranks(n_images)
-        row = {"epoch": epoch + 1, **means, **distribution_columns(spreads),
-               "lr": optimizer.param_groups[0]["lr"], "seconds": time.time() - e0,
-               "images_per_s": n_images / max(1e-9, time.time() - e0)}
-        every = spec.get("val_every", 1)
-        if ctx.is_main and every and ((epoch + 1) % every == 0 or epoch + 1 == epochs):
-            row["val_knn_top1"] = knn_accuracy(model, *monitor, dev)
-        rows.append(row)
-        if ctx.is_main:
-            log.info("epoch %d/%d %s", epoch + 1, epochs,
-                     " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
-            save_checkpoint(ckpt_path, epoch, run_hash, model, optimizer, schedule, scaler, rows, aux_optimizer)
-        distributed.barrier()  # no rank runs ahead of the checkpoint it would resume from
 
+def train_epoch(run: Run, epoch: int) -> dict:
+    """One epoch of optimiser steps; returns its metrics row (term means, per-sample distributions, k-NN)."""
+    ctx, dev, model = run.ctx, run.device, run.model
+    e0 = time.time()
+    # augmentation randomness differs per rank; rank 0 of 1 is the single-process stream
+    devices.seed_everything((run.seed * 100_003 + epoch) * ctx.world + ctx.rank)
+    loader = make_loader(run.dataset, run.batch_size, seed=run.seed, epoch=epoch, device=dev,
+                         num_workers=run.spec.get("num_workers", 0), batch_sampler=run.batch_sampler,
+                         rank=ctx.rank, world=ctx.world)
+    model.train()
+    sums: dict[str, float] = {}
+    spreads: dict[str, list[torch.Tensor]] = {}
+    n_batches, n_images = 0, 0
+    for batch_views, labels, _ in tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not ctx.is_main,
+                                       mininterval=5.0):
+        x = to_float(batch_views, dev)
+        labels = labels.to(dev, non_blocking=True)
+        with torch.autocast(dev.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None):
+            terms = run.step_model(x, labels)
+        check_finite(terms, run.step, x, labels)
+        run.optimizer.zero_grad(set_to_none=True)
+        run.scaler.scale(terms["loss"]).backward()
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        run.schedule.step()
+        if run.aux_optimizer is not None:
+            for _ in range(run.aux_steps):
+                run.aux_optimizer.zero_grad(set_to_none=True)
+                model.auxiliary_loss().backward()
+                run.aux_optimizer.step()
+        run.step += 1
+        n_batches += 1
+        n_images += labels.numel()
+        for k, v in terms.items():
+            if v.numel() > 1:  # a per-sample quantity (e.g. VarCon's t2): its distribution is logged
+                spreads.setdefault(k, []).append(v.detach().float().cpu())
+            else:
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+    means = distributed.mean_over_ranks({k: v / max(1, n_batches) for k, v in sums.items()})
+    n_images = distributed.sum_over_ranks(n_images)
+    row = {"epoch": epoch + 1, **means, **distribution_columns(spreads),
+           "lr": run.optimizer.param_groups[0]["lr"], "seconds": time.time() - e0,
+           "images_per_s": n_images / max(1e-9, time.time() - e0)}
+    every = run.spec.get("val_every", 1)
+    if ctx.is_main and every and ((epoch + 1) % every == 0 or epoch + 1 == run.epochs):
+        row["val_knn_top1"] = knn_accuracy(model, *run.monitor, dev)
+    return row
+
+
+def finish(run: Run, out_dir: str | Path) -> dict:
+    """Write model.pt, metrics.csv and run.json (rank 0), remove the epoch checkpoints, leave the process group."""
+    ctx = run.ctx
     if not ctx.is_main:
         distributed.barrier()
         distributed.shutdown()
-        return {"rank": ctx.rank, "run_hash": run_hash}
+        return {"rank": ctx.rank, "run_hash": run.run_hash}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    save_model(out / "model.pt", model, spec, shape)
-    write_text(out / "metrics.csv", rows_to_csv(rows))
+    save_model(out / "model.pt", run.model, run.spec, run.shape)
+    write_text(out / "metrics.csv", rows_to_csv(run.rows))
     info = {
-        "spec": spec, "seed": seed, "device": str(dev), "threads": threads, "processes": ctx.world, "dataset": str(data_dir),
-        "dataset_hash": meta.get("hash"), "run_hash": run_hash, "epochs": epochs, "resumed_from_epoch": start_epoch,
-        "wall_seconds": time.time() - t0, "final": rows[-1] if rows else {},
+        "spec": run.spec, "seed": run.seed, "device": str(run.device), "threads": run.threads, "processes": ctx.world,
+        "dataset": str(run.data_dir), "dataset_hash": run.meta.get("hash"), "run_hash": run.run_hash,
+        "epochs": run.epochs, "resumed_from_epoch": run.start_epoch, "wall_seconds": time.time() - run.started,
+        "final": run.rows[-1] if run.rows else {},
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                      "clbench": __import__("clbench").__version__},
     }
     write_json(out / "run.json", info)
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
-    log.info("finished in %.1f s on %s (seed %d)", info["wall_seconds"], dev, seed)
+    shutil.rmtree(run.checkpoint_dir, ignore_errors=True)
+    log.info("finished in %.1f s on %s (seed %d)", info["wall_seconds"], run.device, run.seed)
     if ctx.distributed:
         distributed.barrier()
         distributed.shutdown()

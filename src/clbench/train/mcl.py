@@ -13,7 +13,8 @@ import logging
 
 import numpy as np
 import torch
-from torch import nn
+
+from clbench.models.methods import StageConcat
 
 log = logging.getLogger(__name__)
 
@@ -38,28 +39,13 @@ def kmeans(features: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
     return km.fit_predict(x).astype(np.int64)
 
 
-class StageConcat(nn.Module):
-    """The MCL representation: concat of each stage's L2-normalised features, then L2-normalised."""
-
-    def __init__(self, stages: list[nn.Module]):
-        super().__init__()
-        self.stages = nn.ModuleList(stages)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        parts = [nn.functional.normalize(m.features(x), dim=1) for m in self.stages]
-        return nn.functional.normalize(torch.cat(parts, 1), dim=1)
-
-    def stage_features(self, x: torch.Tensor, stage: int) -> torch.Tensor:
-        return self.stages[stage].features(x)
-
-
 def combine_stages(stage_dirs: list, out_dir) -> dict:
     """Write the MCL run's ``model.pt`` (all stages), ``metrics.csv`` (every stage's epochs) and ``run.json``."""
     import pandas as pd
     from pathlib import Path
 
     from clbench.io import read_json, write_json, write_text
-    from clbench.train.methods import load_model, save_model
+    from clbench.models.checkpoint import load_model, save_model
 
     stage_dirs = [Path(d) for d in stage_dirs]
     models, specs, frames, infos = [], [], [], []

@@ -1,0 +1,76 @@
+"""What an evaluation sees of one trained run: the frozen model, its splits and the evaluation settings."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from clbench.evaluate.embed import embed
+from clbench.evaluate.linear_probe import PROBE_OPTIONS, FittedProbe, fit_probe
+
+__all__ = ["EvaluationRun", "factor_names"]
+
+
+def factor_names(split: dict) -> list[str]:
+    """The dataset's factors (``factor_{name}`` arrays of a split), sorted by name."""
+    return sorted(k.removeprefix("factor_") for k in split if k.startswith("factor_"))
+
+
+class EvaluationRun:
+    """One trained run under evaluation.
+
+    ``model`` (eval mode; ``capabilities`` says what it offers besides ``features``), the ``train`` and
+    ``test`` splits (dicts of arrays: ``x``, ``y``, ``factor_*``), ``settings`` (the evaluation config
+    with defaults: ``probe``, ``knn``, ``corruptions``, ``y_factor`` ...), ``seed`` and ``device``.
+    Features and the linear probe of ``y`` are computed once and shared by the evaluations.
+    """
+
+    def __init__(self, model: torch.nn.Module, train: dict, test: dict, settings: dict, *, seed: int = 0,
+                 device: torch.device | str = "cpu"):
+        self.model, self.train, self.test, self.settings = model, train, test, settings
+        self.seed, self.device = seed, torch.device(device)
+        self._features: dict[str, torch.Tensor] = {}
+        self._linear: tuple[dict, FittedProbe] | None = None
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return self.model.capabilities
+
+    @property
+    def factors(self) -> list[str]:
+        return factor_names(self.train)
+
+    def split(self, name: str) -> dict:
+        return {"train": self.train, "test": self.test}[name]
+
+    def embed(self, x, fn: Callable | None = None) -> Any:
+        """``fn(model, x_float)`` (default ``model.features``) of images ``x``, batch-wise (see :func:`embed`)."""
+        return embed(self.model, x, self.device, fn=fn)
+
+    def features(self, split: str) -> torch.Tensor:
+        """The frozen features of split ``train`` or ``test`` (computed once)."""
+        if split not in self._features:
+            self._features[split] = self.embed(self.split(split)["x"])
+        return self._features[split]
+
+    def probe(self, train_features, train_labels, test_features, test_labels, **kw) -> Any:
+        """Fit the configured probe (``settings["probe"]``; ``kind=`` overrides its kind) and score it."""
+        cfg = self.settings["probe"]
+        options = {k: cfg[k] for k in PROBE_OPTIONS if k in cfg}
+        return fit_probe(train_features, torch.as_tensor(train_labels), test_features, torch.as_tensor(test_labels),
+                         kind=kw.pop("kind", cfg["kind"]),
+                         epochs=cfg["epochs"], lr=cfg["lr"], weight_decay=cfg["weight_decay"],
+                         batch_size=cfg["batch_size"], seed=self.seed, device=self.device, **options, **kw)
+
+    def linear_probe(self) -> tuple[dict, FittedProbe]:
+        """The configured probe of ``y`` on the features, fitted once: (its metrics, the fitted predictor)."""
+        if self._linear is None:
+            self._linear = self.probe(self.features("train"), self.train["y"], self.features("test"), self.test["y"],
+                                      return_predictor=True)
+        return self._linear
+
+    @property
+    def fitted_linear_probe(self) -> FittedProbe | None:
+        """The linear probe if an evaluation fitted it, else None."""
+        return None if self._linear is None else self._linear[1]

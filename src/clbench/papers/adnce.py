@@ -1,0 +1,140 @@
+"""CL-DRO / ADNCE: Gaussian-weighted negatives (arXiv 2310.11048).
+
+InfoNCE with detached Gaussian weights (mu, sigma) on the negatives' similarities. The report
+compares ADNCE with InfoNCE (SimCLR) under linear evaluation and weighted k-NN.
+"""
+
+from __future__ import annotations
+
+from clbench.papers.registry import register_paper
+from clbench.report.paper import ExperimentRecord, Paper, Source
+
+KEY = "adnce"
+
+# --------------------------------------------------------------------------------------------------
+# the protocol of the image experiments (junkangwu/ADNCE, image/)
+
+_CODE = "ADNCE official code, image/"
+_README = f"{_CODE}README.md (reproduction commands)"
+# temperature, mu, sigma per dataset; InfoNCE (the estimator "easy") runs at the same temperature
+DATASET_LOSS = {"cifar10": (0.4, 0.7, 0.5), "cifar100": (0.3, 0.5, 1.0), "stl10": (0.2, 0.8, 1.0)}
+
+
+def _method_sources(per_dataset: tuple[float, float, float] | None, objective: str, dataset: str | None) -> dict:
+    estimator = "adnce" if objective == "adnce" else "easy"
+    src = {
+        "objective": Source(f"{_CODE}model.py (DRO_Loss, estimator {estimator})", objective),
+        "loss.similarity": Source(f"{_CODE}model.py (dot products of L2-normalised projections)", "cosine"),
+        "encoder.name": Source(f"{_CODE}model.py (torchvision resnet50)", "resnet50"),
+        "encoder.stem": Source(f"{_CODE}model.py (3x3 stride-1 conv1, no max-pool)", "cifar", unset="cifar"),
+        "projection_hidden_dim": Source(f"{_CODE}model.py (g: Linear 2048 -> 512, BN, ReLU, Linear)", 512),
+        "projection_batch_norm": Source(f"{_CODE}model.py (g: Linear 2048 -> 512, BN, ReLU, Linear)", True,
+                                        unset=True),
+        "projection_dim": Source(f"{_CODE}train_test.sh (feature_dim)", 128),
+        "optimizer.name": Source(f"{_CODE}main.py (optim.Adam)", "adam"),
+        "optimizer.lr": Source(f"{_CODE}main.py (optim.Adam)", 0.001),
+        "optimizer.weight_decay": Source(f"{_CODE}main.py (optim.Adam)", 1e-6),
+        "schedule": Source(f"{_CODE}main.py (no scheduler)", "constant"),
+        "warmup_epochs": Source(f"{_CODE}main.py (no scheduler)", 0),
+        "epochs": Source(f"{_CODE}train_test.sh", 400),
+        "batch_size": Source(_README, 256),
+        "augment": Source(f"{_CODE}utils.py (train_transform)", "simclr"),
+        "views": Source(f"{_CODE}main.py (pos_1, pos_2)", 2),
+    }
+    if per_dataset is not None:
+        temperature, mu, sigma = per_dataset
+        src["loss.temperature"] = Source(_README, temperature)
+        if objective == "adnce":
+            src["loss.mu"] = Source(f"{_README}: w1", mu)
+            src["loss.sigma"] = Source(f"{_README}: w2", sigma)
+    if dataset == "stl10":
+        src["crop_size"] = Source(f"{_CODE}utils.py (RandomResizedCrop(32))", 32)
+    return src
+
+
+def protocol(record: ExperimentRecord) -> dict:
+    """Where the settings of an experiment with InfoNCE and ADNCE come from: the official image code,
+    with the README's per-dataset temperature, mu and sigma on CIFAR-10, CIFAR-100 and STL-10."""
+    dataset = record.dataset.get("name") if record.dataset.get("generator") == "torchvision" else None
+    per_dataset = DATASET_LOSS.get(dataset)
+    out: dict = {}
+    for method, spec in record.methods.items():
+        if spec.get("objective") in ("adnce", "info_nce") and "mcl" not in spec:
+            out[method] = _method_sources(per_dataset, spec["objective"], dataset)
+    if not out:
+        return {}
+    linear = f"{_CODE}linear.py"
+    out["evaluation"] = {
+        "probe.kind": Source(f"{linear} (Linear(2048, C) on the frozen encoder)", "linear"),
+        "probe.optimizer": Source(f"{linear} (optim.Adam)", "adam", unset="adam"),
+        "probe.lr": Source(f"{linear} (optim.Adam)", 0.001),
+        "probe.weight_decay": Source(f"{linear} (optim.Adam)", 1e-6),
+        "probe.epochs": Source(f"{linear} (--epochs)", 100),
+        "probe.batch_size": Source(f"{linear} (--batch_size)", 512),
+        "probe.schedule": Source(f"{linear} (no scheduler)", "constant", unset="constant"),
+        "probe.standardize": Source(f"{linear} (the encoder's flattened features)", False, unset=True),
+        "knn.k": Source(f"{_CODE}train_test.sh (k)", 200),
+        "evaluations": Source(f"{_CODE}linear.py (linear evaluation) and main.py test() (weighted kNN)",
+                              ["linear_probe", "knn"]),
+    }
+    if per_dataset is not None:
+        out["evaluation"]["knn.temperature"] = Source(f"{_CODE}main.py test() (the training temperature)",
+                                                      per_dataset[0])
+    if dataset is not None:
+        out["data"] = {"name": Source(f"{_README}: dataset_name", dataset)}
+    if dataset == "stl10":
+        out["data"]["unlabeled"] = Source(f"{_CODE}utils.py (STL10 split 'train+unlabeled' for pretraining)", True)
+    return out
+
+_IMAGE = {"source": "the paper's table of image classification results (linear evaluation, ResNet-50)",
+          "metric": "linear_top1", "unit": "%", "scale": "paper", "backbone": "ResNet-50"}
+
+REPORTED = (
+    {"id": "adnce.cifar10.adnce", **_IMAGE, "dataset": "CIFAR-10", "method": "ADNCE", "method_key": "adnce",
+     "experiment": "adnce_cifar10", "value": 91.88,
+     "checked": "protocol (400 epochs, then linear.sh) from the official image/train_test.sh"},
+    {"id": "adnce.cifar10.infonce", **_IMAGE, "dataset": "CIFAR-10", "method": "InfoNCE (SimCLR)",
+     "method_key": "infonce", "experiment": "adnce_cifar10", "value": 91.19,
+     "checked": "not checked against a second source"},
+    {"id": "adnce.cifar100.adnce", **_IMAGE, "dataset": "CIFAR-100", "method": "ADNCE", "method_key": "adnce",
+     "experiment": "adnce_cifar100", "value": 70.75, "checked": "not checked against a second source"},
+    {"id": "adnce.cifar100.infonce", **_IMAGE, "dataset": "CIFAR-100", "method": "InfoNCE (SimCLR)",
+     "method_key": "infonce", "experiment": "adnce_cifar100", "value": 69.92,
+     "checked": "not checked against a second source"},
+    {"id": "adnce.sts.bert", "source": "the paper's table of sentence embedding results (STS, BERT-base)",
+     "dataset": "STS (SentEval)", "method": "ADNCE (BERT-base)", "method_key": "adnce_bert",
+     "experiment": "adnce_sts", "metric": "sts", "value": 74.6, "unit": "%", "scale": "paper",
+     "backbone": "BERT-base", "checked": "not checked against a second source",
+     "note": "sentence experiments are outside clbench's image pipeline; listed for completeness"},
+)
+
+CLAIMS = (
+    {
+        "id": "adnce.beats_infonce_linear",
+        "paper": KEY,
+        "text": "ADNCE's linear-evaluation top-1 is above InfoNCE's at the same temperature "
+                "(paper: CIFAR-10 91.88 vs 91.19, CIFAR-100 70.75 vs 69.92).",
+        "check": {"kind": "greater", "metric": "linear_top1", "a": "adnce", "b": "infonce"},
+    },
+    {
+        "id": "adnce.beats_infonce_knn",
+        "paper": KEY,
+        "text": "ADNCE's weighted kNN top-1 (k = 200) is above InfoNCE's at the same temperature.",
+        "check": {"kind": "greater", "metric": "knn_top1", "a": "adnce", "b": "infonce"},
+    },
+)
+
+PAPER = register_paper(Paper(
+    key=KEY,
+    title="Understanding Contrastive Learning via Distributionally Robust Optimization",
+    heading="CL-DRO / ADNCE: Gaussian-weighted negatives (arXiv 2310.11048)",
+    summary="InfoNCE with detached Gaussian weights on the negatives (mu, sigma); CIFAR-10/100, STL-10.",
+    citation="Junkang Wu, Jiawei Chen, Jiancan Wu, Wentao Shi, Xiang Wang, Xiangnan He. Understanding Contrastive "
+             "Learning via Distributionally Robust Optimization. NeurIPS 2023.",
+    arxiv="2310.11048",
+    code="https://github.com/junkangwu/ADNCE",
+    metrics=("linear_top1", "knn_top1"),
+    reported=REPORTED,
+    claims=CLAIMS,
+    protocol=protocol,
+))

@@ -1,0 +1,341 @@
+"""Protocol cards: every setting that shapes an experiment's numbers, with its value and its source.
+
+A card is a function of one :class:`~clbench.report.paper.ExperimentRecord` (what the runs were
+given, as they recorded it) and the papers the experiment belongs to. Each row is one setting:
+
+    scope     a method's name, "all methods" (the same value and source for every method),
+              "data", "evaluation" or "run"
+    category  architecture, objective, optimiser, schedule, epochs, batch, augmentation, other,
+              data recipe, evaluation protocol, seeds, provenance
+    setting   the dotted configuration key (e.g. ``optimizer.lr``, ``loss.temperature``)
+    value     the recorded value ("unset" where the configuration leaves it to the code)
+    source    where the value comes from: the paper's or official code's place (a
+              :class:`~clbench.report.paper.Source` of a paper module) when the recorded value is the
+              one it states; ``"assumed; <where> gives <value>"`` when it states another;
+              ``"not set; <where> gives <value>"`` when it states a setting the runs did not record;
+              ``"assumed"`` when neither the paper nor its code states it.
+
+The values come from the runs' files (:func:`recorded_experiment`: run.json ``spec``,
+evaluation.json ``spec``, the dataset's meta.json ``spec``), so a card cannot drift from what ran;
+:func:`clbench.papers.targets.planned_experiment` gives the same record from a configuration (what
+those files will hold), for a dry plan. Generic: the sources come from the paper modules; nothing here names a paper.
+No pandas, no torch: the card job stays a light process.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from clbench.report.paper import UNSTATED, ExperimentRecord, Source
+
+CARD_COLUMNS = ("scope", "category", "setting", "value", "source")
+ASSUMED = "assumed"
+ALL_METHODS = "all methods"
+
+# how a run is executed, not what it computes
+OPERATIONAL = frozenset({"compile", "num_workers", "val_every", "gpus"})
+DATA_OPERATIONAL = frozenset({"download", "root", "workers", "url", "md5"})
+EVALUATION_OPERATIONAL = frozenset({"y_factor", "corruptions.granularity"})
+
+# (category, key prefixes), first match wins; a method setting matching none is "other"
+METHOD_CATEGORIES = (
+    ("architecture", ("encoder", "projection_dim", "projection_hidden_dim", "projection_batch_norm",
+                      "vae.z_content", "vae.z_style", "vae.width", "vae.architecture")),
+    ("objective", ("objective", "loss", "vae")),
+    ("optimiser", ("optimizer",)),
+    ("schedule", ("schedule", "warmup_epochs")),
+    ("epochs", ("epochs",)),
+    ("batch", ("batch_size",)),
+    ("augmentation", ("augment", "views", "paired_views", "crop_size")),
+)
+CATEGORY_ORDER = tuple(c for c, _ in METHOD_CATEGORIES) + ("other", "data recipe", "evaluation protocol", "seeds",
+                                                           "provenance")
+SCOPE_CATEGORY = {"data": "data recipe", "evaluation": "evaluation protocol"}
+
+
+# --------------------------------------------------------------------------------------------------
+# settings as flat dotted keys
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}, "c": [1, 2]}`` -> ``{"a.b": 1, "c": [1, 2]}`` (lists are values)."""
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+# what a method's model reads (clbench.models): the VAE family builds its networks from vae: alone, only
+# the contrastive and sub-embedding families have a projector, width and feature_dim size the small
+# CNN and stem the ResNets
+_UNREAD_BY_FAMILY = {"clear_vae": ("encoder", "projection_"), "classifier": ("projection_",)}
+_ENCODER_KEYS = {"small_cnn": ("encoder.name", "encoder.width", "encoder.feature_dim")}
+
+
+def method_settings(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A method's settings that shape its numbers, flat: its objective's parameters with their
+    defaults filled in; no execution settings, no setting its model does not read, momentum only
+    for SGD."""
+    from clbench.objectives import OBJECTIVES, resolved_params
+
+    spec = dict(spec)
+    objective = OBJECTIVES.get(spec.get("objective"))
+    if objective is not None:
+        spec[objective.section] = resolved_params(spec)
+    flat = flatten(spec)
+    return {k: v for k, v in flat.items() if reads(flat, k)}
+
+
+def reads(flat_spec: Mapping[str, Any], setting: str) -> bool:
+    """Whether a method with these (flat) settings reads ``setting``."""
+    from clbench.objectives import OBJECTIVES
+
+    if setting.split(".")[0] in OPERATIONAL:
+        return False
+    objective = OBJECTIVES.get(flat_spec.get("objective"))
+    if objective is not None and setting.startswith(_UNREAD_BY_FAMILY.get(objective.family, ())):
+        return False
+    if setting.startswith("encoder."):
+        encoder = flat_spec.get("encoder.name", "small_cnn")
+        return setting in _ENCODER_KEYS.get(encoder, ("encoder.name", "encoder.stem"))
+    if setting in ("optimizer.momentum", "optimizer.nesterov"):
+        return flat_spec.get("optimizer.name") == "sgd"
+    return True
+
+
+def data_settings(dataset: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in flatten(dataset).items() if k.split(".")[0] not in DATA_OPERATIONAL and v is not None}
+
+
+def evaluation_settings(evaluation: Mapping[str, Any]) -> dict[str, Any]:
+    """The evaluate job's settings, flat; k-NN settings only where the experiment runs k-NN."""
+    flat = {k: v for k, v in flatten(evaluation).items() if k not in EVALUATION_OPERATIONAL}
+    if "knn" not in (evaluation.get("evaluations") or []):
+        flat = {k: v for k, v in flat.items() if not k.startswith("knn.")}
+    return flat
+
+
+def method_category(setting: str) -> str:
+    """The setting's category; another settings block (e.g. a multistage method's) is the objective's."""
+    for category, prefixes in METHOD_CATEGORIES:
+        if any(setting == p or setting.startswith(p + ".") for p in prefixes):
+            return category
+    return "objective" if "." in setting else "other"
+
+
+# --------------------------------------------------------------------------------------------------
+# values and sources
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return "inf" if math.isinf(value) else f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(format_value(v) for v in value) or "none"
+    return str(value)
+
+
+def same_value(recorded: Any, stated: Any) -> bool:
+    """Whether a recorded value is the one a source states (numbers to float precision)."""
+    if isinstance(recorded, bool) or isinstance(stated, bool):
+        return recorded is stated or (isinstance(recorded, bool) and isinstance(stated, bool) and recorded == stated)
+    if isinstance(recorded, (int, float)) and isinstance(stated, (int, float)):
+        return math.isclose(float(recorded), float(stated), rel_tol=1e-9, abs_tol=1e-15)
+    if isinstance(recorded, (list, tuple)) and isinstance(stated, (list, tuple)):
+        return len(recorded) == len(stated) and all(same_value(a, b) for a, b in zip(recorded, stated))
+    return recorded == stated
+
+
+_MISSING = object()
+
+
+def source_text(value: Any, source: Source | None) -> str:
+    """The source column for a recorded ``value`` (``_MISSING`` when the runs did not record it)."""
+    if source is None:
+        return ASSUMED
+    if source.value is UNSTATED:
+        return source.where
+    if value is _MISSING:
+        return f"not set; {source.where} gives {format_value(source.value)}"
+    if same_value(value, source.value):
+        return source.where
+    return f"{ASSUMED}; {source.where} gives {format_value(source.value)}"
+
+
+def paper_sources(record: ExperimentRecord, papers: Mapping[str, Any]) -> dict[str, dict[str, Source]]:
+    """{scope: {setting: Source}} of the record's papers (the first paper listed wins a setting both state)."""
+    merged: dict[str, dict[str, Source]] = {}
+    for key in record.papers:
+        paper = papers.get(key)
+        if paper is None or paper.protocol is None:
+            continue
+        for scope, settings in paper.protocol(record).items():
+            for setting, source in settings.items():
+                merged.setdefault(scope, {}).setdefault(setting, source)
+    return merged
+
+
+def _rows(scope: str, category_of, settings: Mapping[str, Any], sources: Mapping[str, Source]) -> list[dict]:
+    rows = [{"scope": scope, "category": category_of(k), "setting": k, "value": format_value(v),
+             "source": source_text(v, sources.get(k))} for k, v in settings.items()]
+    for k, s in sources.items():
+        if k in settings:
+            continue
+        if s.unset is UNSTATED:  # a setting the source states and the runs did not record
+            rows.append({"scope": scope, "category": category_of(k), "setting": k, "value": "not recorded",
+                         "source": source_text(_MISSING, s)})
+        else:  # left out of the configuration: clbench's value for an unset key
+            rows.append({"scope": scope, "category": category_of(k), "setting": k,
+                         "value": f"unset ({format_value(s.unset)})", "source": source_text(s.unset, s)})
+    return rows
+
+
+def protocol_card(record: ExperimentRecord, papers: Mapping[str, Any],
+                  provenance: str = "the configuration (planned)") -> list[dict]:
+    """The card of one experiment: rows with :data:`CARD_COLUMNS`, ordered by category.
+
+    A method setting whose value and source are the same for every method of the experiment is one
+    row with scope "all methods". ``provenance`` says which files the values were read from.
+    """
+    sources = paper_sources(record, papers)
+    per_method = {}
+    for m, spec in record.methods.items():
+        settings = method_settings(spec)
+        stated = {k: s for k, s in sources.get(m, {}).items() if reads(flatten(spec), k)}
+        per_method[m] = _rows(m, method_category, settings, stated)
+    methods = list(per_method)
+    rows: list[dict] = []
+    keyed = {m: {(r["category"], r["setting"]): r for r in rs} for m, rs in per_method.items()}
+    order = list(dict.fromkeys(k for m in methods for k in keyed[m]))
+    for key in order:
+        cells = [keyed[m].get(key) for m in methods]
+        if all(c is not None for c in cells) and len({(c["value"], c["source"]) for c in cells}) == 1:
+            rows.append({**cells[0], "scope": ALL_METHODS})
+        else:
+            rows += [c for c in cells if c is not None]
+    for scope in ("data", "evaluation"):
+        settings = data_settings(record.dataset) if scope == "data" else evaluation_settings(record.evaluation)
+        rows += _rows(scope, lambda k, s=scope: SCOPE_CATEGORY[s], settings, sources.get(scope, {}))
+    run_sources = sources.get("run", {})
+    rows.append({"scope": "run", "category": "seeds", "setting": "seeds", "value": format_value(list(record.seeds)),
+                 "source": source_text(list(record.seeds), run_sources.get("seeds"))})
+    rows.append({"scope": "run", "category": "provenance", "setting": "values read from", "value": provenance,
+                 "source": "not applicable"})
+    rank = {c: i for i, c in enumerate(CATEGORY_ORDER)}
+    return sorted(rows, key=lambda r: rank.get(r["category"], len(rank)))  # stable: keeps the order within one
+
+
+def card_counts(rows: Iterable[Mapping[str, str]]) -> dict[str, int]:
+    """How many settings a card sources, and how many are assumed or not set (provenance left out)."""
+    counts = {"settings": 0, "sourced": 0, "assumed": 0, "not set": 0}
+    for r in rows:
+        if r["category"] == "provenance":
+            continue
+        counts["settings"] += 1
+        src = r["source"]
+        key = "assumed" if src.startswith(ASSUMED) else "not set" if src.startswith("not set") else "sourced"
+        counts[key] += 1
+    return counts
+
+
+def card_csv(rows: Sequence[Mapping[str, str]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CARD_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({c: r[c] for c in CARD_COLUMNS} for r in rows)
+    return buf.getvalue()
+
+
+def read_card(path: str | Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+# --------------------------------------------------------------------------------------------------
+# records from the runs' files
+
+
+def _run_of(path: Path) -> tuple[str, int]:
+    """(method, seed) of ``.../<method>/seed<k>/<file>``."""
+    seed_dir = path.parent
+    if not seed_dir.name.startswith("seed"):
+        raise ValueError(f"{path} is not in a run directory (<experiment>/<method>/seed<k>/)")
+    return seed_dir.parent.name, int(seed_dir.name.removeprefix("seed"))
+
+
+def _recorded_spec(info: Mapping[str, Any], planned: Mapping[str, Any] | None) -> dict:
+    """A run.json's method settings. A multistage run's are its stages' (each stage trains the same
+    spec) with the blocks the stages are not given (the stages' own settings) from the plan, checked
+    against the number of stages it recorded."""
+    if "spec" in info:
+        return dict(info["spec"])
+    stages = info.get("stage_runs") or []
+    if not stages or "spec" not in stages[0]:
+        raise ValueError("run.json holds neither a spec nor stage runs with one")
+    spec = dict(stages[0]["spec"])
+    planned_stages = {k: v for k, v in (planned or {}).items() if k not in spec}
+    for block in planned_stages.values():
+        if isinstance(block, Mapping) and "stages" in block and block["stages"] != len(stages):
+            raise ValueError(f"the run recorded {len(stages)} stages, the configuration plans {block['stages']}")
+    return {**planned_stages, **spec}
+
+
+def recorded_experiment(files: Iterable[str | Path], planned: ExperimentRecord) -> tuple[ExperimentRecord, str]:
+    """The record of ``planned.experiment`` read from its runs' files: every run.json (method
+    settings, seeds), evaluation.json (``spec``: what the evaluate job was given) and the dataset's
+    meta.json (``spec``). A part no file recorded (results of an older clbench) is the plan's.
+    Returns the record and a sentence saying where its values were read from."""
+    methods: dict[str, dict] = {}
+    seeds: set[int] = set()
+    evaluation = dataset = None
+    n_runs = 0
+    for path in map(Path, files):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if path.name == "run.json":
+            method, seed = _run_of(path)
+            spec = _recorded_spec(data, planned.methods.get(method))
+            if method in methods and methods[method] != spec:
+                raise ValueError(f"{path}: the seeds of {method} recorded different settings")
+            methods[method] = spec
+            seeds.add(seed)
+            n_runs += 1
+        elif path.name == "evaluation.json" and "spec" in data and evaluation is None:
+            evaluation = data["spec"]
+        elif path.name == "meta.json" and "spec" in data:
+            dataset = data["spec"]
+    if not methods:
+        raise ValueError(f"no run.json of experiment {planned.experiment} among the inputs")
+    order = [m for m in planned.methods if m in methods] + [m for m in methods if m not in planned.methods]
+    read = [f"run.json of {n_runs} run{'s' * (n_runs != 1)}"]
+    read.append("evaluation.json" if evaluation is not None else "the configuration for the evaluation")
+    read.append("the dataset's meta.json" if dataset is not None else "the configuration for the data")
+    record = ExperimentRecord(
+        experiment=planned.experiment, papers=planned.papers, methods={m: methods[m] for m in order},
+        dataset=dataset if dataset is not None else planned.dataset,
+        evaluation=evaluation if evaluation is not None else planned.evaluation,
+        seeds=tuple(sorted(seeds)), config=planned.config)
+    return record, ", ".join(read)
+
+
+def write_protocol_card(files: Iterable[str | Path], planned: ExperimentRecord, out: str | Path,
+                        papers: Mapping[str, Any]) -> list[dict]:
+    """``protocol_<experiment>.csv``: the card of the runs' files (see :func:`recorded_experiment`)."""
+    from clbench.io import write_text
+
+    record, provenance = recorded_experiment(files, planned)
+    rows = protocol_card(record, papers, provenance)
+    write_text(out, card_csv(rows))
+    return rows

@@ -1,0 +1,525 @@
+"""The workflow's configuration logic: validation, merging, cross-reference checks and paths.
+
+Snakemake imports this module while it parses the workflow (``workflow/rules/common.smk``), so it
+stays light: no torch, no numpy at import. Every function is a pure function of the config dict
+(after :func:`validate` filled in the schema's defaults); the ``.smk`` files only pass it
+``config`` and the wildcards. A refused configuration raises :class:`clbench.errors.ConfigError`,
+whose message starts with the dotted key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import jsonschema
+import yaml
+
+from clbench.data.build import check_spec, effective, reads_key
+from clbench.errors import ConfigError
+from clbench.objectives import OBJECTIVES, check_method
+
+# clbench.data.corruptions.CORRUPTIONS, repeated so that planning the workflow does not import SciPy
+# (a test keeps the two in sync)
+CORRUPTION_NAMES = (
+    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
+    "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# schema
+
+
+def load_schema(path: str | os.PathLike) -> dict:
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def _key(where: str, path: Iterable) -> str:
+    """A dotted key: ``where`` followed by a jsonschema error's path (list indices as ``[i]``)."""
+    out = where
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f"{'.' if out else ''}{part}"
+    return out
+
+
+def _with_defaults(validator_class):
+    """A validator that also fills in every ``default`` of the schema (jsonschema's FAQ recipe, as
+    Snakemake's ``validate(..., set_default=True)``), copying each default so no two places share one."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = json.loads(json.dumps(subschema["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _refuse_schema_error(error: jsonschema.ValidationError, where: str = "") -> None:
+    """A jsonschema error as a ConfigError: an unknown or missing key is named itself, with the valid ones."""
+    key = _key(where, error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        if unknown and allowed:
+            raise ConfigError(_key(key, [unknown[0]]), f"unknown key; valid keys here: {allowed}") from None
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [name for name in error.validator_value if name not in error.instance]
+        if missing:
+            raise ConfigError(_key(key, [missing[0]]), "required, but missing") from None
+    raise ConfigError(key or "(top level)", error.message) from None
+
+
+def validate(cfg: dict, schema: Mapping) -> dict:
+    """Check ``cfg`` against the config schema and fill in its defaults, in place.
+
+    Raises :class:`ConfigError` naming the offending key, e.g. ``methods.cnn: Additional properties
+    are not allowed ('learning_rate' was unexpected)``.
+    """
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(cfg))
+    if error is not None:
+        _refuse_schema_error(error)
+    return cfg
+
+
+def validate_subschema(value: Any, schema: Mapping, definition: str, where: str) -> None:
+    """``value`` against the schema's ``$defs/<definition>`` (without filling defaults), refused at ``where``."""
+    sub = {"$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(sub).iter_errors(value))
+    if error is not None:
+        _refuse_schema_error(error, where)
+
+
+def validate_method(spec: Mapping, schema: Mapping, where: str) -> None:
+    """One method's settings against the schema's method definition (without filling defaults)."""
+    validate_subschema(spec, schema, "method", where)
+
+
+# --------------------------------------------------------------------------------------------------
+# merging and method resolution
+
+
+def deep_merge(base: Mapping, override: Mapping) -> dict:
+    """``base`` with ``override``'s keys replaced, nested mappings merged key by key."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def method_spec(cfg: Mapping, experiment: str, method: str) -> dict:
+    """A method's settings in one experiment: ``methods.<method>`` with the experiment's
+    ``method_overrides.<method>`` merged in (e.g. ImageNet's ResNet stem, epochs and GPUs)."""
+    overrides = cfg["experiments"][experiment].get("method_overrides", {}).get(method, {})
+    return deep_merge(cfg["methods"][method], overrides)
+
+
+def experiment_evaluation(cfg: Mapping, experiment: str) -> dict:
+    """The evaluation settings of one experiment: the top-level ``evaluation`` with the experiment's own
+    ``evaluation`` (probe, knn) merged in key by key (e.g. ADNCE's probe optimiser, kNN at its temperature)."""
+    return deep_merge(cfg["evaluation"], cfg["experiments"][experiment].get("evaluation", {}))
+
+
+def is_mcl(cfg: Mapping, method: str) -> bool:
+    """Whether the method trains in MCL stages (pretrain_stage / cluster_stage / combine_stages)."""
+    return "mcl" in cfg["methods"][method]
+
+
+def as_json(obj: Any) -> str:
+    """A config slice as a canonical JSON string: a rule's params, so changing it re-runs only that rule."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def name_regex(names: Iterable[str]) -> str:
+    """A wildcard constraint matching exactly these names (never matches when empty)."""
+    return "|".join(re.escape(n) for n in sorted(names)) or "(?!)"
+
+
+# --------------------------------------------------------------------------------------------------
+# the experiment matrix and its paths
+
+
+def experiment_runs(cfg: Mapping) -> Iterator[tuple[str, str, int]]:
+    """(experiment, method, seed) for every run in the config."""
+    for name, exp in cfg["experiments"].items():
+        for method in exp["methods"]:
+            for seed in exp["seeds"]:
+                yield name, method, seed
+
+
+def run_dir(cfg: Mapping, experiment: str, method: str, seed: int | str) -> str:
+    return f"{cfg['results_dir']}/runs/{experiment}/{method}/seed{seed}"
+
+
+def checkpoint_dir(cfg: Mapping, experiment: str, method: str, seed: int | str, stage: int | str | None = None) -> str:
+    """Where a pretraining job keeps its epoch checkpoints: outside its declared outputs, which
+    Snakemake deletes before a job runs, so that a re-run job finds them and resumes."""
+    path = f"{cfg['results_dir']}/checkpoints/{experiment}/{method}/seed{seed}"
+    return path if stage is None else f"{path}/stage{stage}"
+
+
+def dataset_dir(cfg: Mapping, dataset: str) -> str:
+    return f"{cfg['results_dir']}/data/{dataset}"
+
+
+def dataset_meta(cfg: Mapping, experiment: str) -> str:
+    """The meta.json of the dataset an experiment reads."""
+    return f"{dataset_dir(cfg, cfg['experiments'][experiment]['dataset'])}/meta.json"
+
+
+def pretrain_spec(cfg: Mapping, experiment: str, method: str) -> str:
+    """A pretrain job's ``--spec``: the method's merged settings as canonical JSON."""
+    return as_json(method_spec(cfg, experiment, method))
+
+
+def stage_spec(cfg: Mapping, experiment: str, method: str) -> str:
+    """Every MCL stage trains the method's own spec (a fresh model); the stage index only changes batches."""
+    spec = method_spec(cfg, experiment, method)
+    spec.pop("mcl")
+    return as_json(spec)
+
+
+def mcl_clusters(cfg: Mapping, experiment: str, method: str) -> int:
+    """K-means clusters after each MCL stage."""
+    return method_spec(cfg, experiment, method)["mcl"]["clusters"]
+
+
+def previous_stage_clusters(cfg: Mapping, experiment: str, method: str, seed: int | str, stage: int | str) -> list[str]:
+    run = run_dir(cfg, experiment, method, seed)
+    return [f"{run}/stage{s}/clusters.npy" for s in range(int(stage))]
+
+
+def mcl_stage_models(cfg: Mapping, experiment: str, method: str, seed: int | str) -> list[str]:
+    run = run_dir(cfg, experiment, method, seed)
+    return [f"{run}/stage{s}/model.pt" for s in range(method_spec(cfg, experiment, method)["mcl"]["stages"])]
+
+
+def method_gpus(cfg: Mapping, experiment: str, method: str) -> int:
+    """GPUs of one pretraining job: the method's ``gpus``, else ``gpus_per_train_job``."""
+    return method_spec(cfg, experiment, method).get("gpus", cfg["gpus_per_train_job"])
+
+
+def train_command(cfg: Mapping, experiment: str, method: str) -> str:
+    """``clbench``, or torchrun starting one ``clbench`` process per GPU (data-parallel, one node)."""
+    n = method_gpus(cfg, experiment, method)
+    return f"torchrun --standalone --nproc_per_node={n} -m clbench.cli" if n > 1 else "clbench"
+
+
+def corruption_cells(cfg: Mapping, experiment: str) -> list[tuple[str, int]]:
+    """(corruption, severity) of every cell this experiment evaluates as its own job, in table order.
+
+    Empty unless the experiment evaluates corruptions at cell granularity (at grid granularity its
+    evaluate job scores the whole grid in memory).
+    """
+    corruptions = cfg["evaluation"]["corruptions"]
+    if "corruptions" not in cfg["experiments"][experiment]["evaluations"] or corruptions["granularity"] != "cell":
+        return []
+    names = CORRUPTION_NAMES if corruptions["names"] == "all" else corruptions["names"]
+    return [(name, severity) for name in names for severity in corruptions["severities"]]
+
+
+def evaluation_spec(cfg: Mapping, experiment: str) -> str:
+    """The evaluation settings this experiment's evaluate job uses, plus its list of evaluations.
+
+    Only the slice the job reads: the corruption settings only where it scores the grid itself, so
+    e.g. adding a severity at cell granularity re-runs the new cells, not the run's probes.
+    """
+    exp = cfg["experiments"][experiment]
+    spec = {k: v for k, v in experiment_evaluation(cfg, experiment).items() if k != "corruptions"}
+    if corruption_cells(cfg, experiment):
+        spec["corruptions"] = {"granularity": "cell"}
+    elif "corruptions" in exp["evaluations"]:
+        spec["corruptions"] = {k: cfg["evaluation"]["corruptions"][k] for k in ("names", "severities", "n_test")}
+    return as_json({**spec, "evaluations": exp["evaluations"], "y_factor": exp["y_factor"]})
+
+
+def corrupted_dir(cfg: Mapping, dataset: str, corruption: str, severity: int | str) -> str:
+    return f"{dataset_dir(cfg, dataset)}/corrupted/{corruption}/s{severity}"
+
+
+def corrupted_meta(cfg: Mapping, experiment: str, corruption: str, severity: int | str) -> str:
+    """The corrupted test split one evaluate_corruption job reads."""
+    return f"{corrupted_dir(cfg, cfg['experiments'][experiment]['dataset'], corruption, severity)}/meta.json"
+
+
+def corruption_cell_results(cfg: Mapping, experiment: str, method: str, seed: int | str) -> list[str]:
+    """Every cell's result of one run, in table order (what merge_evaluation puts together)."""
+    run = run_dir(cfg, experiment, method, seed)
+    return [f"{run}/corruptions/{name}/s{severity}.json" for name, severity in corruption_cells(cfg, experiment)]
+
+
+def official_corruption_root(cfg: Mapping, dataset: str) -> str:
+    """The official corrupted test set's folder for this dataset, when configured ('' otherwise).
+
+    Only the matching root is a param, so setting cifar100c_root does not re-run CIFAR-10's cells.
+    """
+    spec = cfg["datasets"][dataset]
+    if spec["generator"] != "torchvision" or spec.get("name") not in ("cifar10", "cifar100"):
+        return ""
+    return cfg["evaluation"]["corruptions"][f"{spec['name']}c_root"] or ""
+
+
+def all_evaluations(cfg: Mapping) -> list[str]:
+    return [f"{run_dir(cfg, *run)}/evaluation.json" for run in experiment_runs(cfg)]
+
+
+def all_metrics(cfg: Mapping) -> list[str]:
+    return [f"{run_dir(cfg, *run)}/metrics.csv" for run in experiment_runs(cfg)]
+
+
+def used_datasets(cfg: Mapping) -> list[str]:
+    """The datasets some experiment reads (the others are never built)."""
+    return sorted({exp["dataset"] for exp in cfg["experiments"].values()})
+
+
+def all_dataset_previews(cfg: Mapping) -> list[str]:
+    return [f"{dataset_dir(cfg, d)}/samples.png" for d in used_datasets(cfg)]
+
+
+def final_outputs(cfg: Mapping) -> list[str]:
+    results = cfg["results_dir"]
+    return [f"{results}/tables/summary.csv", f"{results}/figures/training_curves.png", f"{results}/report/index.html"]
+
+
+def used_dataset_dirs(cfg: Mapping) -> list[str]:
+    """Every dataset directory this configuration reads: each experiment's dataset and, at cell
+    granularity, its corrupted test splits."""
+    dirs = set()
+    for name, exp in cfg["experiments"].items():
+        dirs.add(dataset_dir(cfg, exp["dataset"]))
+        dirs |= {corrupted_dir(cfg, exp["dataset"], c, s) for c, s in corruption_cells(cfg, name)}
+    return sorted(dirs)
+
+
+# --------------------------------------------------------------------------------------------------
+# checks: what the schema cannot express, refused before any job runs
+
+
+def check_config(cfg: Mapping, schema: Mapping) -> list[str]:
+    """Cross-references and values the schema cannot express. Raises :class:`ConfigError` on the
+    first refused setting; returns warnings (settings a dry run accepts but a real run needs)."""
+    warnings: list[str] = []
+    check_experiment_references(cfg)
+    for name, spec in cfg["methods"].items():
+        check_method_settings(spec, f"methods.{name}")
+    for name, exp in cfg["experiments"].items():
+        check_method_overrides(cfg, schema, name, exp)
+    for name, spec in cfg["datasets"].items():
+        check_spec(spec, f"datasets.{name}")
+    warnings += check_dataset_roots(cfg)
+    check_corruption_settings(cfg["evaluation"]["corruptions"])
+    check_evaluation_settings(cfg["evaluation"], "evaluation")
+    for name, exp in cfg["experiments"].items():
+        if "evaluation" in exp:
+            check_experiment_evaluation(cfg, schema, name)
+    check_mcl_batches(cfg)
+    for name in cfg["experiments"]:
+        check_experiment(cfg, name)
+    return warnings
+
+
+def check_experiment_references(cfg: Mapping) -> None:
+    """Every experiment names a defined dataset and defined methods."""
+    for name, exp in cfg["experiments"].items():
+        if exp["dataset"] not in cfg["datasets"]:
+            raise ConfigError(
+                f"experiments.{name}.dataset",
+                f"unknown dataset {exp['dataset']!r}; defined datasets: {sorted(cfg['datasets'])}",
+            )
+        for method in exp["methods"]:
+            if method not in cfg["methods"]:
+                raise ConfigError(
+                    f"experiments.{name}.methods",
+                    f"unknown method {method!r}; defined methods: {sorted(cfg['methods'])}",
+                )
+
+
+def check_method_overrides(cfg: Mapping, schema: Mapping, name: str, exp: Mapping) -> None:
+    """An experiment's ``method_overrides``: for its own methods, and valid method settings once merged."""
+    for method in exp.get("method_overrides", {}):
+        where = f"experiments.{name}.method_overrides.{method}"
+        if method not in exp["methods"]:
+            raise ConfigError(where, f"{method!r} is not one of this experiment's methods {exp['methods']}")
+        merged = method_spec(cfg, name, method)
+        if ("mcl" in merged) != ("mcl" in cfg["methods"][method]):
+            raise ConfigError(where, "an override cannot make a method multistage (mcl) or single-stage")
+        validate_method(merged, schema, where)
+        check_method_settings(merged, where)
+
+
+def check_experiment_evaluation(cfg: Mapping, schema: Mapping, name: str) -> None:
+    """An experiment's own ``evaluation`` settings: valid probe and kNN settings once merged over the top level."""
+    merged = experiment_evaluation(cfg, name)
+    where = f"experiments.{name}.evaluation"
+    for block, definition in (("probe", "probe_settings"), ("knn", "knn_settings")):
+        validate_subschema(merged[block], schema, definition, f"{where}.{block}")
+    check_evaluation_settings(merged, where)
+
+
+def check_evaluation_settings(evaluation: Mapping, where: str) -> None:
+    """Probe settings that only mean something together (``where``: ``evaluation`` or an experiment's)."""
+    probe = evaluation["probe"]
+    if "momentum" in probe and probe.get("optimizer", "adam") != "sgd":
+        raise ConfigError(f"{where}.probe.momentum", f"only optimizer sgd has a momentum; optimizer is "
+                                                     f"{probe.get('optimizer', 'adam')}")
+    for key in ("milestones", "gamma"):
+        if key in probe and probe.get("schedule", "constant") != "step":
+            raise ConfigError(f"{where}.probe.{key}", f"only schedule step reads {key}; schedule is "
+                                                      f"{probe.get('schedule', 'constant')}")
+    if probe.get("schedule") == "step":
+        late = [m for m in probe.get("milestones", []) if m >= probe["epochs"]]
+        if not probe.get("milestones") or late:
+            raise ConfigError(f"{where}.probe.milestones",
+                              f"schedule step needs milestones, epochs below the probe's {probe['epochs']} epochs; got "
+                              f"{probe.get('milestones', [])}")
+
+
+# the families whose model has a projector (clbench.models.heads.method_projection_head)
+PROJECTOR_FAMILIES = ("contrastive", "sub_embedding")
+
+
+def check_method_settings(spec: Mapping, where: str) -> None:
+    """One method's settings (``where`` is its key): its objective's parameters, bounds and relations
+    (:func:`clbench.objectives.check_method`), and combinations that would train something else than meant."""
+    check_method(spec, where)
+    objective = OBJECTIVES[spec["objective"]]
+    for key in ("projection_hidden_dim", "projection_batch_norm"):
+        if key in spec and objective.family not in PROJECTOR_FAMILIES:
+            raise ConfigError(f"{where}.{key}",
+                              f"objective {objective.name} (family {objective.family}) has no projector")
+    if "crop_size" in spec and spec.get("augment", "none") not in ("simclr", "supcon"):
+        raise ConfigError(f"{where}.crop_size", f"only augment simclr or supcon crops; augment is "
+                                                f"{spec.get('augment', 'none')}")
+    optimizer = spec.get("optimizer", {})
+    if "nesterov" in optimizer and optimizer.get("name", "adam") != "sgd":
+        raise ConfigError(f"{where}.optimizer.nesterov", f"only optimizer sgd has Nesterov momentum; optimizer is "
+                                                         f"{optimizer.get('name', 'adam')}")
+    if "mcl" in spec and objective.family == "classifier":
+        raise ConfigError(
+            f"{where}.mcl",
+            f"MCL draws each stage's batches from one cluster to shape the in-batch negatives; objective "
+            f"{objective.name} has none (use a contrastive objective, e.g. info_nce)",
+        )
+    views = spec.get("views", 1)
+    if not objective.uses_labels and views == 2 and spec.get("augment", "none") == "none" and not spec.get("paired_views"):
+        raise ConfigError(
+            f"{where}.augment",
+            f"objective {objective.name} contrasts two views of each sample, which are identical with augment: none "
+            f"(set an augmentation, e.g. simclr, or paired_views: true on a dataset with pairs)",
+        )
+
+
+def check_dataset_roots(cfg: Mapping) -> list[str]:
+    """A used dataset's ``root`` must exist; an ImageFolder dataset without one is planned with a warning."""
+    warnings = []
+    used = set(used_datasets(cfg))
+    for name, spec in cfg["datasets"].items():
+        root = spec.get("root")
+        if name not in used:
+            continue
+        if spec["generator"] == "imagefolder" and not root:
+            # a dry run of the paper config must plan without data; a real run stops at this build job
+            warnings.append(
+                f"datasets.{name}: generator imagefolder needs root: (an ImageFolder copy of ImageNet, which cannot "
+                f"be downloaded automatically); set it, e.g. --config 'datasets={{{name}: {{root: /data/imagenet}}}}', "
+                f"or its build_dataset job will stop with the expected layout"
+            )
+        if root and not os.path.exists(root):
+            raise ConfigError(
+                f"datasets.{name}.root",
+                f"{root!r} does not exist; point it at an existing copy in the library's layout, or remove root "
+                f"and set download: true to fetch the data into {cfg['resources_dir']}/",
+            )
+    return warnings
+
+
+def check_corruption_settings(corruptions: Mapping) -> None:
+    """Corruption names and official-set folders, which otherwise fail only inside a corruption job."""
+    unknown = [] if corruptions["names"] == "all" else sorted(set(corruptions["names"]) - set(CORRUPTION_NAMES))
+    if unknown:
+        raise ConfigError("evaluation.corruptions.names", f"unknown corruptions {unknown}; known: {list(CORRUPTION_NAMES)}")
+    for key in ("cifar10c_root", "cifar100c_root"):
+        if corruptions[key] and not os.path.isdir(corruptions[key]):
+            raise ConfigError(
+                f"evaluation.corruptions.{key}",
+                f"{corruptions[key]!r} is not a directory; point it at the extracted official set, or set it "
+                f"to null to generate the corruptions",
+            )
+
+
+def check_mcl_batches(cfg: Mapping) -> None:
+    """MCL's last stage draws every batch from one joint cluster: the training set must fill them."""
+    for name, exp in cfg["experiments"].items():
+        n_train = cfg["datasets"][exp["dataset"]].get("n_train")
+        for method in exp["methods"]:
+            spec = method_spec(cfg, name, method)
+            if "mcl" not in spec or not n_train:
+                continue
+            joint = spec["mcl"]["clusters"] ** (spec["mcl"]["stages"] - 1)
+            if joint * spec["batch_size"] > n_train:
+                raise ConfigError(
+                    f"methods.{method}.mcl",
+                    f"the last stage draws batches of {spec['batch_size']} from clusters**(stages-1) = {joint} "
+                    f"joint clusters, more than datasets.{exp['dataset']}.n_train = {n_train} (experiments.{name}) "
+                    f"can fill; lower clusters or stages",
+                )
+
+
+# Evaluations that read one kind of model: what they read, and whether a method's (merged) spec trains it
+def check_experiment(cfg: Mapping, name: str) -> None:
+    """An experiment's evaluations fit its methods, its baseline is one of them, its k is its split's."""
+    exp = cfg["experiments"][name]
+    specs = {method: method_spec(cfg, name, method) for method in exp["methods"]}
+    # the evaluations declare what they need of a model; the registry imports no torch
+    from clbench.evaluate.suite import check_evaluations
+
+    check_evaluations(exp["evaluations"], specs, f"experiments.{name}.evaluations")
+    if "baseline" in exp and exp["baseline"] not in exp["methods"]:
+        raise ConfigError(
+            f"experiments.{name}.baseline",
+            f"{exp['baseline']!r} is not one of this experiment's methods {exp['methods']}; the others' accuracy "
+            f"is divided by the baseline's",
+        )
+    if "k" in exp:
+        dataset = cfg["datasets"][exp["dataset"]]
+        if not reads_key(dataset, "k"):
+            raise ConfigError(
+                f"experiments.{name}.k",
+                f"its dataset {exp['dataset']} (generator {dataset['generator']}) has no k; k labels the split of an "
+                f"OOD-k dataset",
+            )
+        k = effective(dataset)["k"]
+        if exp["k"] != k:
+            raise ConfigError(
+                f"experiments.{name}.k",
+                f"{exp['k']} disagrees with the split it reads: datasets.{exp['dataset']}.k = {k}",
+            )
+
+
+# --------------------------------------------------------------------------------------------------
+# existing dataset directories
+
+
+def verify_datasets(paths: Iterable[str | os.PathLike]) -> None:
+    """Refuse, before any job runs, a dataset directory that holds a truncated or unreadable file.
+
+    Snakemake trusts an existing output by its timestamp, so without this every job reading such a
+    file would fail on its own, deep in its log. Cheap: only directories that exist are checked, by
+    parsing meta.json and reading each split's zip directory (no arrays). Raises
+    :class:`clbench.data.dataset_dir.DatasetError` saying which file to delete.
+    """
+    existing = [p for p in paths if os.path.isdir(p)]
+    if not existing:
+        return
+    from clbench.data.dataset_dir import verify  # numpy: imported only when a dataset exists
+
+    for path in existing:
+        verify(path)

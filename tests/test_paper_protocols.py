@@ -1,0 +1,259 @@
+"""configs/paper.yaml runs each paper's own protocol: every setting asserted through the resolved configuration.
+
+The configuration is resolved as the workflow resolves it: config.yaml with configs/paper.yaml merged in
+(as ``--configfile`` does), validated and checked by :mod:`clbench.workflow`; a method's settings in an
+experiment are :func:`clbench.workflow.method_spec` (its ``method_overrides`` merged in), its objective's
+parameters :func:`clbench.objectives.resolved_params`, an experiment's evaluation settings what its
+evaluate job receives (:func:`clbench.workflow.evaluation_spec`). Where the architecture is the point,
+the model is built from the resolved spec and its layers are checked.
+"""
+
+import json
+
+import pytest
+import yaml
+from torch import nn
+
+from clbench import workflow as wf
+from clbench.objectives import resolved_params
+from conftest import REPO
+
+SCHEMA = wf.load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
+
+STYLED_MNIST_OOD = [f"clear_ood_k{k}" for k in range(1, 6)]
+VAE_64PX = ["pacs_ood_k1", "pacs_ood_k2", "pacs_ood_k3", "clear_celeba"]
+CLEAR_OOD = STYLED_MNIST_OOD + VAE_64PX + ["clear_camelyon17"]
+CLEAR_VAES = ["clear", "clear_tc", "clear_l1out", "clear_club"]
+ADNCE = {"adnce_cifar10": {"temperature": 0.4, "mu": 0.7, "sigma": 0.5},
+         "adnce_cifar100": {"temperature": 0.3, "mu": 0.5, "sigma": 1.0},
+         "adnce_stl10": {"temperature": 0.2, "mu": 0.8, "sigma": 1.0}}
+VARCON_CIFAR = ["varcon_digits", "varcon_cifar100"]
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    from snakemake.utils import update_config
+
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    update_config(cfg, yaml.safe_load((REPO / "configs" / "paper.yaml").read_text()))
+    wf.validate(cfg, SCHEMA)
+    wf.check_config(cfg, SCHEMA)
+    return cfg
+
+
+def spec(cfg, experiment, method):
+    assert method in cfg["experiments"][experiment]["methods"], (experiment, method)
+    return wf.method_spec(cfg, experiment, method)
+
+
+def params(cfg, experiment, method):
+    return resolved_params(spec(cfg, experiment, method))
+
+
+def evaluation(cfg, experiment):
+    """What the experiment's evaluate job is given (its --spec)."""
+    return json.loads(wf.evaluation_spec(cfg, experiment))
+
+
+def build(cfg, experiment, method, channels=3, classes=10, size=32):
+    from clbench.models.methods import build_method
+
+    return build_method(spec(cfg, experiment, method), channels, classes, size)
+
+
+def layers(module):
+    return [m for m in module.modules() if not isinstance(m, nn.Sequential)]
+
+
+# --------------------------------------------------------------------------------------------------
+# CLEAR
+
+
+@pytest.mark.parametrize("experiment", CLEAR_OOD)
+def test_clear_ood_experiments_run_the_cnn_baseline_and_every_variant(cfg, experiment):
+    exp = cfg["experiments"][experiment]
+    assert exp["methods"] == ["cnn", *CLEAR_VAES] and exp["baseline"] == "cnn"
+    assert exp["ood"] is (experiment != "clear_celeba")  # CelebA: the whole set, no unseen-combination split yet
+
+
+@pytest.mark.parametrize("experiment", CLEAR_OOD)
+def test_clear_cnn_baseline_adam_1e4_no_augmentation(cfg, experiment):
+    s = spec(cfg, experiment, "cnn")
+    assert s["objective"] == "cross_entropy" and s["augment"] == "none"
+    assert s["optimizer"]["name"] == "adam" and s["optimizer"]["lr"] == 1e-4 and s["optimizer"]["weight_decay"] == 0
+    assert s["schedule"] == "constant" and s["warmup_epochs"] == 0
+    camelyon = experiment == "clear_camelyon17"
+    assert (s["epochs"], s["batch_size"]) == ((6, 64) if camelyon else (41, 128))
+
+
+@pytest.mark.parametrize("experiment", STYLED_MNIST_OOD + ["clear_styled"])
+def test_styled_mnist_vae(cfg, experiment):
+    for method in cfg["experiments"][experiment]["methods"]:
+        s, p = spec(cfg, experiment, method), params(cfg, experiment, method)
+        if s["objective"] != "clear_vae":
+            continue
+        assert p["architecture"] == "conv3" and p["width"] == 32 and (p["z_content"], p["z_style"]) == (8, 8)
+        assert p["alpha"] == 100 and p["temperature"] == 0.1 and (p["anneal_loc"], p["anneal_scale"]) == (0, 1)
+        assert p["similarity"] == ("l2" if method == "clear_l2" else "cosine")
+        assert p["beta"] == {"clear_beta05": 0.5, "clear_beta1": 1.0, "clear_beta2": 2.0}.get(method, 1 / 8)
+        assert s["optimizer"]["name"] == "adam" and s["optimizer"]["lr"] == 5e-4 and s["schedule"] == "constant"
+        assert s["batch_size"] == 128 and s["augment"] == "none"
+        assert s["epochs"] == (16 if experiment == "clear_styled" else 41)  # gMIG studies 16, OOD studies 41
+
+
+def test_clear_styled_runs_every_variant_and_the_beta_sweep(cfg):
+    methods = cfg["experiments"]["clear_styled"]["methods"]
+    assert set(methods) == {"beta_vae", "clear_snn", "clear_l2", *CLEAR_VAES,
+                            "clear_beta05", "clear_beta1", "clear_beta2"}
+    assert (params(cfg, "clear_styled", "beta_vae")["content"], params(cfg, "clear_styled", "beta_vae")["style"]) == (
+        "none", "none")
+
+
+@pytest.mark.parametrize("experiment", VAE_64PX + ["clear_camelyon17"])
+def test_64px_vae_five_conv_layers_z32_32_beta_1_32(cfg, experiment):
+    camelyon = experiment == "clear_camelyon17"
+    for method in CLEAR_VAES:
+        s, p = spec(cfg, experiment, method), params(cfg, experiment, method)
+        assert p["architecture"] == "conv5" and (p["z_content"], p["z_style"]) == (32, 32) and p["beta"] == 1 / 32
+        assert s["optimizer"]["name"] == "adam" and s["optimizer"]["lr"] == (1e-4 if camelyon else 3e-5)
+        assert s["batch_size"] == (64 if camelyon else 128) and s["epochs"] == (7 if camelyon else 41)
+        assert p["temperature"] == (0.3 if camelyon and method != "clear_tc" else 0.1)
+    vae = build(cfg, experiment, "clear", size=64).vae
+    convs = [m for m in vae.encoder if isinstance(m, nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (32 * 2**i, (4, 4), (2, 2)) for i in range(5)]
+    assert vae.heads.in_features == 2048 and vae.heads.out_features == 2 * (32 + 32)
+
+
+@pytest.mark.parametrize("experiment", CLEAR_OOD + ["clear_styled"])
+def test_mi_penalty_variants(cfg, experiment):
+    tc = params(cfg, experiment, "clear_tc")
+    assert (tc["content"], tc["style"], tc["penalty_weight"], tc["estimator_steps"]) == ("snn", "tc", 1.0, 1)
+    # discriminator Adam 1e-4; the Camelyon17 notebook trains it at 5e-4
+    assert tc["estimator_lr"] == (5e-4 if experiment == "clear_camelyon17" else 1e-4)
+    for method, style in (("clear_club", "club_sample"), ("clear_l1out", "l1out")):
+        p = params(cfg, experiment, method)
+        assert (p["content"], p["style"], p["penalty_weight"], p["estimator_lr"], p["estimator_steps"]) == (
+            "snn", style, 3.0, 2e-3, 5)
+    for method in ("clear_tc", "clear_club", "clear_l1out"):
+        assert params(cfg, experiment, method)["estimator_latents"] == "resampled"
+
+
+# --------------------------------------------------------------------------------------------------
+# ADNCE
+
+
+@pytest.mark.parametrize("experiment", sorted(ADNCE))
+def test_adnce_backbone_optimiser_and_schedule(cfg, experiment):
+    for method in ("infonce", "adnce"):
+        s = spec(cfg, experiment, method)
+        assert s["encoder"]["name"] == "resnet50" and s["encoder"].get("stem", "cifar") == "cifar"
+        assert (s["projection_hidden_dim"], s["projection_batch_norm"], s["projection_dim"]) == (512, True, 128)
+        assert s["optimizer"] == {"name": "adam", "lr": 1e-3, "weight_decay": 1e-6, "momentum": 0.9}
+        assert s["schedule"] == "constant" and s["warmup_epochs"] == 0
+        assert s["epochs"] == 400 and s["batch_size"] == 256 and s["views"] == 2 and s["augment"] == "simclr"
+    model = build(cfg, experiment, "adnce")
+    assert model.encoder.conv1.kernel_size == (3, 3) and model.encoder.conv1.stride == (1, 1)
+    assert isinstance(model.encoder.maxpool, nn.Identity) and model.encoder.out_dim == 2048
+    first, bn, relu, last = layers(model.projector)
+    assert (first.in_features, first.out_features, first.bias) == (2048, 512, None)
+    assert isinstance(bn, nn.BatchNorm1d) and bn.num_features == 512 and isinstance(relu, nn.ReLU)
+    assert (last.in_features, last.out_features) == (512, 128) and last.bias is not None
+
+
+@pytest.mark.parametrize("experiment", sorted(ADNCE))
+def test_adnce_per_dataset_loss_and_infonce_at_the_same_temperature(cfg, experiment):
+    want = ADNCE[experiment]
+    adnce = params(cfg, experiment, "adnce")
+    assert {k: adnce[k] for k in want} == want and adnce["similarity"] == "cosine"
+    assert spec(cfg, experiment, "infonce")["objective"] == "info_nce"
+    assert params(cfg, experiment, "infonce")["temperature"] == want["temperature"]
+
+
+def test_stl10_pretrains_on_train_and_unlabeled_with_32px_crops(cfg):
+    assert cfg["experiments"]["adnce_stl10"]["dataset"] == "stl10"
+    stl = cfg["datasets"]["stl10"]
+    assert stl["name"] == "stl10" and stl["options"]["unlabeled"] is True and "image_size" not in stl  # 96 px
+    for method in ("infonce", "adnce"):
+        assert spec(cfg, "adnce_stl10", method)["crop_size"] == 32
+        assert "crop_size" not in spec(cfg, "adnce_cifar10", method)
+
+
+@pytest.mark.parametrize("experiment", sorted(ADNCE))
+def test_adnce_linear_evaluation_and_knn_at_the_training_temperature(cfg, experiment):
+    ev = evaluation(cfg, experiment)
+    assert ev["probe"] == {"kind": "linear", "optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-6, "epochs": 100,
+                           "batch_size": 512, "schedule": "constant", "standardize": False}
+    assert ev["knn"] == {"k": 200, "temperature": ADNCE[experiment]["temperature"]}
+    for method in ("infonce", "adnce"):
+        assert ev["knn"]["temperature"] == params(cfg, experiment, method)["temperature"]
+
+
+# --------------------------------------------------------------------------------------------------
+# VarCon
+
+
+@pytest.mark.parametrize("experiment", VARCON_CIFAR)
+def test_varcon_cifar_training(cfg, experiment):
+    s, p = spec(cfg, experiment, "varcon"), params(cfg, experiment, "varcon")
+    assert p == {"temperature": 0.1, "epsilon": 0.02}
+    assert s["encoder"]["name"] == "resnet50" and s["encoder"].get("stem", "cifar") == "cifar"
+    assert s["epochs"] == 200 and s["batch_size"] == 1024 and s["augment"] == "supcon"
+    assert s["optimizer"] == {"name": "sgd", "lr": 0.5, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4}
+    assert s["schedule"] == "cosine" and s["warmup_epochs"] == 10
+    assert (s["projection_hidden_dim"], s["projection_batch_norm"], s["projection_dim"]) == (2048, False, 128)
+
+
+@pytest.mark.parametrize("method", ["varcon", "supcon"])
+def test_varcon_projection_head_is_linear_relu_linear_without_batchnorm(cfg, method):
+    model = build(cfg, "varcon_cifar100", method, classes=100)
+    first, relu, last = layers(model.projector)
+    assert (first.in_features, first.out_features) == (2048, 2048) and isinstance(relu, nn.ReLU)
+    assert (last.in_features, last.out_features) == (2048, 128)
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in model.projector.modules())
+
+
+@pytest.mark.parametrize("experiment", VARCON_CIFAR)
+def test_cross_entropy_baseline_is_the_same_resnet50(cfg, experiment):
+    cnn, varcon = spec(cfg, experiment, "cnn"), spec(cfg, experiment, "varcon")
+    assert cnn["objective"] == "cross_entropy" and cnn["encoder"] == varcon["encoder"]
+    assert cfg["experiments"][experiment]["baseline"] == "cnn"
+    model = build(cfg, experiment, "cnn")
+    assert model.encoder.out_dim == 2048 and model.encoder.conv1.stride == (1, 1)
+
+
+@pytest.mark.parametrize("experiment", VARCON_CIFAR + ["varcon_imagenet100", "varcon_imagenet1k"])
+def test_varcon_linear_evaluation_is_supcon_s(cfg, experiment):
+    probe = evaluation(cfg, experiment)["probe"]
+    assert probe == {"kind": "linear", "optimizer": "sgd", "lr": 5.0, "momentum": 0.9, "weight_decay": 0.0,
+                     "epochs": 100, "batch_size": 1024, "schedule": "step", "milestones": [60, 75, 90],
+                     "gamma": 0.2, "standardize": False}
+
+
+# --------------------------------------------------------------------------------------------------
+# MCL and the evaluation defaults
+
+
+def test_mcl_simclr_baseline_is_mcl_stage_zero(cfg):
+    mcl, infonce = spec(cfg, "trifeature_ssl", "mcl"), spec(cfg, "trifeature_ssl", "infonce")
+    assert mcl["mcl"] == {"stages": 3, "clusters": 10}
+    for key in ("objective", "loss", "views", "augment", "epochs", "batch_size", "optimizer", "schedule",
+                "warmup_epochs", "projection_dim"):
+        assert infonce[key] == mcl[key], key
+    assert infonce["encoder"]["name"] == mcl["encoder"]["name"] == "resnet18"
+    assert infonce.get("projection_hidden_dim") is None and infonce.get("projection_batch_norm", True)
+
+
+def test_other_experiments_keep_the_top_level_evaluation(cfg):
+    own = {name for name, exp in cfg["experiments"].items() if "evaluation" in exp}
+    assert own == set(ADNCE) | set(VARCON_CIFAR) | {"varcon_imagenet100", "varcon_imagenet1k"}
+    for name in set(cfg["experiments"]) - own:
+        ev = evaluation(cfg, name)
+        assert ev["probe"] == cfg["evaluation"]["probe"] and ev["knn"] == cfg["evaluation"]["knn"]
+
+
+def test_every_pretraining_job_gets_the_resolved_spec(cfg):
+    """What a pretrain job runs is the merged spec (its --spec), so the assertions above are what runs."""
+    for experiment, method, _ in wf.experiment_runs(cfg):
+        if not wf.is_mcl(cfg, method):
+            assert json.loads(wf.pretrain_spec(cfg, experiment, method)) == spec(cfg, experiment, method)

@@ -1,0 +1,262 @@
+"""Protocol cards: every experiment's settings with their values and sources, read from what the runs
+recorded (run.json, evaluation.json, meta.json), written by the report stage and shown in the report."""
+
+from __future__ import annotations
+
+import csv
+import json
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from clbench import workflow as wf
+from clbench.cli import main
+from clbench.papers import PAPERS
+from clbench.papers.targets import ReportTargets, planned_experiment
+from clbench.report.paper import ExperimentRecord, Paper, Source
+from clbench.report.protocol import (
+    ALL_METHODS,
+    CARD_COLUMNS,
+    card_counts,
+    protocol_card,
+    read_card,
+    recorded_experiment,
+    source_text,
+)
+from conftest import REPO
+
+SCHEMA = wf.load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
+CATEGORIES = {"architecture", "objective", "optimiser", "schedule", "epochs", "batch", "augmentation",
+              "data recipe", "evaluation protocol", "seeds"}
+
+
+def resolved(*overlays: str) -> dict:
+    """config.yaml with the overlays merged in, as ``--configfile`` merges them; validated and checked."""
+    from snakemake.utils import update_config
+
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    for path in overlays:
+        update_config(cfg, yaml.safe_load((REPO / path).read_text()))
+    wf.validate(cfg, SCHEMA)
+    wf.check_config(cfg, SCHEMA)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def paper_cfg():
+    return resolved("configs/paper.yaml")
+
+
+@pytest.fixture(scope="module")
+def tiny_cfg():
+    return resolved()
+
+
+def card(cfg, experiment):
+    return protocol_card(planned_experiment(cfg, experiment), PAPERS)
+
+
+def rows_of(rows, setting, scope=None):
+    return [r for r in rows if r["setting"] == setting and (scope is None or r["scope"] in (scope, ALL_METHODS))]
+
+
+# ---- every experiment has a complete card ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", ["paper", "tiny"])
+def test_every_experiment_has_a_card_with_a_source_for_every_setting(config, paper_cfg, tiny_cfg):
+    cfg = paper_cfg if config == "paper" else tiny_cfg
+    for experiment in cfg["experiments"]:
+        rows = card(cfg, experiment)
+        assert rows, experiment
+        for r in rows:
+            assert set(r) == set(CARD_COLUMNS), experiment
+            assert r["source"].strip() and r["value"].strip() and r["setting"].strip(), (experiment, r)
+        categories = {r["category"] for r in rows}
+        assert CATEGORIES <= categories, (experiment, CATEGORIES - categories)
+        methods = set(cfg["experiments"][experiment]["methods"])
+        scopes = {r["scope"] for r in rows if r["category"] == "optimiser"}
+        assert scopes == {ALL_METHODS} or scopes <= methods, (experiment, scopes)
+
+
+def test_paper_scale_cards_cite_the_papers_and_their_code(paper_cfg):
+    """Spot checks: the values the papers' official code states are on the cards with that code's file."""
+    adnce = {"adnce_cifar10": (0.4, 0.7, 0.5), "adnce_cifar100": (0.3, 0.5, 1.0), "adnce_stl10": (0.2, 0.8, 1.0)}
+    for experiment, (t, mu, sigma) in adnce.items():
+        rows = card(paper_cfg, experiment)
+        for setting, value in (("loss.temperature", t), ("loss.mu", mu), ("loss.sigma", sigma)):
+            (row,) = rows_of(rows, setting, "adnce")
+            assert row["value"] == f"{value:g}" and row["source"].startswith("ADNCE official code, image/README.md")
+        (epochs,) = rows_of(rows, "epochs")
+        assert epochs["value"] == "400" and epochs["source"] == "ADNCE official code, image/train_test.sh"
+        (k,) = rows_of(rows, "knn.k")
+        assert k["source"].startswith("ADNCE official code, image/train_test.sh")
+    rows = card(paper_cfg, "clear_ood_k1")
+    (lr,) = rows_of(rows, "optimizer.lr", "cnn")
+    assert lr["value"] == "0.0001" and "get_cnn_trainer" in lr["source"] and not lr["source"].startswith("assumed")
+    rows = card(paper_cfg, "varcon_cifar100")
+    (eps,) = rows_of(rows, "loss.epsilon", "varcon")
+    assert eps["source"].startswith("VarCon official code, README.md")
+    (lr,) = rows_of(rows, "probe.lr")
+    assert lr["value"] == "5" and lr["source"].startswith("VarCon official code, README.md (Linear Evaluation)")
+
+
+def test_a_value_that_differs_from_its_source_reads_assumed(tiny_cfg):
+    rows = card(tiny_cfg, "clear_ood_k3")  # tiny: 8 epochs where the official script trains 41
+    (epochs,) = rows_of(rows, "epochs")
+    assert epochs["value"] == "8"
+    assert epochs["source"] == "assumed; CLEAR official code, code/run_styledmnist_downstream_expr.py (epochs) gives 41"
+
+
+# ---- the values come from what the runs recorded ---------------------------------------------------
+
+
+def write_runs(results, experiment, specs, seeds=(0, 1), evaluation=None, dataset=None, stage_runs=None):
+    """run.json (and evaluation.json) for every method and seed, and the dataset's meta.json."""
+    files = []
+    for method, spec in specs.items():
+        for seed in seeds:
+            run = results / "runs" / experiment / method / f"seed{seed}"
+            run.mkdir(parents=True, exist_ok=True)
+            info = {"spec": spec, "seed": seed} if stage_runs is None or method not in stage_runs else \
+                {"stages": stage_runs[method], "stage_runs": [{"spec": spec}] * stage_runs[method], "seed": seed}
+            (run / "run.json").write_text(json.dumps(info))
+            ev = {"metrics": {"linear_top1": 0.5}, "tables": {}}
+            if evaluation is not None:
+                ev["spec"] = evaluation
+            (run / "evaluation.json").write_text(json.dumps(ev))
+            files += [run / "run.json", run / "evaluation.json"]
+    meta = results / "data" / "d" / "meta.json"
+    meta.parent.mkdir(parents=True, exist_ok=True)
+    meta.write_text(json.dumps({"generator": "x", **({"spec": dataset} if dataset is not None else {})}))
+    return files + [meta]
+
+
+def test_the_card_reads_run_json_evaluation_json_and_meta_json(tiny_cfg, tmp_path):
+    planned = planned_experiment(tiny_cfg, "trifeature_ssl")
+    recorded_specs = {m: json.loads(json.dumps(s)) for m, s in planned.methods.items()}
+    recorded_specs["adnce"]["optimizer"]["lr"] = 0.0123  # what the run recorded, not what the config says
+    for spec in recorded_specs.values():
+        spec.pop("mcl", None)  # an MCL run's stages are given the spec without its stage block
+    evaluation = {**planned.evaluation, "probe": {**planned.evaluation["probe"], "epochs": 7}}
+    dataset = {**planned.dataset, "n_train": 1234}
+    files = write_runs(tmp_path, "trifeature_ssl", recorded_specs, evaluation=evaluation, dataset=dataset,
+                       stage_runs={"mcl": tiny_cfg["methods"]["mcl"]["mcl"]["stages"]})
+    record, provenance = recorded_experiment(files, planned)
+    assert record.seeds == (0, 1) and list(record.methods) == list(planned.methods)
+    assert record.methods["adnce"]["optimizer"]["lr"] == 0.0123
+    assert record.methods["mcl"]["mcl"] == tiny_cfg["methods"]["mcl"]["mcl"]  # the stage block, from the plan
+    assert "run.json of 6 runs" in provenance and "evaluation.json" in provenance and "meta.json" in provenance
+    rows = protocol_card(record, PAPERS, provenance)
+    (lr,) = rows_of(rows, "optimizer.lr", "adnce")
+    assert lr["value"] == "0.0123" and lr["scope"] == "adnce"
+    assert rows_of(rows, "probe.epochs")[0]["value"] == "7"
+    assert rows_of(rows, "n_train")[0]["value"] == "1234"
+    assert rows_of(rows, "seeds")[0]["value"] == "0, 1"
+    assert rows_of(rows, "mcl.clusters", "mcl")[0]["value"] == str(tiny_cfg["methods"]["mcl"]["mcl"]["clusters"])
+
+
+def test_parts_no_file_recorded_come_from_the_plan_and_say_so(tiny_cfg, tmp_path):
+    planned = planned_experiment(tiny_cfg, "varcon_digits")
+    files = write_runs(tmp_path, "varcon_digits", dict(planned.methods), seeds=(0,))
+    record, provenance = recorded_experiment(files, planned)
+    assert record.evaluation == planned.evaluation and record.dataset == planned.dataset
+    assert "the configuration for the evaluation" in provenance and "the configuration for the data" in provenance
+
+
+def test_recorded_runs_are_checked(tiny_cfg, tmp_path):
+    planned = planned_experiment(tiny_cfg, "trifeature_ssl")
+    specs = {m: {k: v for k, v in s.items() if k != "mcl"} for m, s in planned.methods.items()}
+    files = write_runs(tmp_path / "a", "trifeature_ssl", specs, stage_runs={"mcl": 5})
+    with pytest.raises(ValueError, match="recorded 5 stages"):
+        recorded_experiment(files, planned)
+    files = write_runs(tmp_path / "b", "trifeature_ssl", specs, seeds=(0,))
+    other = tmp_path / "b" / "runs" / "trifeature_ssl" / "adnce" / "seed1"
+    other.mkdir(parents=True)
+    (other / "run.json").write_text(json.dumps({"spec": {**specs["adnce"], "epochs": 99}}))
+    with pytest.raises(ValueError, match="different settings"):
+        recorded_experiment([*files, other / "run.json"], planned)
+    with pytest.raises(ValueError, match="no run.json"):
+        recorded_experiment([f for f in files if f.name != "run.json"], planned)
+
+
+# ---- sources --------------------------------------------------------------------------------------
+
+
+def test_source_text():
+    where = "X official code, train.py"
+    assert source_text(0.1, None) == "assumed"
+    assert source_text(0.1, Source(where, 0.1)) == where
+    assert source_text(0.1 + 1e-12, Source(where, 0.1)) == where
+    assert source_text(0.2, Source(where, 0.1)) == f"assumed; {where} gives 0.1"
+    assert source_text([60, 75, 90], Source(where, [60, 75, 90])) == where
+    assert source_text(True, Source(where, 1)) == f"assumed; {where} gives 1"
+    assert source_text("anything", Source(where)) == where
+
+
+def toy_record(**methods) -> ExperimentRecord:
+    return ExperimentRecord(experiment="toy_exp", papers=("toy",), methods=methods,
+                            dataset={"generator": "styled_mnist", "k": 2, "root": "/somewhere"},
+                            evaluation={"evaluations": ["linear_probe"], "probe": {"lr": 0.01},
+                                        "knn": {"k": 200}}, seeds=(0, 1, 2), config={})
+
+
+def test_sources_come_from_the_experiments_papers_and_shared_settings_are_one_row():
+    def protocol(record):
+        return {m: {"optimizer.lr": Source("Toy paper, Table 3", 0.001),
+                    "encoder.stem": Source("toy code, model.py", "cifar", unset="cifar")}
+                for m in record.methods_with(objective="supcon")} | {"data": {"k": Source("Toy paper, Sec. 4", 2)}}
+
+    papers = {"toy": Paper(key="toy", title="Toy", heading="Toy", summary="", citation="", protocol=protocol)}
+    spec = {"objective": "supcon", "optimizer": {"name": "adam", "lr": 0.001, "momentum": 0.9},
+            "encoder": {"name": "resnet18"}, "compile": True, "num_workers": 4, "epochs": 5}
+    rows = protocol_card(toy_record(a=spec, b={**spec, "epochs": 6}), papers)
+    (lr,) = rows_of(rows, "optimizer.lr")
+    assert lr["scope"] == ALL_METHODS and lr["source"] == "Toy paper, Table 3"
+    assert {r["scope"] for r in rows_of(rows, "epochs")} == {"a", "b"}  # different values: one row each
+    (stem,) = rows_of(rows, "encoder.stem")
+    assert stem["value"] == "unset (cifar)" and stem["source"] == "toy code, model.py"
+    assert rows_of(rows, "k")[0]["source"] == "Toy paper, Sec. 4"
+    settings = {r["setting"] for r in rows}
+    assert not settings & {"compile", "num_workers", "optimizer.momentum", "root", "knn.k"}
+    assert rows_of(rows, "loss.temperature")[0]["source"] == "assumed"  # the objective's default, unsourced
+    counts = card_counts(rows)
+    assert counts["settings"] == len(rows) - 1 and counts["sourced"] >= 3 and counts["not set"] == 0
+    # without the paper, every setting is assumed
+    bare = protocol_card(toy_record(a=spec), {})
+    assert all(r["source"] in ("assumed", "not applicable") for r in bare)
+
+
+# ---- the report stage writes and shows the cards ------------------------------------------------------
+
+
+def test_the_report_command_writes_the_card_and_the_report_shows_it(tiny_cfg, tmp_path):
+    planned = planned_experiment(tiny_cfg, "varcon_digits")
+    results = tmp_path / "results"
+    files = write_runs(results, "varcon_digits", dict(planned.methods), seeds=(0,), evaluation=planned.evaluation,
+                       dataset=planned.dataset)
+    out = results / "tables" / "protocol_varcon_digits.csv"
+    main(["report", "protocol", "--planned", json.dumps(planned.to_dict()), "--out", str(out), *map(str, files)])
+    with open(out, newline="") as f:
+        assert tuple(next(csv.reader(f))) == CARD_COLUMNS
+    rows = read_card(out)
+    assert rows_of(rows, "loss.epsilon", "varcon")[0]["source"].startswith("VarCon official code")
+
+    from clbench.report.html import protocol_card_html
+
+    shown = protocol_card_html(results, "varcon_digits")
+    assert "Protocol card:" in shown and "tables/protocol_varcon_digits.csv" in shown and "loss.epsilon" in shown
+    assert protocol_card_html(results, "no_such_experiment") == ""
+
+
+def test_the_workflow_plans_one_card_per_experiment(tiny_cfg):
+    targets = ReportTargets(tiny_cfg)
+    assert targets.protocol_cards == [f"results/tables/protocol_{e}.csv" for e in tiny_cfg["experiments"]]
+    assert set(targets.protocol_cards) <= set(targets.report_inputs())
+    inputs = targets.protocol_inputs(SimpleNamespace(experiment="varcon_digits"))
+    assert "results/runs/varcon_digits/varcon/seed0/run.json" in inputs
+    assert "results/runs/varcon_digits/varcon/seed0/evaluation.json" in inputs
+    assert inputs[-1] == "results/data/styled_digits/meta.json"
+    plan = json.loads(targets.protocol_plan(SimpleNamespace(experiment="varcon_digits")))
+    assert ExperimentRecord.from_dict(plan) == planned_experiment(tiny_cfg, "varcon_digits")
