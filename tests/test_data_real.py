@@ -392,6 +392,7 @@ def test_celeba_content_and_style(tmp_path):
 
 from clbench.data.pacs import CLASSES as PACS_CLASSES  # noqa: E402
 from clbench.data.pacs import DOMAINS as PACS_DOMAINS  # noqa: E402
+from clbench.data.pacs import seen_domains  # noqa: E402
 
 
 def make_pacs(root: Path, per=3) -> int:
@@ -415,16 +416,23 @@ def pacs_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.parametrize("design", ["random", "cyclic"])
 @pytest.mark.parametrize("k", [1, 2, 3])
-def test_pacs_ood_k(tmp_path, pacs_root, k):
-    spec = {"generator": "pacs", "root": str(pacs_root), "k": k, "image_size": 16, "val_fraction": 0.2}
+def test_pacs_ood_k(tmp_path, pacs_root, k, design):
+    spec = {"generator": "pacs", "root": str(pacs_root), "k": k, "image_size": 16, "val_fraction": 0.2,
+            "options": {"ood_design": design}}
     meta = build_dataset(spec, tmp_path / "o", tmp_path / "res")
     d = check_dir(tmp_path / "o")
     assert meta["factors"]["domain"] == list(PACS_DOMAINS) and meta["classes"] == list(PACS_CLASSES)
     assert sum(meta["sizes"].values()) == 7 * 4 * 3 and not meta["complete_copy"]
     seen = meta["recipe"]["seen"]
+    assert meta["recipe"]["design"] == design and meta["spec"]["ood_design"] == design and meta["spec"]["k"] == k
+    assert seen == seen_domains(k, 0, design)
     assert all(len(v) == k for v in seen.values())
-    assert {dm for v in seen.values() for dm in v} == set(PACS_DOMAINS)  # every domain seen somewhere
+    unseen = set(PACS_DOMAINS) - {dm for v in seen.values() for dm in v}
+    assert meta["recipe"]["domains_never_in_training"] == [dm for dm in PACS_DOMAINS if dm in unseen]
+    if design == "cyclic":
+        assert not unseen  # every domain seen somewhere
     pairs = {s: set(zip(d[s]["y"].tolist(), d[s]["factor_domain"].tolist())) for s in ("train", "val", "test")}
     assert not pairs["test"] & (pairs["train"] | pairs["val"])  # no test (class, domain) pair seen in training
     for ci, c in enumerate(PACS_CLASSES):
@@ -435,6 +443,48 @@ def test_pacs_ood_k(tmp_path, pacs_root, k):
     assert again["hash"] == meta["hash"]
     other = build_dataset({**spec, "seed": 5}, tmp_path / "o3", tmp_path / "res")
     assert other["hash"] != meta["hash"]
+
+
+def test_pacs_ood_design_random_is_the_official_per_class_draw():
+    """random: each class's k domains drawn independently (np.random.choice per class in the official
+    code), so some draws leave a domain out of training; cyclic never does. Both nested in k."""
+    for design in ("random", "cyclic"):
+        for seed in range(20):
+            for k in (1, 2):
+                small, large = seen_domains(k, seed, design), seen_domains(k + 1, seed, design)
+                assert all(set(small[c]) < set(large[c]) for c in PACS_CLASSES), (design, seed, k)
+    draws = [seen_domains(1, seed, "random") for seed in range(400)]
+    first = np.array([[PACS_DOMAINS.index(v[c][0]) for c in PACS_CLASSES] for v in draws])  # [seed, class]
+    counts = np.stack([(first == d).sum(0) for d in range(4)])  # [domain, class]: about 100 each
+    assert counts.min() > 60 and counts.max() < 140
+    # classes drawn independently: at k = 1 about half the draws leave a domain unseen (0.49), cyclic none
+    left_out = np.mean([len(set(row)) < 4 for row in first])
+    assert 0.4 < left_out < 0.58
+    assert all(len({dm for v in seen_domains(1, s, "cyclic").values() for dm in v}) == 4 for s in range(400))
+    assert seen_domains(2, 3) == seen_domains(2, 3, "random") != seen_domains(2, 3, "cyclic")
+    with pytest.raises(ValueError, match="ood_design"):
+        seen_domains(1, 0, "diagonal")
+
+
+def test_pacs_ood_design_is_checked_and_recorded(tmp_path, pacs_root):
+    from clbench.data.build import check_spec
+    from clbench.errors import ConfigError
+
+    check_spec({"generator": "pacs", "recipe": "ood_k", "k": 1, "options": {"ood_design": "cyclic"}}, "datasets.p")
+    with pytest.raises(ConfigError, match=r"datasets\.p\.options\.ood_design"):
+        check_spec({"generator": "pacs", "options": {"ood_design": "diagonal"}}, "datasets.p")
+    with pytest.raises(ConfigError, match=r"datasets\.p\.ood_design"):
+        check_spec({"generator": "pacs", "recipe": "lodo", "ood_design": "random"}, "datasets.p")
+    meta = build_dataset({"generator": "pacs", "root": str(pacs_root), "recipe": "lodo", "image_size": 8},
+                         tmp_path / "o", tmp_path)
+    assert meta["spec"] == {"generator": "pacs", "recipe": "lodo", "test_domain": "sketch", "image_size": 8,
+                            "val_fraction": 0.1, "seed": 0}
+    default = build_dataset({"generator": "pacs", "root": str(pacs_root), "k": 1, "image_size": 8},
+                            tmp_path / "d", tmp_path)
+    assert default["recipe"]["design"] == "random" and default["spec"]["ood_design"] == "random"
+    with pytest.raises(ValueError, match="ood_design"):
+        build_dataset({"generator": "pacs", "root": str(pacs_root), "recipe": "lodo", "ood_design": "random"},
+                      tmp_path / "x", tmp_path)
 
 
 def test_pacs_lodo_roots_and_errors(tmp_path, pacs_root):

@@ -285,30 +285,66 @@ def test_styled_mnist_independent_recipe_arrays_and_style_frequencies():
             set().union(*(set(splits[o]["source_id"].tolist()) for o in splits if o != split)))
 
 
+@pytest.mark.parametrize("design", S.OOD_DESIGNS)
 @pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
-def test_styled_mnist_ood_k_never_leaks_a_test_pair(k):
-    splits, meta = S.generate({"generator": "styled_mnist", "recipe": "ood", "k": k, **SMALL, "seed": k})
+def test_styled_mnist_ood_k_never_leaks_a_test_pair(k, design):
+    splits, meta = S.generate({"generator": "styled_mnist", "recipe": "ood", "k": k, **SMALL, "seed": k,
+                               "options": {"ood_design": design}})
     seen = _pairs(splits["train"]) | _pairs(splits["val"])
     test = _pairs(splits["test"])
     assert not seen & test
-    allowed = S.ood_allowed_styles(k, k)
+    allowed = S.ood_allowed_styles(k, k, design)
     assert all(allowed[d, s] for d, s in seen) and all(not allowed[d, s] for d, s in test)
     assert allowed.sum(axis=1).tolist() == [k] * 10
     assert len(test) >= 0.9 * 10 * (6 - k)  # the test set really covers the held-out pairs
     assert meta["recipe"]["k"] == k and all(len(v) == k for v in meta["recipe"]["allowed"].values())
-    # every style is seen in training (with some digit) and held out (for another)
+    assert meta["recipe"]["design"] == design
+    never = [S.STYLES[s] for s in range(6) if not allowed[:, s].any()]
+    assert meta["recipe"]["styles_never_in_training"] == never
+    assert not {S.STYLES.index(n) for n in never} & {s for _, s in seen}
+    if design == "cyclic":
+        # every style is seen in training (with some digit) and held out (for another)
+        assert allowed.any(axis=0).all() and (~allowed).any(axis=0).all() and never == []
+
+
+def test_styled_mnist_default_ood_design_is_the_official_random_draw():
+    """Each digit's k styles drawn at random, independently: at k=1 about one style in six is never
+    in training ((5/6)^10 = 0.16 per style); at k=3 some style is missing for about 1 seed in 170."""
+    assert S.DEFAULTS["ood_design"] == "random"
+    _, meta = S.generate({"generator": "styled_mnist", "recipe": "ood", "k": 2, **SMALL, "seed": 3})
+    assert meta["recipe"]["design"] == "random"
+    missing_k1 = np.mean([(~S.ood_allowed_styles(1, s).any(axis=0)).mean() for s in range(600)])
+    assert 0.13 < missing_k1 < 0.19
+    missing_k3 = np.mean([(~S.ood_allowed_styles(3, s).any(axis=0)).any() for s in range(3000)])
+    assert 0.002 < missing_k3 < 0.012
+    # the cyclic design never leaves a style out; the random one is not the cyclic one
+    assert all(S.ood_allowed_styles(1, s, "cyclic").any(axis=0).all() for s in range(50))
+    assert any(not np.array_equal(S.ood_allowed_styles(3, s), S.ood_allowed_styles(3, s, "cyclic")) for s in range(5))
+    # every digit's sets are uniform over the styles: each style allowed for about k/6 of the digits
+    freq = np.mean([S.ood_allowed_styles(2, s) for s in range(600)], axis=0)
+    assert np.allclose(freq, 2 / 6, atol=0.06)
+
+
+def test_the_tiny_default_ood3_split_trains_on_every_style():
+    """The embedded default's OOD-3 split (dataset seed 0) under the random draw: no style is left
+    out of training; each style is held out for some digits."""
+    allowed = S.ood_allowed_styles(3, 0, "random")
     assert allowed.any(axis=0).all() and (~allowed).any(axis=0).all()
 
 
-def test_ood_designs_are_nested_in_k_and_reject_bad_k():
-    masks = [S.ood_allowed_styles(k, 0) for k in range(1, 6)]
-    for small, big in zip(masks, masks[1:]):
-        assert np.all(big[small])
+@pytest.mark.parametrize("design", S.OOD_DESIGNS)
+def test_ood_designs_are_nested_in_k_and_reject_bad_k(design):
+    for seed in range(5):
+        masks = [S.ood_allowed_styles(k, seed, design) for k in range(1, 6)]
+        for small, big in zip(masks, masks[1:]):
+            assert np.all(big[small])
     for bad in (0, 6):
         with pytest.raises(ValueError):
-            S.ood_allowed_styles(bad, 0)
+            S.ood_allowed_styles(bad, 0, design)
     with pytest.raises(ValueError, match="recipe"):
         S.generate({"generator": "styled_mnist", "recipe": "nope", **SMALL})
+    with pytest.raises(ValueError, match="ood_design"):
+        S.generate({"generator": "styled_mnist", "recipe": "ood", **SMALL, "options": {"ood_design": "latin"}})
 
 
 def test_styles_do_what_they_say():
@@ -318,14 +354,53 @@ def test_styles_do_what_they_say():
     assert np.allclose(st[:, :, :7], 1 - x[:, :, :7]) and np.allclose(st[:, :, 21:], 1 - x[:, :, 21:])
     assert np.array_equal(st[:, :, 7:21], x[:, :, 7:21])
     assert np.allclose(S.style_brightness(x), np.minimum(x + 0.5, 1.0))
-    # zoom: the central 14x14 fills the image; a pixel at the centre spreads to 2x2
+    # scale_down: a box over rows 5-22 covers rows 9-18 afterwards (half the size, same centre)
     z = np.zeros((1, 28, 28), np.float32)
-    z[0, 7:21, 7:21] = 1.0
-    assert S.style_zoom(z)[0, 1:-1, 1:-1].min() > 0.99
+    z[0, 5:23, 5:23] = 1.0
+    out = S.style_scale_down(z)[0]
+    rows = np.flatnonzero(out.max(axis=1) > 0)
+    assert rows.min() == 9 and rows.max() == 18 and np.array_equal(rows, np.flatnonzero(out.max(axis=0) > 0))
+    assert out[10:18, 10:18].min() == 1.0 and out.sum() == pytest.approx(z.sum() / 4, rel=0.15)
     lines = S.zigzag_lines(200, np.random.default_rng(1))
     assert lines.shape == (200, 28, 28) and lines.max() == 1.0
     assert np.all(lines.reshape(200, -1).max(axis=1) == 1.0)
     assert 0.04 < lines.mean() < 0.3  # a thin line, not a fill
+
+
+def test_zigzag_is_a_thin_nearly_horizontal_line():
+    lines = S.zigzag_lines(300, np.random.default_rng(2))
+    on = lines > 0
+    height = np.array([np.ptp(np.flatnonzero(m.any(axis=1))) + 1 for m in on])
+    width = np.array([np.ptp(np.flatnonzero(m.any(axis=0))) + 1 for m in on])
+    inside = (np.flatnonzero(on.any(axis=2).any(axis=0)))  # rows touched by any line
+    assert inside.min() == 0 and inside.max() == 27  # the base row is uniform over the image
+    whole = np.array([not m.any(axis=1)[0] and not m.any(axis=1)[-1] for m in on])  # not cut by the border
+    assert whole.mean() > 0.5
+    assert np.all(width[whole] >= 24) and np.all(width <= 27)  # spans columns ~1..26
+    assert np.all(height[whole] <= 5 + 4 + 4)  # tilt of at most 5 rows plus the teeth and the stroke
+    assert np.median(height[whole]) <= 10
+    # thin: in every column the stroke covers few pixels
+    per_column = on.sum(axis=1)[:, 4:24]
+    assert per_column.max() <= 6 and np.median(per_column) <= 4
+    # the pixel on the start vertex is exactly 1; values fall to 0 within 1.5 px of the line
+    assert np.all(lines.reshape(300, -1).max(axis=1) == 1.0)
+
+
+def test_scale_down_halves_a_digits_height():
+    src = E.embedded_digits(seed=0)
+    n = 40
+    x = E.render_digits(src, src.pools["train"][:n], E.jitter_params(n, E.rng_for(0, "scale"), enabled=False))
+    small = S.style_scale_down(x)
+
+    def height(img):
+        rows = np.flatnonzero(img.max(axis=1) > 0.2)
+        return rows.max() - rows.min() + 1
+
+    ratio = np.array([height(b) / height(a) for a, b in zip(x, small)])
+    assert np.all((ratio > 0.4) & (ratio < 0.62)) and abs(np.median(ratio) - 0.5) < 0.06
+    # the centre of mass stays near the image centre
+    com = np.array([np.average(np.arange(28), weights=img.sum(axis=1)) for img in small])
+    assert np.all(np.abs(com - 13.5) < 2.5)
 
 
 def test_vectorised_canny_equals_skimage_per_image():
@@ -369,6 +444,32 @@ def on_stl():
     return M.generate({"generator": "mnist_on_stl", "n_train": 400, "n_val": 60, "n_test": 200, "seed": 0})
 
 
+@pytest.fixture(scope="module")
+def on_stl_all_factors():
+    """Pairs that may vary any of the three factors (not the poster's pairs; an option)."""
+    return M.generate({"generator": "mnist_on_stl", "n_train": 400, "n_val": 60, "n_test": 200, "seed": 0,
+                       "options": {"vary": list(M.FACTORS)}})
+
+
+def test_mnist_on_stl_default_pairs_keep_digit_and_background_and_move_the_digit(on_stl):
+    """The poster's view pairs: same digit (class and image), same background (class and crop),
+    different location."""
+    splits, meta = on_stl
+    assert meta["pairs"]["vary"] == ["location"] and M.DEFAULTS["vary"] == ["location"]
+    for a in splits.values():
+        assert np.array_equal(a["factor_digit"], a["x2_factor_digit"])
+        assert np.array_equal(a["factor_background"], a["x2_factor_background"])
+        assert np.all(a["factor_location"] != a["x2_factor_location"])
+        assert np.all(a["pair_varied"] == M.FACTORS.index("location"))
+        assert np.array_equal(a["source_id"], a["x2_source_id"])
+        assert np.array_equal(a["background_id"], a["x2_background_id"])
+        assert not np.any(np.all(a["x"] == a["x2"], axis=(1, 2, 3)))
+    # every location pair occurs: the second location is uniform over the other cells
+    tr = splits["train"]
+    moves = set(zip(tr["factor_location"].tolist(), tr["x2_factor_location"].tolist()))
+    assert moves == {(a, b) for a in range(4) for b in range(4) if a != b}
+
+
 def test_mnist_on_stl_arrays_and_meta(on_stl):
     splits, meta = on_stl
     tr = splits["train"]
@@ -380,8 +481,8 @@ def test_mnist_on_stl_arrays_and_meta(on_stl):
         assert set(tr[f"factor_{name}"].tolist()) == set(range(len(values)))
 
 
-def test_mnist_on_stl_pairs_vary_exactly_one_factor(on_stl):
-    splits, _ = on_stl
+def test_mnist_on_stl_pairs_vary_exactly_one_factor(on_stl_all_factors):
+    splits, _ = on_stl_all_factors
     for a in splits.values():
         f1 = np.stack([a[f"factor_{n}"] for n in M.FACTORS], 1)
         f2 = np.stack([a[f"x2_factor_{n}"] for n in M.FACTORS], 1)
@@ -588,13 +689,13 @@ def test_combine_cluster_ids_is_mixed_radix():
 def test_cluster_batch_sampler_batches_come_from_one_cluster():
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 4, 1000)
-    s = ClusterBatchSampler(ids, 32, seed=0)
+    s = ClusterBatchSampler(ids, 32, seed=0, drop_last=False)
     batches = list(s)
     assert len(batches) == len(s) == sum(-(-np.sum(ids == c) // 32) for c in range(4))
     assert all(len(b) == 32 and len(set(b)) == 32 for b in batches)
     assert all(len(set(ids[b])) == 1 for b in batches)
     assert set(np.concatenate(batches).tolist()) == set(range(1000))  # every sample every epoch
-    again = list(ClusterBatchSampler(ids, 32, seed=0))
+    again = list(ClusterBatchSampler(ids, 32, seed=0, drop_last=False))
     assert batches == again
     s.set_epoch(1)
     assert list(s) != batches and len(list(s)) == len(batches)
@@ -606,19 +707,57 @@ def test_cluster_batch_sampler_batches_come_from_one_cluster():
 
 def test_cluster_batch_sampler_small_cluster_policies():
     ids = np.array([0] * 40 + [1] * 5 + [2] * 3)
-    merge = ClusterBatchSampler(ids, 16, seed=0, small="merge")
+    merge = ClusterBatchSampler(ids, 16, seed=0, small="merge", drop_last=False)
     batches = list(merge)
     assert len(batches) == len(merge) == 3 + 1
     mixed = [b for b in batches if set(ids[b]) != {0}]
     assert len(mixed) == 1 and set(ids[mixed[0]]) <= {1, 2} and set(mixed[0]) >= set(range(40, 48))
-    replace = ClusterBatchSampler(ids, 16, seed=0, small="replace")
+    replace = ClusterBatchSampler(ids, 16, seed=0, small="replace", drop_last=False)
     rb = list(replace)
     assert len(rb) == 5 and all(len(b) == 16 and len(set(ids[b])) == 1 for b in rb)
-    keep = ClusterBatchSampler(ids, 16, seed=0, small="keep")
+    keep = ClusterBatchSampler(ids, 16, seed=0, small="keep", drop_last=False)
     assert sorted(len(b) for b in keep) == [3, 5, 16, 16, 16]
     assert len(ClusterBatchSampler(ids, 16, small="keep", drop_last=True)) == 2
     with pytest.raises(ValueError):
         ClusterBatchSampler(ids, 16, small="bogus")
+
+
+def test_mcl_sampler_on_uneven_clusters_gives_only_pure_full_batches():
+    """The official sampler on clusters of 1000/700/300/120/50 with batches of 256: each cluster
+    shuffled and cut into full batches, remainders dropped, the two clusters below one batch skipped:
+    3 + 2 + 1 = 6 pure batches, no sample twice, nothing topped up."""
+    sizes = [1000, 700, 300, 120, 50]
+    ids = np.random.default_rng(0).permutation(np.repeat(np.arange(5), sizes))
+    sampler = ClusterBatchSampler(ids, 256, seed=0)
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        batches = [np.asarray(b) for b in sampler]
+        assert len(batches) == len(sampler) == 6
+        assert all(len(b) == 256 and len(np.unique(ids[b])) == 1 for b in batches)
+        flat = np.concatenate(batches)
+        assert len(np.unique(flat)) == len(flat) == 6 * 256
+        assert np.bincount(ids[flat], minlength=5).tolist() == [768, 512, 256, 0, 0]
+    assert sampler.summary() == {"batch_size": 256, "small_clusters": "skip", "drop_last": True, "clusters": 5,
+                                 "clusters_used": 3, "samples": 2170, "samples_used": 1536, "batches": 6,
+                                 "mixed_batches": 0, "cluster_sizes": sizes}
+    # every epoch reshuffles within the clusters: over epochs the remainders rotate through
+    seen = set()
+    for epoch in range(20):
+        seen |= set(np.concatenate(sampler.batches(epoch)).tolist())
+    assert len(seen) > 0.95 * (1000 + 700 + 300)
+    # the old default (merge the small clusters, top up partial batches) mixed clusters: one batch in ten
+    old = ClusterBatchSampler(ids, 256, seed=0, small="merge", drop_last=False)
+    assert old.summary()["mixed_batches"] == 1 and len(old) == 10
+
+
+def test_stage_clusters_combine_every_earlier_stage():
+    """Stage s+1 draws each batch from one combined cluster of stages 0..s, not of stage s alone."""
+    rng = np.random.default_rng(4)
+    stage0, stage1 = rng.integers(0, 2, 4000), rng.integers(0, 2, 4000)
+    sampler = ClusterBatchSampler([stage0, stage1], 100, seed=0)
+    assert sampler.summary()["clusters"] == 4
+    for b in sampler:
+        assert len(set(zip(stage0[b], stage1[b]))) == 1
 
 
 def test_cluster_batch_sampler_with_stages_and_a_torch_dataloader():

@@ -165,20 +165,21 @@ def ref_sub_info_max(z1, z2, k, t, similarity="cosine"):
     return sum(ref_info_nce(a, b, t, similarity) for a, b in zip(ref_slices(z1, k), ref_slices(z2, k)))
 
 
-def ref_r_info_min(z, k, t, similarity="cosine"):
+def ref_r_info_min_sum(z, k, t, similarity="cosine"):
+    """The poster's R_InfoMin, term for term:
+    sum_{k != k'} sum_i log( exp(z_{i,k}.z_{i,k'}/t) / sum_{a != i} exp(z_{i,k}.z_{a,k}/t) )."""
     s = ref_slices(z, k)
     b = z.shape[0]
-    values = []
-    for a in range(k):
-        for c in range(k):
-            if a == c:
+    total = torch.zeros((), dtype=z.dtype)
+    for kk in range(k):
+        for k2 in range(k):
+            if kk == k2:
                 continue
-            ce = []
             for i in range(b):
-                den = ref_lse([ref_sim(s[a][i], s[c][j], similarity) / t for j in range(b)])
-                ce.append(den - ref_sim(s[a][i], s[c][i], similarity) / t)
-            values.append(math.log(b) - torch.stack(ce).mean())
-    return torch.stack(values).mean()
+                num = torch.exp(ref_sim(s[kk][i], s[k2][i], similarity) / t)
+                den = sum(torch.exp(ref_sim(s[kk][i], s[kk][a], similarity) / t) for a in range(b) if a != i)
+                total = total + torch.log(num / den)
+    return total
 
 
 def ref_r_ortho(z, k, perm=None):
@@ -391,14 +392,36 @@ def test_sub_info_max_matches_loop_reference(k, similarity):
         assert_close(ours, L.info_nce(z1, z2, 0.5, similarity=similarity), atol=TIGHT)
 
 
-@pytest.mark.parametrize("similarity", ["cosine", "l2"])
+@pytest.mark.parametrize("similarity", ["cosine", "dot", "l2"])
 @pytest.mark.parametrize("k", [2, 3])
 def test_r_info_min_matches_loop_reference(k, similarity):
+    """r_info_min is the poster's sum divided by the batch size (a mean over samples)."""
     z = _rand(5, 6, seed=22)
     ours = L.r_info_min(z, k=k, temperature=0.5, similarity=similarity)
-    ref = ref_r_info_min(z, k, 0.5, similarity)
+    ref = ref_r_info_min_sum(z, k, 0.5, similarity) / 5
     assert_close(ours, ref, atol=TIGHT)
     assert_close(_grad(ours, z)[0], _grad(ref, z)[0], atol=1e-8)
+
+
+def test_r_info_min_denominator_is_the_same_slice_of_the_other_samples():
+    """Only the same slice of the *other* samples enters the denominator: changing a sample's other
+    slices moves only the numerators that involve it, and a sample's own slice k never counts."""
+    z = _rand(4, 4, seed=30)
+    t = 0.5
+    zs = z.reshape(4, 2, 2)
+    direct = 0.0
+    for i in range(4):
+        for kk, k2 in ((0, 1), (1, 0)):
+            num = ref_sim(zs[i, kk], zs[i, k2]) / t
+            den = torch.logsumexp(torch.stack([ref_sim(zs[i, kk], zs[a, kk]) / t for a in range(4) if a != i]), 0)
+            direct += (num - den).item()
+    assert _f(L.r_info_min(z, k=2, temperature=t)) == pytest.approx(direct / 4, abs=1e-12)
+    # two slices equal within every sample and orthogonal across samples: the numerator is at its
+    # maximum 1/t, every same-slice similarity to another sample is 0, so R = 2 (1/t - log(B-1))
+    eye = torch.eye(4, dtype=torch.float64)
+    same = torch.cat([eye, eye], 1)
+    assert _f(L.r_info_min(same, k=2, temperature=t)) == pytest.approx(2 * (1 / t - math.log(3)), abs=1e-12)
+    assert _f(L.r_info_min(z[:1], k=2)) == 0.0  # no other sample
 
 
 @pytest.mark.parametrize("k", [2, 3])

@@ -1,5 +1,7 @@
 """Each method family trains through the one loop, lowers its loss and beats chance on held-out data."""
 
+import json
+
 import pandas as pd
 import pytest
 import torch
@@ -35,6 +37,8 @@ FAMILIES = {
                                       "projection_hidden_dim": 32},
     "sub_embedding_ortho": {**BASE, "objective": "sub_embedding", "views": 2, "paired_views": True,
                             "loss": {"k": 2, "regularizer": "ortho", "weight": 1.0}},
+    "cnn_flatten_mlp": {**BASE, "objective": "cross_entropy", "encoder": {"name": "small_cnn", "width": 8, "pool": "flatten"},
+                        "classifier": {"kind": "mlp", "hidden_dim": 32}},
 }
 
 
@@ -56,6 +60,37 @@ def test_family_trains_and_beats_chance(name, data, tmp_path):
     result = fit_probe(embed(model, train["x"]), torch.as_tensor(train["y"]), embed(model, test["x"]),
                        torch.as_tensor(test["y"]), epochs=100)
     assert result["top1"] > 0.5, result  # 4 classes: chance is 0.25
+
+
+def test_cnn_baseline_flatten_and_mlp_head_is_the_official_architecture(tmp_path):
+    """CLEAR's SimpleCNNClassifier: three stride-2 convs (32/64/128), flatten (2048 at 28 px),
+    Linear(2048, 256) - BN - ReLU - Linear(256, 10). Its features are the 256 hidden activations."""
+    from clbench.models.checkpoint import save_model
+    from clbench.models.methods import build_method
+
+    spec = {"objective": "cross_entropy", "encoder": {"name": "small_cnn", "pool": "flatten"}, "classifier": {"kind": "mlp"}}
+    model = build_method(spec, 1, 10, 28)
+    assert model.encoder.out_dim == 2048
+    head = model.classifier
+    assert [type(m).__name__ for m in head] == ["Linear", "BatchNorm1d", "ReLU", "Linear"]
+    assert (head[0].in_features, head[0].out_features, head[3].out_features) == (2048, 256, 10)
+    assert not any(isinstance(m, torch.nn.AdaptiveAvgPool2d) for m in model.modules())
+    x = torch.rand(4, 1, 28, 28)
+    model.eval()
+    with torch.no_grad():
+        assert model.encoder(x).shape == (4, 2048) and model.features(x).shape == (4, 256)
+        assert torch.allclose(head[3](model.features(x)), head(model.encoder(x)))
+    save_model(tmp_path / "m.pt", model, spec, {"in_channels": 1, "num_classes": 10, "image_size": 28})
+    again = load_model(tmp_path / "m.pt")
+    with torch.no_grad():
+        assert torch.equal(again.features(x), model.features(x))
+    # the default stays the pooled encoder with one linear layer, features = the encoder's output
+    default = build_method({"objective": "cross_entropy"}, 1, 10, 28)
+    assert isinstance(default.classifier, torch.nn.Linear) and default.encoder.out_dim == 128
+    with pytest.raises(ValueError, match="pool"):
+        build_method({"objective": "cross_entropy", "encoder": {"pool": "max"}}, 1, 10, 28)
+    with pytest.raises(ValueError, match="classifier kind"):
+        build_method({"objective": "cross_entropy", "classifier": {"kind": "svm"}}, 1, 10, 28)
 
 
 def test_clear_swaps_and_factors(data, tmp_path):
@@ -93,10 +128,18 @@ def test_mcl_stages_cluster_and_concatenate(data, tmp_path):
     for batch in sampler:
         assert len(np.unique(ids[np.asarray(batch)])) == 1 or len(batch) < 32  # small clusters may merge
     loop.train(spec, data, tmp_path / "stage1", tmp_path / "c1", seed=0, device="cpu", batch_sampler=sampler)
+    stage1 = json.loads((tmp_path / "stage1" / "run.json").read_text())["batch_sampler"]
+    assert stage1 == sampler.summary() and stage1["mixed_batches"] == 0 and stage1["samples"] == len(train["y"])
+    assert stage1["samples_used"] == stage1["batches"] * 32
     combine_stages([tmp_path / "stage0", tmp_path / "stage1"], tmp_path / "mcl")
+    info = json.loads((tmp_path / "mcl" / "run.json").read_text())
+    assert info["stage_batch_samplers"] == [None, stage1]
     model = load_model(tmp_path / "mcl" / "model.pt")
     feats = embed(model, train["x"][:8])
     assert feats.shape == (8, 64) and torch.allclose(feats.norm(dim=1), torch.ones(8), atol=1e-5)
+    # the stages' features concatenated as they are, then L2-normalised
+    raw = torch.cat([embed(load_model(tmp_path / f"stage{s}" / "model.pt"), train["x"][:8]) for s in (0, 1)], 1)
+    assert torch.allclose(feats, torch.nn.functional.normalize(raw, dim=1), atol=1e-6)
     metrics = pd.read_csv(tmp_path / "mcl" / "metrics.csv")
     assert list(metrics["stage"]) == [0, 0, 0, 1, 1, 1] and list(metrics["epoch"]) == [1, 2, 3, 4, 5, 6]
     test = dataset_dir.load(data, "test")

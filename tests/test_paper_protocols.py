@@ -28,6 +28,7 @@ ADNCE = {"adnce_cifar10": {"temperature": 0.4, "mu": 0.7, "sigma": 0.5},
          "adnce_cifar100": {"temperature": 0.3, "mu": 0.5, "sigma": 1.0},
          "adnce_stl10": {"temperature": 0.2, "mu": 0.8, "sigma": 1.0}}
 VARCON_CIFAR = ["varcon_digits", "varcon_cifar100"]
+CLEAR_MLP = CLEAR_OOD + ["clear_styled"]  # the experiments with CLEAR's MLP probe on mu_c
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,69 @@ def test_clear_cnn_baseline_adam_1e4_no_augmentation(cfg, experiment):
     assert s["schedule"] == "constant" and s["warmup_epochs"] == 0
     camelyon = experiment == "clear_camelyon17"
     assert (s["epochs"], s["batch_size"]) == ((6, 64) if camelyon else (41, 128))
+
+
+@pytest.mark.parametrize("experiment", STYLED_MNIST_OOD)
+def test_clear_cnn_baseline_is_simple_cnn_classifier_flatten_then_mlp(cfg, experiment):
+    """SimpleCNNClassifier (code/src/models/cnn.py): three 3x3 stride-2 convs 32/64/128 with BN and ReLU,
+    flattened (2048 values at 28 px), then Linear(2048, 256) - BN - ReLU - Linear(256, 10)."""
+    s = spec(cfg, experiment, "cnn")
+    assert s["encoder"]["name"] == "small_cnn" and s["encoder"]["pool"] == "flatten" and s["encoder"]["width"] == 32
+    assert s["classifier"] == {"kind": "mlp", "hidden_dim": 256}
+    model = build(cfg, experiment, "cnn", channels=1, classes=10, size=28)
+    convs = [m for m in model.encoder.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == [(32, (3, 3), (2, 2)), (64, (3, 3), (2, 2)),
+                                                                         (128, (3, 3), (2, 2))]
+    assert model.encoder.out_dim == 2048
+    first, bn, relu, last = layers(model.classifier)
+    assert (first.in_features, first.out_features) == (2048, 256) and isinstance(bn, nn.BatchNorm1d)
+    assert isinstance(relu, nn.ReLU) and (last.in_features, last.out_features) == (256, 10)
+
+
+@pytest.mark.parametrize("experiment", VAE_64PX + ["clear_camelyon17"])
+def test_64px_cnn_baseline_keeps_the_flatten_mlp_head_on_the_three_conv_encoder(cfg, experiment):
+    """The official SimpleCNN64Classifier has five 4x4 convs (2048 values flattened); clbench has no such
+    encoder, so the three-conv small_cnn, flattened, carries the same MLP head (its card says assumed)."""
+    s = spec(cfg, experiment, "cnn")
+    assert s["encoder"]["name"] == "small_cnn" and s["encoder"]["pool"] == "flatten"
+    assert s["classifier"] == {"kind": "mlp", "hidden_dim": 256}
+    model = build(cfg, experiment, "cnn", channels=3, classes=7, size=64)
+    assert model.encoder.out_dim == 128 * 8 * 8 and layers(model.classifier)[0].out_features == 256
+
+
+@pytest.mark.parametrize("experiment", CLEAR_MLP)
+def test_clear_mlp_probe_on_mu_c(cfg, experiment):
+    """experiment_helper() of the downstream scripts: Linear(z, 256) - BN - ReLU - Linear, Adam 3e-4 without
+    weight decay or scheduler, the script's epochs and batches, mu_c unstandardised; Camelyon17's notebook
+    fits it for one epoch on batches of 64."""
+    ev = evaluation(cfg, experiment)
+    assert "mlp_probe" in ev["evaluations"]
+    camelyon = experiment == "clear_camelyon17"
+    assert ev["mlp_probe"] == {"optimizer": "adam", "lr": 3e-4, "weight_decay": 0.0, "epochs": 1 if camelyon else 41,
+                               "batch_size": 64 if camelyon else 128, "hidden_dim": 256, "schedule": "constant",
+                               "standardize": False}
+
+
+@pytest.mark.parametrize("experiment", STYLED_MNIST_OOD + ["pacs_ood_k1", "pacs_ood_k2", "pacs_ood_k3"])
+def test_ood_k_splits_draw_the_allowed_styles_at_random(cfg, experiment):
+    """The official OOD-k draw (generate_style_dict: np.random.choice per digit or class), set explicitly."""
+    from clbench.data.build import effective
+
+    data = cfg["datasets"][cfg["experiments"][experiment]["dataset"]]
+    assert data["options"]["ood_design"] == "random" and effective(data)["ood_design"] == "random"
+    assert data["k"] == cfg["experiments"][experiment]["k"]
+    assert data["recipe"] == ("ood" if data["generator"] == "styled_mnist" else "ood_k")
+
+
+def test_styled_mnist_random_design_leaves_styles_out_of_training(cfg):
+    """At k = 1 the official draw leaves some styles out of every digit's training set: a style is in none
+    with probability (5/6)^10 = 0.16, so about 19% of test samples (each digit's 5 held-out styles) carry
+    a style the model never saw."""
+    from clbench.data.styled_mnist import STYLES, ood_allowed_styles
+
+    data = cfg["datasets"]["styled_mnist_ood1"]
+    never = [(~ood_allowed_styles(1, seed, data["options"]["ood_design"]).any(axis=0)).sum() for seed in range(300)]
+    assert 0.12 < sum(never) / (300 * len(STYLES)) < 0.2
 
 
 @pytest.mark.parametrize("experiment", STYLED_MNIST_OOD + ["clear_styled"])
@@ -183,7 +247,8 @@ def test_stl10_pretrains_on_train_and_unlabeled_with_32px_crops(cfg):
 def test_adnce_linear_evaluation_and_knn_at_the_training_temperature(cfg, experiment):
     ev = evaluation(cfg, experiment)
     assert ev["probe"] == {"kind": "linear", "optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-6, "epochs": 100,
-                           "batch_size": 512, "schedule": "constant", "standardize": False}
+                           "batch_size": 512, "schedule": "constant", "standardize": False,
+                           "protocol": "augmented", "augment": "simclr", "num_workers": 8}
     assert ev["knn"] == {"k": 200, "temperature": ADNCE[experiment]["temperature"]}
     for method in ("infonce", "adnce"):
         assert ev["knn"]["temperature"] == params(cfg, experiment, method)["temperature"]
@@ -227,7 +292,8 @@ def test_varcon_linear_evaluation_is_supcon_s(cfg, experiment):
     probe = evaluation(cfg, experiment)["probe"]
     assert probe == {"kind": "linear", "optimizer": "sgd", "lr": 5.0, "momentum": 0.9, "weight_decay": 0.0,
                      "epochs": 100, "batch_size": 1024, "schedule": "step", "milestones": [60, 75, 90],
-                     "gamma": 0.2, "standardize": False}
+                     "gamma": 0.2, "standardize": False, "protocol": "augmented", "augment": "crop_flip",
+                     "num_workers": 8}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -246,10 +312,14 @@ def test_mcl_simclr_baseline_is_mcl_stage_zero(cfg):
 
 def test_other_experiments_keep_the_top_level_evaluation(cfg):
     own = {name for name, exp in cfg["experiments"].items() if "evaluation" in exp}
-    assert own == set(ADNCE) | set(VARCON_CIFAR) | {"varcon_imagenet100", "varcon_imagenet1k"}
-    for name in set(cfg["experiments"]) - own:
+    assert own == set(ADNCE) | set(VARCON_CIFAR) | {"varcon_imagenet100", "varcon_imagenet1k"} | set(CLEAR_MLP)
+    own_probe = {name for name in own if {"probe", "knn"} & set(cfg["experiments"][name]["evaluation"])}
+    assert own_probe == set(ADNCE) | set(VARCON_CIFAR) | {"varcon_imagenet100", "varcon_imagenet1k"}
+    for name in set(cfg["experiments"]) - own_probe:
         ev = evaluation(cfg, name)
         assert ev["probe"] == cfg["evaluation"]["probe"] and ev["knn"] == cfg["evaluation"]["knn"]
+    for name in set(cfg["experiments"]) - set(CLEAR_MLP):
+        assert evaluation(cfg, name)["mlp_probe"] == cfg["evaluation"]["mlp_probe"]
 
 
 def test_every_pretraining_job_gets_the_resolved_spec(cfg):

@@ -18,6 +18,9 @@ from clbench.report.paper import ExperimentRecord, Paper, Source
 from clbench.report.protocol import (
     ALL_METHODS,
     CARD_COLUMNS,
+    MLP_HIDDEN,
+    MLP_PROBE_KEYS,
+    PROBE_DEFAULTS,
     card_counts,
     protocol_card,
     read_card,
@@ -100,6 +103,144 @@ def test_paper_scale_cards_cite_the_papers_and_their_code(paper_cfg):
     assert eps["source"].startswith("VarCon official code, README.md")
     (lr,) = rows_of(rows, "probe.lr")
     assert lr["value"] == "5" and lr["source"].startswith("VarCon official code, README.md (Linear Evaluation)")
+
+
+def one(rows, setting, scope=None):
+    (row,) = rows_of(rows, setting, scope)
+    return row
+
+
+def test_every_card_says_how_the_linear_probe_trains(paper_cfg, tiny_cfg):
+    """features (cached features of the training images) or augmented (augmented images through the
+    frozen encoder, with its recipe): ADNCE's and VarCon's protocols, sourced; the tiny scale's features."""
+    for cfg in (paper_cfg, tiny_cfg):
+        for experiment in cfg["experiments"]:
+            rows = card(cfg, experiment)
+            protocol = one(rows, "probe.protocol")
+            assert protocol["category"] == "evaluation protocol"
+            augmented = cfg is paper_cfg and experiment.startswith(("adnce_", "varcon_"))
+            assert protocol["value"] == ("augmented" if augmented else "features"), experiment
+            assert bool(rows_of(rows, "probe.augment")) is augmented, experiment
+            assert not rows_of(rows, "probe.num_workers")  # operational
+    for experiment in ("adnce_cifar10", "adnce_cifar100"):
+        rows = card(paper_cfg, experiment)
+        assert one(rows, "probe.protocol")["source"].startswith("ADNCE official code, image/linear.py")
+        assert one(rows, "probe.augment")["value"] == "simclr"
+        assert one(rows, "probe.augment")["source"].startswith("ADNCE official code, image/utils.py train_transform")
+    # STL-10: the official probe trains on 32 px crops of the 96 px images; clbench's crops at 96 px
+    augment = one(card(paper_cfg, "adnce_stl10"), "probe.augment")
+    assert augment["source"].startswith("assumed; ") and "RandomResizedCrop(32)" in augment["source"]
+    for experiment in ("varcon_digits", "varcon_cifar100"):
+        rows = card(paper_cfg, experiment)
+        assert one(rows, "probe.augment")["value"] == "crop_flip"
+        assert one(rows, "probe.augment")["source"].startswith("VarCon official code, main_linear.py")
+        assert one(rows, "probe.protocol")["source"].startswith("VarCon official code, README.md (Linear Evaluation)")
+
+
+def test_clear_cards_carry_the_mlp_probe_and_the_cnn_baseline(paper_cfg):
+    for experiment in ("clear_ood_k1", "pacs_ood_k2", "clear_celeba", "clear_camelyon17", "clear_styled"):
+        rows = card(paper_cfg, experiment)
+        lr = one(rows, "mlp_probe.lr")
+        assert lr["value"] == "0.0003" and "experiment_helper()" in lr["source"], experiment
+        assert not lr["source"].startswith("assumed")
+        for key in ("hidden_dim", "optimizer", "weight_decay", "epochs", "batch_size", "schedule", "standardize"):
+            row = one(rows, f"mlp_probe.{key}")
+            assert row["category"] == "evaluation protocol" and not row["source"].startswith(("assumed", "not set")), \
+                (experiment, row)
+        # the linear probe is not the official protocol: its settings are not cited for the MLP probe's values
+        assert one(rows, "probe.lr")["source"] == "assumed"
+    assert one(card(paper_cfg, "clear_camelyon17"), "mlp_probe.epochs")["value"] == "1"
+    rows = card(paper_cfg, "clear_ood_k1")
+    for setting, value in (("encoder.name", "small_cnn"), ("encoder.pool", "flatten"), ("classifier.kind", "mlp"),
+                           ("classifier.hidden_dim", "256")):
+        row = one(rows, setting, "cnn")
+        assert row["category"] == "architecture" and row["value"] == value
+        assert row["source"].startswith("CLEAR official code, code/src/models/cnn.py SimpleCNNClassifier"), row
+    assert not rows_of(rows, "encoder.feature_dim")  # a flattened map has no further layer
+    # at 64 px the official baseline has five convs, which clbench's small_cnn lacks: the card says so
+    name = one(card(paper_cfg, "pacs_ood_k1"), "encoder.name", "cnn")
+    assert name["source"].startswith("assumed; CLEAR official code, code/src/models/cnn.py SimpleCNN64Classifier")
+    assert one(card(paper_cfg, "pacs_ood_k1"), "encoder.pool", "cnn")["source"].startswith("CLEAR official code")
+
+
+def test_cards_show_only_settings_the_model_reads(paper_cfg):
+    rows = card(paper_cfg, "clear_ood_k1")
+    for setting in ("vae.penalty_weight", "vae.estimator_lr", "vae.estimator_steps", "vae.estimator_latents"):
+        assert not rows_of(rows, setting, "clear"), setting  # PS-SNN has no MI estimator
+        assert rows_of(rows, setting, "clear_tc") and rows_of(rows, setting, "clear_club"), setting
+    assert not [r for r in rows if r["setting"].startswith("classifier.") and r["scope"] != "cnn"]
+    varcon = card(paper_cfg, "varcon_digits")
+    kind = one(varcon, "classifier.kind", "cnn")
+    assert kind["value"] == "linear" and kind["category"] == "architecture"  # the unset head, linear
+    assert not rows_of(varcon, "classifier.hidden_dim") and not rows_of(varcon, "encoder.pool")
+    assert not {r["category"] for r in varcon if r["setting"].startswith(("classifier.", "encoder."))} - {
+        "architecture"}
+
+
+def test_the_ood_design_is_on_the_card_and_read_from_meta_json(paper_cfg, tmp_path):
+    for experiment, where in (("clear_ood_k1", "code/expr/expr_utils.py generate_style_dict"),
+                              ("pacs_ood_k3", "code/run_pacs_downstream_expr.py generate_style_dict")):
+        design = one(card(paper_cfg, experiment), "ood_design")
+        assert design["value"] == "random" and design["category"] == "data recipe"
+        assert design["source"].startswith(f"CLEAR official code, {where}"), design
+    # an independent recipe draws no OOD split: neither k nor the design is on its card
+    assert not rows_of(card(paper_cfg, "clear_styled"), "ood_design") and not rows_of(card(paper_cfg, "clear_styled"), "k")
+    # what the dataset's meta.json recorded is what the card shows
+    planned = planned_experiment(paper_cfg, "pacs_ood_k1")
+    cyclic = {"generator": "pacs", "recipe": "ood_k", "k": 1, "ood_design": "cyclic", "image_size": 64,
+              "val_fraction": 0.1, "seed": 0}
+    files = write_runs(tmp_path, "pacs_ood_k1", dict(planned.methods), seeds=(0,), dataset=cyclic)
+    record, provenance = recorded_experiment(files, planned)
+    assert "meta.json" in provenance
+    design = one(protocol_card(record, PAPERS, provenance), "ood_design")
+    assert design["value"] == "cyclic" and design["source"].startswith("assumed; CLEAR official code")
+    assert design["source"].endswith("gives random")
+
+
+def test_the_mcl_card_shows_the_batch_sampler_its_stages_recorded(paper_cfg, tmp_path):
+    planned = planned_experiment(paper_cfg, "trifeature_ssl")
+    rows = protocol_card(planned, PAPERS)
+    for setting, value in (("batch_sampler.one_cluster_per_batch", "unset (true)"),
+                           ("batch_sampler.small_clusters", "unset (skip)"), ("batch_sampler.drop_last", "unset (true)")):
+        row = one(rows, setting, "mcl")
+        assert row["value"] == value and row["category"] == "batch"
+        assert row["source"].startswith("MCL official code, my_training/data.py MCL_batch_sampler_DDP")
+    specs = {m: {k: v for k, v in s.items() if k != "mcl"} for m, s in planned.methods.items()}
+    files = write_runs(tmp_path, "trifeature_ssl", specs, seeds=(0, 1), stage_runs={"mcl": 3})
+    summary = {"batch_size": 256, "small": "skip", "drop_last": True, "clusters": 10, "clusters_used": 7,
+               "samples": 50000, "samples_used": 49000, "batches": 190, "mixed_batches": 0}
+    for f in files:  # stage 0 shuffles plainly; stages 1 and 2 draw each batch from one cluster
+        if f.name == "run.json" and f.parent.parent.name == "mcl":
+            info = json.loads(f.read_text())
+            seed_counts = {"clusters_used": 7 + int(f.parent.name[-1]), "samples_used": 49000 - int(f.parent.name[-1])}
+            info["stage_batch_samplers"] = [None, {**summary, **seed_counts}, {**summary, **seed_counts}]
+            f.write_text(json.dumps(info))
+    record, _ = recorded_experiment(files, planned)
+    rows = protocol_card(record, PAPERS)
+    assert one(rows, "batch_sampler.one_cluster_per_batch", "mcl")["value"] == "true"
+    assert one(rows, "batch_sampler.small_clusters", "mcl")["value"] == "skip"
+    assert one(rows, "batch_sampler.small_clusters", "mcl")["source"].startswith("MCL official code")
+    assert not rows_of(rows, "batch_sampler.one_cluster_per_batch", "infonce")
+    mixed = tmp_path / "runs" / "trifeature_ssl" / "mcl" / "seed0" / "run.json"
+    info = json.loads(mixed.read_text())
+    info["stage_batch_samplers"] = [None, {**summary, "small": "merge", "mixed_batches": 2},
+                                    {**summary, "small": "merge", "mixed_batches": 1}]
+    mixed.write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="different settings"):  # seed1 recorded the official sampler
+        recorded_experiment(files, planned)
+    record, _ = recorded_experiment([f for f in files if "seed1" not in str(f)], planned)
+    row = one(protocol_card(record, PAPERS), "batch_sampler.one_cluster_per_batch", "mcl")
+    assert row["value"] == "false" and row["source"].startswith("assumed; MCL official code")
+
+
+def test_card_defaults_are_the_evaluate_jobs():
+    """The card fills in the evaluate job's values for unset probe settings; they must be the job's own."""
+    from clbench.evaluate.linear_probe import MLP_HIDDEN as PROBE_MLP_HIDDEN
+    from clbench.evaluate.runner import DEFAULTS
+
+    assert {k: DEFAULTS["probe"][k] for k in PROBE_DEFAULTS} == PROBE_DEFAULTS
+    assert MLP_HIDDEN == PROBE_MLP_HIDDEN
+    assert set(MLP_PROBE_KEYS) == set(SCHEMA["$defs"]["mlp_probe_settings"]["properties"])
 
 
 def test_a_value_that_differs_from_its_source_reads_assumed(tiny_cfg):

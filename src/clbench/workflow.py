@@ -124,7 +124,8 @@ def method_spec(cfg: Mapping, experiment: str, method: str) -> dict:
 
 def experiment_evaluation(cfg: Mapping, experiment: str) -> dict:
     """The evaluation settings of one experiment: the top-level ``evaluation`` with the experiment's own
-    ``evaluation`` (probe, knn) merged in key by key (e.g. ADNCE's probe optimiser, kNN at its temperature)."""
+    ``evaluation`` (probe, mlp_probe, knn) merged in key by key (e.g. ADNCE's probe optimiser and
+    linear-evaluation protocol, kNN at its temperature)."""
     return deep_merge(cfg["evaluation"], cfg["experiments"][experiment].get("evaluation", {}))
 
 
@@ -230,7 +231,9 @@ def evaluation_spec(cfg: Mapping, experiment: str) -> str:
     """The evaluation settings this experiment's evaluate job uses, plus its list of evaluations.
 
     Only the slice the job reads: the corruption settings only where it scores the grid itself, so
-    e.g. adding a severity at cell granularity re-runs the new cells, not the run's probes.
+    e.g. adding a severity at cell granularity re-runs the new cells, not the run's probes. The
+    experiment's own ``evaluation:`` settings (e.g. its linear-evaluation protocol) are merged in
+    (:func:`experiment_evaluation`).
     """
     exp = cfg["experiments"][experiment]
     spec = {k: v for k, v in experiment_evaluation(cfg, experiment).items() if k != "corruptions"}
@@ -359,25 +362,39 @@ def check_experiment_evaluation(cfg: Mapping, schema: Mapping, name: str) -> Non
     """An experiment's own ``evaluation`` settings: valid probe and kNN settings once merged over the top level."""
     merged = experiment_evaluation(cfg, name)
     where = f"experiments.{name}.evaluation"
-    for block, definition in (("probe", "probe_settings"), ("knn", "knn_settings")):
-        validate_subschema(merged[block], schema, definition, f"{where}.{block}")
+    for block, definition in (("probe", "probe_settings"), ("mlp_probe", "mlp_probe_settings"),
+                              ("knn", "knn_settings")):
+        validate_subschema(merged.get(block, {}), schema, definition, f"{where}.{block}")
     check_evaluation_settings(merged, where)
 
 
 def check_evaluation_settings(evaluation: Mapping, where: str) -> None:
-    """Probe settings that only mean something together (``where``: ``evaluation`` or an experiment's)."""
+    """Probe settings that only mean something together (``where``: ``evaluation`` or an experiment's).
+
+    The MLP probe's settings are checked as they apply: ``mlp_probe``'s over the probe's."""
+    mlp = {**evaluation["probe"], **{k: v for k, v in evaluation.get("mlp_probe", {}).items() if v is not None}}
+    for block, probe in (("probe", evaluation["probe"]), ("mlp_probe", mlp)):
+        _check_probe_settings(probe, f"{where}.{block}")
     probe = evaluation["probe"]
+    if probe.get("protocol", "features") != "augmented":
+        for key in ("augment", "num_workers"):
+            if key in probe:
+                raise ConfigError(f"{where}.probe.{key}", f"only protocol augmented reads {key}; protocol is "
+                                                          f"{probe.get('protocol', 'features')}")
+
+
+def _check_probe_settings(probe: Mapping, where: str) -> None:
     if "momentum" in probe and probe.get("optimizer", "adam") != "sgd":
-        raise ConfigError(f"{where}.probe.momentum", f"only optimizer sgd has a momentum; optimizer is "
-                                                     f"{probe.get('optimizer', 'adam')}")
+        raise ConfigError(f"{where}.momentum", f"only optimizer sgd has a momentum; optimizer is "
+                                               f"{probe.get('optimizer', 'adam')}")
     for key in ("milestones", "gamma"):
         if key in probe and probe.get("schedule", "constant") != "step":
-            raise ConfigError(f"{where}.probe.{key}", f"only schedule step reads {key}; schedule is "
-                                                      f"{probe.get('schedule', 'constant')}")
+            raise ConfigError(f"{where}.{key}", f"only schedule step reads {key}; schedule is "
+                                                f"{probe.get('schedule', 'constant')}")
     if probe.get("schedule") == "step":
         late = [m for m in probe.get("milestones", []) if m >= probe["epochs"]]
         if not probe.get("milestones") or late:
-            raise ConfigError(f"{where}.probe.milestones",
+            raise ConfigError(f"{where}.milestones",
                               f"schedule step needs milestones, epochs below the probe's {probe['epochs']} epochs; got "
                               f"{probe.get('milestones', [])}")
 
@@ -395,8 +412,8 @@ def check_method_settings(spec: Mapping, where: str) -> None:
         if key in spec and objective.family not in PROJECTOR_FAMILIES:
             raise ConfigError(f"{where}.{key}",
                               f"objective {objective.name} (family {objective.family}) has no projector")
-    if "crop_size" in spec and spec.get("augment", "none") not in ("simclr", "supcon"):
-        raise ConfigError(f"{where}.crop_size", f"only augment simclr or supcon crops; augment is "
+    if "crop_size" in spec and spec.get("augment", "none") not in ("simclr", "supcon", "crop_flip"):
+        raise ConfigError(f"{where}.crop_size", f"only augment simclr, supcon or crop_flip crops; augment is "
                                                 f"{spec.get('augment', 'none')}")
     optimizer = spec.get("optimizer", {})
     if "nesterov" in optimizer and optimizer.get("name", "adam") != "sgd":

@@ -174,11 +174,13 @@ register_generator(Generator(
         "recipe": {"enum": ["independent", "ood"], "default": "independent"},
         # 6 styles; OOD-k holds at least one out of training for every digit
         "k": _integer(1, 5, default=3, description="ood: styles per digit seen in training, 1..5 of the 6 styles"),
+        "ood_design": {"enum": ["random", "cyclic"], "default": "random",
+                       "description": "ood: each digit's k styles drawn at random (the official code) or a cyclic design"},
         **_SIZES,
         "image_size": {"const": 28, "description": "the MNIST canvas"},
         "jitter": _BOOLEAN_OR_DEFAULT,
     },
-    relations=(_only_with("k", "recipe", ("ood",)),),
+    relations=(_only_with("k", "recipe", ("ood",)), _only_with("ood_design", "recipe", ("ood",))),
 ))
 
 register_generator(Generator(
@@ -247,11 +249,15 @@ register_generator(Generator(
         "recipe": {"enum": ["ood_k", "lodo"], "default": "ood_k"},
         # 4 domains; OOD-k holds at least one out of training for every class
         "k": _integer(1, 3, default=2, description="ood_k: domains per class seen in training, 1..3 of the 4 domains"),
+        "ood_design": {"enum": ["random", "cyclic"], "default": "random",
+                       "description": "ood_k: each class's k domains drawn at random (the official code) or a cyclic "
+                                      "design (every domain seen for some class)"},
         "test_domain": {"enum": ["art_painting", "cartoon", "photo", "sketch"]},
         "image_size": _integer(1), "val_fraction": _fraction(), **_CAPS, "workers": _WORKERS,
         "url": {"type": "string"}, "md5": {"type": ["string", "null"]},
     },
-    relations=(_only_with("k", "recipe", ("ood_k",)), _only_with("test_domain", "recipe", ("lodo",))),
+    relations=(_only_with("k", "recipe", ("ood_k",)), _only_with("ood_design", "recipe", ("ood_k",)),
+               _only_with("test_domain", "recipe", ("lodo",))),
 ))
 
 register_generator(Generator(

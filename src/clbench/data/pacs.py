@@ -18,8 +18,18 @@ Splits (``recipe``):
 - ``ood_k`` (default): for every class, ``k`` of the 4 domains (k = 1..3) are *seen*: its images from
   those domains make up train and val (val = ``val_fraction`` of them, i.e. in-distribution); its
   images from the other 4 - k domains form test, so every test (class, domain) pair is unseen in
-  training. Domains are assigned cyclically over a seeded shuffle of domains and classes, so every
-  domain is seen for some class and the assignment is recorded in ``meta["recipe"]["seen"]``.
+  training. How the seen domains are chosen is ``ood_design``:
+
+  - ``random`` (default): each class's k domains drawn at random, independently per class, as the
+    official CLEAR code does (``generate_style_dict`` in ``run_pacs_downstream_expr.py``:
+    ``np.random.choice(styles, k, replace=False)`` per class). A domain may then be seen for no class
+    at all: at k = 1, with 7 classes, about half the draws leave one domain out of training
+    (4 (3/4)^7 - 6 (1/2)^7 + 4 (1/4)^7 = 0.49);
+  - ``cyclic``: domains assigned cyclically over a seeded shuffle of domains and classes, so every
+    domain is seen for some class.
+
+  Both are nested in k for a fixed seed (the k + 1 seen domains include the k). ``meta["recipe"]``
+  records the design, the seen domains per class (``seen``) and the domains no class sees in training.
 - ``lodo`` (leave one domain out, the usual DG protocol): ``test_domain`` is test; train/val come
   from the other three domains.
 
@@ -27,7 +37,8 @@ Splits (``recipe``):
 list (``meta["files"]`` is not stored; ids are stable for a given copy of the archive).
 
 Spec keys (``generator: pacs``; keys may also sit under ``options``): ``root``, ``download``,
-``recipe`` (ood_k | lodo), ``k`` (1..3, default 2), ``test_domain`` (lodo; default sketch),
+``recipe`` (ood_k | lodo), ``k`` (1..3, default 2), ``ood_design`` (ood_k: random | cyclic, default
+random), ``test_domain`` (lodo; default sketch),
 ``image_size`` (default 64; images are centre-cropped to square and resized; PACS is 227x227),
 ``val_fraction`` (default 0.1), ``n_train`` / ``n_val`` / ``n_test`` (caps), ``seed`` (default 0),
 ``workers`` (decoding threads, default 4), ``url`` and ``md5`` (download source override).
@@ -67,7 +78,7 @@ GDRIVE_ID = "1JFr8f805nMUelQWWmfnJR3y4_SYoN5Pd"
 URL = f"https://drive.google.com/uc?id={GDRIVE_ID}"
 
 ACCEPTED = {
-    "recipe", "k", "test_domain", "image_size", "val_fraction", "n_train", "n_val", "n_test",
+    "recipe", "k", "ood_design", "test_domain", "image_size", "val_fraction", "n_train", "n_val", "n_test",
     "workers", "url", "md5",
 }
 
@@ -109,10 +120,23 @@ def scan(root: str | os.PathLike) -> dict[str, Any]:
     return {"files": files, "y": np.asarray(ys, np.int64), "domain": np.asarray(ds, np.int64), "base": base}
 
 
-def seen_domains(k: int, seed: int) -> dict[str, list[str]]:
-    """For each class, the ``k`` domains whose images may appear in train/val (OOD-k recipe)."""
+OOD_DESIGNS = ("random", "cyclic")
+
+
+def seen_domains(k: int, seed: int, design: str = "random") -> dict[str, list[str]]:
+    """For each class, the ``k`` domains whose images may appear in train/val (OOD-k recipe).
+
+    ``design``: ``random`` (each class's domains drawn at random, the official CLEAR code's draw) or
+    ``cyclic`` (every domain seen for some class); see the module docstring. Both are nested in ``k``.
+    """
     if not 1 <= k <= len(DOMAINS) - 1:
         raise ValueError(f"PACS OOD-k needs 1 <= k <= {len(DOMAINS) - 1}, got k={k}")
+    if design == "random":
+        # one random order of the domains per class; its first k are seen
+        order = np.argsort(rng_for(seed, 8).random((len(CLASSES), len(DOMAINS))), axis=1)
+        return {c: sorted(DOMAINS[d] for d in order[ci, :k]) for ci, c in enumerate(CLASSES)}
+    if design != "cyclic":
+        raise ValueError(f"PACS: unknown ood_design {design!r}; expected one of {list(OOD_DESIGNS)}")
     rng = rng_for(seed, 7)
     dom_order = rng.permutation(len(DOMAINS))
     cls_rank = rng.permutation(len(CLASSES))
@@ -173,13 +197,17 @@ def build(spec: dict, out_dir: Path, resources_dir: Path) -> dict:
     val_fraction = float(spec.get("val_fraction", 0.1))
     if recipe == "ood_k":
         k = int(spec.get("k", 2))
-        seen = seen_domains(k, seed)
+        design = spec.get("ood_design") or "random"
+        seen = seen_domains(k, seed, design)
         seen_mask = np.zeros((len(CLASSES), len(DOMAINS)), dtype=bool)
         for ci, c in enumerate(CLASSES):
             for d in seen[c]:
                 seen_mask[ci, DOMAINS.index(d)] = True
         is_seen = seen_mask[y, dom]
-        recipe_meta: dict[str, Any] = {"kind": "ood_k", "k": k, "seen": seen}
+        recipe_meta: dict[str, Any] = {
+            "kind": "ood_k", "k": k, "design": design, "seen": seen,
+            "domains_never_in_training": [d for d in DOMAINS if not any(d in v for v in seen.values())],
+        }
     elif recipe == "lodo":
         td = spec.get("test_domain", "sketch")
         if td not in DOMAINS:
@@ -188,8 +216,9 @@ def build(spec: dict, out_dir: Path, resources_dir: Path) -> dict:
         recipe_meta = {"kind": "lodo", "test_domain": td}
     else:
         raise ValueError(f"PACS recipe must be 'ood_k' or 'lodo', got {recipe!r}")
-    if spec.get("k") is not None and recipe != "ood_k":
-        raise ValueError("`k` applies only to recipe ood_k")
+    for key in ("k", "ood_design"):
+        if spec.get(key) is not None and recipe != "ood_k":
+            raise ValueError(f"`{key}` applies only to recipe ood_k")
     rest, val_idx = carve(np.flatnonzero(is_seen), spec.get("n_val"), val_fraction, rng_for(seed, 1))
     idx = {
         "train": cap(rest, spec.get("n_train"), rng_for(seed, 2)),
@@ -228,6 +257,12 @@ def build(spec: dict, out_dir: Path, resources_dir: Path) -> dict:
         "domain_counts": counts,
         "complete_copy": counts == DOMAIN_COUNTS,
         "seed": seed,
+        # the settings the split was built with (the protocol card's data rows)
+        "spec": {"generator": "pacs", "recipe": recipe, **({"k": k, "ood_design": design} if recipe == "ood_k" else
+                                                           {"test_domain": recipe_meta["test_domain"]}),
+                 "image_size": size, "val_fraction": val_fraction,
+                 **{k_: spec.get(k_) for k_ in ("n_train", "n_val", "n_test") if spec.get(k_) is not None},
+                 "seed": seed},
         "id_offsets": {"all": 0},
     }
     return save(out_dir, splits, meta)

@@ -1,29 +1,37 @@
 """MCL's cluster batch sampler: every batch is drawn from one cluster of the previous stage(s).
 
-In multistage contrastive learning (MCL, arXiv 2402.11816), stage ``k`` clusters the data with
-K-means on the stage-``k`` representation; stage ``k+1`` then takes each batch (hence each set of
+In multistage contrastive learning (MCL, arXiv 2402.11816), stage ``s`` clusters the data with
+K-means on the stage-``s`` representation; stage ``s+1`` then takes each batch (hence each set of
 negatives) from a single cluster, so the new stage cannot separate samples by the features the
-earlier stages already captured. With several earlier stages, the cluster of a sample is the tuple
-of its cluster ids in all of them, combined by :func:`combine_cluster_ids`.
+earlier stages already captured. The cluster of a sample is the tuple of its cluster ids in all
+earlier stages ``0..s``, combined by :func:`combine_cluster_ids`: stage ``s+1`` uses the combined
+clusters of stages ``0..s``, as the paper describes. (The official ``cluster.py`` of
+MajorDavidZhang/MCL reloads the current stage's labels in every step of its combining loop, so its
+pseudo-labels are the current stage's clusters repeated; clbench follows the paper, not that bug.)
 
 :class:`ClusterBatchSampler` is pure numpy and works as a PyTorch ``batch_sampler``
 (``DataLoader(ds, batch_sampler=sampler)``): ``__iter__`` yields lists of indices, ``__len__`` is the
 number of batches (the same every epoch), ``set_epoch(e)`` picks the epoch, and the batches depend
 only on ``(seed, epoch)``.
 
-Per epoch, each cluster's members are shuffled and cut into batches of ``batch_size``:
+Per epoch, each cluster's members are shuffled and cut into batches of ``batch_size``. The defaults
+(``small="skip"``, ``drop_last=True``) are the official sampler's (``MCL_batch_sampler_DDP`` in
+``my_training/data.py``): only full batches, the remainder of every cluster dropped, clusters
+smaller than one batch skipped in that stage; every batch is one cluster's, with no sample repeated.
+With cluster sizes 1000/700/300/120/50 and batches of 256 that is 3 + 2 + 1 = 6 pure batches of
+1,536 samples from 3 of the 5 clusters (:meth:`ClusterBatchSampler.summary` says so per stage).
+The official sampler visits clusters round-robin; here the order of all batches is shuffled every
+epoch (the official code calls its schedule naive; the set of batches is the same).
 
-- the last, partial batch of a cluster is dropped (``drop_last``) or completed with other members of
-  the same cluster drawn without replacement, so a batch never repeats a sample when its cluster
-  has at least ``batch_size`` members;
-- clusters with fewer than ``batch_size`` members follow ``small``:
-  ``"merge"`` (default) pools all of them into one group that is batched like a cluster (those
-  batches mix several small clusters; a pooled group still smaller than a batch is topped up with
-  replacement); ``"replace"`` gives each small cluster one batch per epoch, filled up to
-  ``batch_size`` by sampling its own members with replacement (batches stay pure, with repeats);
-  ``"keep"`` gives each small cluster one short batch (dropped under ``drop_last``).
+Other policies, kept as options (MCL's training uses the defaults):
 
-The order of batches across clusters is shuffled every epoch.
+- ``drop_last=False``: the last, partial batch of a cluster is completed with other members of the
+  same cluster drawn without replacement;
+- ``small``: clusters with fewer than ``batch_size`` members are skipped (``"skip"``), pooled into one
+  group batched like a cluster (``"merge"``: those batches mix clusters; a pooled group still smaller
+  than a batch is topped up with replacement), given one batch each filled by sampling their own
+  members with replacement (``"replace"``), or given one short batch each (``"keep"``, dropped under
+  ``drop_last``).
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ import numpy as np
 
 from clbench.data.embedded import rng_for
 
-SMALL_POLICIES = ("merge", "replace", "keep")
+SMALL_POLICIES = ("skip", "merge", "replace", "keep")
 
 
 def combine_cluster_ids(*stages: np.ndarray | Sequence[int], dense: bool = True) -> np.ndarray:
@@ -69,11 +77,11 @@ class ClusterBatchSampler:
     """Batches of indices, each drawn from one cluster (see the module docstring).
 
     Parameters: ``cluster_ids`` ([N] ints, or [stages, N] / a list of arrays, combined with
-    :func:`combine_cluster_ids`), ``batch_size``, ``seed``, ``small`` (``"merge"``, ``"replace"``
-    or ``"keep"``), ``drop_last``.
+    :func:`combine_cluster_ids`), ``batch_size``, ``seed``, ``small`` (``"skip"``, ``"merge"``,
+    ``"replace"`` or ``"keep"``), ``drop_last``. The defaults are the official MCL sampler's.
     """
 
-    def __init__(self, cluster_ids, batch_size: int, *, seed: int = 0, small: str = "merge", drop_last: bool = False):
+    def __init__(self, cluster_ids, batch_size: int, *, seed: int = 0, small: str = "skip", drop_last: bool = True):
         ids = np.asarray(cluster_ids)
         if ids.ndim == 2:  # [stages, N] or a list of per-stage arrays
             ids = combine_cluster_ids(ids)
@@ -95,13 +103,33 @@ class ClusterBatchSampler:
         members = np.split(order, starts[1:])
         big = [m for m in members if len(m) >= self.batch_size]
         tiny = [m for m in members if len(m) < self.batch_size]
-        if small == "merge" and tiny:
+        if small == "skip":
+            self.groups = big
+            self.group_kind = ["cluster"] * len(big)
+        elif small == "merge" and tiny:
             self.groups = big + [np.sort(np.concatenate(tiny))]
             self.group_kind = ["cluster"] * len(big) + ["merged"]
         else:
             self.groups = big + tiny
             self.group_kind = ["cluster"] * len(big) + ["small"] * len(tiny)
         self.n_clusters = len(values)
+        self.cluster_sizes = np.array([len(m) for m in members], dtype=np.int64)
+
+    def summary(self) -> dict:
+        """What one epoch uses (the same every epoch): clusters and samples in all and in its batches.
+
+        ``clusters_used`` / ``samples_used`` count the distinct clusters and samples that appear in
+        the epoch's batches, ``mixed_batches`` the batches holding more than one cluster (0 under
+        the default policies).
+        """
+        batches = self.batches(0)
+        flat = np.concatenate(batches) if batches else np.empty(0, dtype=np.int64)
+        ids = self.cluster_ids
+        return {"batch_size": self.batch_size, "small_clusters": self.small, "drop_last": self.drop_last,
+                "clusters": int(self.n_clusters), "clusters_used": int(len(np.unique(ids[flat]))),
+                "samples": int(len(ids)), "samples_used": int(len(np.unique(flat))), "batches": len(batches),
+                "mixed_batches": int(sum(len(np.unique(ids[b])) > 1 for b in batches)),
+                "cluster_sizes": sorted((int(m) for m in self.cluster_sizes), reverse=True)}
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)

@@ -5,23 +5,37 @@ Styles (applied to the digit image with values in [0, 1], then quantised to uint
 ==========  ===================================================================
 identity    the digit as is
 stripe      columns 0-6 and 21-27 inverted (``1 - v``)
-zigzag      a random zigzag line (5 segments across the image, horizontal or
-            vertical, random height/amplitude) drawn in white over the digit
+zigzag      a thin, nearly horizontal zigzag line drawn in white over the digit
+            (:func:`zigzag_lines`: columns 2-25, tilted by at most 5 rows, teeth 2 px high)
 canny       the digit's Canny edges (``skimage.feature.canny``, sigma 1)
-zoom        2x zoom on the centre (the central 14x14 upsampled bilinearly)
+scale_down  the digit shrunk to half its size about the image centre (:func:`style_scale_down`:
+            a digit spanning rows 5-22 spans rows 9-18 afterwards)
 brightness  +0.5 on every value, clipped at 1
 ==========  ===================================================================
+
+These are the official code's style functions (``code/corruption_utils/corruptions.py`` in
+scotsun/clear-vae: ``identity``, ``stripe``, ``zigzag``, ``canny_edges``, ``scale(x, 5)``,
+``brightness``), rewritten vectorised. Where they differ in detail it is said at the function.
 
 Recipes
 -------
 - ``independent``: the style is drawn independently of the digit, identically in every split, with
-  probabilities identity .15, stripe .2, zigzag .25, canny .1, zoom .1, brightness .2.
+  probabilities identity .15, stripe .2, zigzag .25, canny .1, scale_down .1, brightness .2.
 - ``ood`` with ``k`` (1..5): for every digit ``k`` of the six styles are allowed in train and val
   (uniformly), the other ``6 - k`` appear only in test (uniformly), so every test (digit, style)
-  pair is unseen in training. The allowed sets are a seeded cyclic design: with a random style order
-  ``p`` and random digit offsets ``o`` (a permutation of 0..9 taken mod 6), digit ``d`` is allowed
-  ``{p[(o[d] + j) % 6] : j < k}``. So every style is seen in training with some digits and held out
-  for others, and the sets are nested in ``k`` for a fixed seed. ``meta["recipe"]["allowed"]`` lists them.
+  pair is unseen in training. How the allowed sets are chosen is ``ood_design``:
+
+  - ``random`` (default, the official code's ``generate_style_dict``): each digit's ``k`` styles are
+    drawn at random, independently of the other digits. A style can then be missing from training
+    altogether: at ``k = 1`` about one style in six is (the test samples of such a style show the
+    model a style it never saw); at ``k = 3`` it happens for about one seed in 170.
+  - ``cyclic``: a seeded cyclic design. With a random style order ``p`` and random digit offsets
+    ``o`` (a permutation of 0..9 taken mod 6), digit ``d`` is allowed ``{p[(o[d] + j) % 6] : j < k}``,
+    so every style is seen in training with some digits and held out for others.
+
+  Both are nested in ``k`` for a fixed seed (the allowed sets at ``k`` contain those at ``k - 1``).
+  ``meta["recipe"]`` records the design, the allowed and held-out styles per digit, and
+  ``styles_never_in_training`` (empty under ``cyclic``).
 
 Spec keys (one entry of the config's ``datasets:``; extras may also sit under ``options:``)
 ----------------------------------------------------------------------------------------------
@@ -31,6 +45,7 @@ Spec keys (one entry of the config's ``datasets:``; extras may also sit under ``
 ``download``    fetch MNIST with torchvision when it is missing (default false)
 ``recipe``      ``"independent"`` (default) or ``"ood"``
 ``k``           styles per digit allowed in train/val for ``ood`` (1..5, default 3)
+``ood_design``  ``"random"`` (default, the official draw) or ``"cyclic"`` (see Recipes)
 ``n_train``, ``n_val``, ``n_test``   samples per split (defaults 10000, 1000, 2000)
 ``seed``        integer seed (default 0): same seed, byte-identical arrays
 ``jitter``      random affine jitter of the digits (default: true for embedded, false for mnist)
@@ -52,7 +67,6 @@ from clbench.data import dataset_dir
 from clbench.data.embedded import (
     CANVAS,
     CHUNK,
-    affine_resample,
     digit_source,
     draw_balanced,
     jitter_params,
@@ -63,7 +77,8 @@ from clbench.data.embedded import (
     to_uint8,
 )
 
-STYLES = ("identity", "stripe", "zigzag", "canny", "zoom", "brightness")
+STYLES = ("identity", "stripe", "zigzag", "canny", "scale_down", "brightness")
+OOD_DESIGNS = ("random", "cyclic")
 STYLE_PROBS = (0.15, 0.2, 0.25, 0.1, 0.1, 0.2)
 DEFAULTS: dict[str, Any] = {
     "source": "embedded",
@@ -71,6 +86,7 @@ DEFAULTS: dict[str, Any] = {
     "download": False,
     "recipe": "independent",
     "k": 3,
+    "ood_design": "random",
     "n_train": 10000,
     "n_val": 1000,
     "n_test": 2000,
@@ -92,22 +108,54 @@ def style_stripe(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def zigzag_lines(n: int, rng: np.random.Generator, size: int = CANVAS, segments: int = 5) -> np.ndarray:
-    """``n`` random anti-aliased zigzag lines [n, size, size] in [0, 1] (about 2 px wide).
+ZIGZAG_COLUMNS = (2, 25)  # the zigzag's base line runs between these columns
+ZIGZAG_TILT = 5  # the base line's end row differs from its start row by -5..4 rows
+ZIGZAG_TOOTH = 2.0  # half-period along the line and height across it, in pixels
+ZIGZAG_HALF_WIDTH = 2.3  # the intensity profile 1 + log(1 - d / 2.3) reaches 0 at d = 1.45 px
 
-    Each line has ``segments + 1`` vertices spread evenly (with jitter) across the image and
-    alternating above/below a random base line; half are horizontal, half vertical. The value at a
-    pixel is ``clip(1.5 - distance to the polyline, 0, 1)``, computed for all images at once.
+
+def zigzag_lines(n: int, rng: np.random.Generator, size: int = CANVAS) -> np.ndarray:
+    """``n`` random thin zigzag lines [n, size, size] in [0, 1], nearly horizontal.
+
+    As the official ``zigzag``: a base line from ``(r0, 2)`` to ``(r0 + t, 25)`` (``r0`` uniform in
+    0..26, ``t`` in -5..4), and along it a zigzag with vertices every 2 px at ``+-2`` px across it
+    (at distances 0, 2, 6, 10, ... along the line, offsets 0, +2, -2, ...), ending where the base
+    line ends. A pixel's value is ``clip(1 + log(1 - d / 2.3), 0, 1)`` with ``d`` its distance to the
+    polyline: 1 on the line, 0 beyond 1.45 px, so the line is about 3 px wide. (The official code
+    measures ``d`` vertically to each segment's infinite line, cut to the segment's columns; the
+    perpendicular distance used here draws the slanted teeth with the same width as the flat parts.)
     """
+    c0, c1 = ZIGZAG_COLUMNS
+    r0 = rng.integers(0, size - 1, n).astype(np.float64)
+    r1 = r0 + rng.integers(-ZIGZAG_TILT, ZIGZAG_TILT, n)
+    theta = np.arctan((r1 - r0) / (c1 - c0))
+    length = (c1 - c0) / np.cos(theta)  # [n]
+    a = ZIGZAG_TOOTH
+    teeth = int((c1 - c0) / np.cos(np.arctan(ZIGZAG_TILT / (c1 - c0))) // (2 * a)) + 1
+    along = np.concatenate([[0.0], (2 * np.arange(teeth) + 1) * a])  # vertex positions along the line
+    across = np.concatenate([[0.0], a * (-1.0) ** np.arange(teeth)])
+    along = np.broadcast_to(along, (n, len(along))).copy()
+    across = np.broadcast_to(across, (n, len(across))).copy()
+    # the last vertex: where the zigzag (a triangle wave) is at the line's end; vertices past it are
+    # moved onto it, which leaves the polyline unchanged
+    wave = a * (1.0 - np.abs(((length / a + 1.0) % 4.0) - 2.0))
+    past = along >= length[:, None]
+    along = np.where(past, length[:, None], along)
+    across = np.where(past, wave[:, None], across)
+    along = np.concatenate([along, length[:, None]], 1)
+    across = np.concatenate([across, wave[:, None]], 1)
+    cos, sin = np.cos(theta)[:, None], np.sin(theta)[:, None]
+    cols = (c0 + along * cos - across * sin).astype(np.float32)
+    rows = (r0[:, None] + along * sin + across * cos).astype(np.float32)
+    d = polyline_distance(rows, cols, size)
+    profile = 1.0 + np.log(1.0 - np.minimum(d, ZIGZAG_HALF_WIDTH - 1e-6) / ZIGZAG_HALF_WIDTH)
+    return np.clip(profile, 0.0, 1.0).astype(np.float32)
+
+
+def polyline_distance(rows: np.ndarray, cols: np.ndarray, size: int) -> np.ndarray:
+    """Distance [n, size, size] from every pixel centre to the polyline of vertices ``(rows, cols)`` [n, V]."""
+    n = len(rows)
     out = np.empty((n, size, size), np.float32)
-    along = np.linspace(-2.0, size + 1.0, segments + 1)[None, :] + rng.uniform(-1.5, 1.5, (n, segments + 1))
-    base = rng.uniform(0.25 * size, 0.75 * size, (n, 1))
-    amp = rng.uniform(0.1 * size, 0.22 * size, (n, 1))
-    sign = np.where(rng.random((n, 1)) < 0.5, -1.0, 1.0)
-    across = base + sign * amp * (-1.0) ** np.arange(segments + 1)[None, :]
-    vertical = rng.random(n) < 0.5
-    rows = np.where(vertical[:, None], along, across).astype(np.float32)
-    cols = np.where(vertical[:, None], across, along).astype(np.float32)
     pr = np.repeat(np.arange(size, dtype=np.float32), size)[None, None, :]  # [1, 1, P]
     pc = np.tile(np.arange(size, dtype=np.float32), size)[None, None, :]
     for s in range(0, n, CHUNK):
@@ -119,13 +167,13 @@ def zigzag_lines(n: int, rng: np.random.Generator, size: int = CANVAS, segments:
         t = np.clip((dr * br + dc * bc) * inv, 0.0, 1.0)
         dr -= t * br
         dc -= t * bc
-        d = np.sqrt((dr * dr + dc * dc).min(axis=1))  # [m, P]
-        out[s:e] = np.clip(1.5 - d, 0.0, 1.0).reshape(-1, size, size)
+        out[s:e] = np.sqrt((dr * dr + dc * dc).min(axis=1)).reshape(-1, size, size)
     return out
 
 
 def style_zigzag(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return np.maximum(x, zigzag_lines(len(x), rng, x.shape[-1]))
+    """The digit with a zigzag line added (:func:`zigzag_lines`), clipped at 1, as the official code."""
+    return np.minimum(x + zigzag_lines(len(x), rng, x.shape[-1]), 1.0)
 
 
 def style_canny(x: np.ndarray, sigma: float = 1.0, per_mosaic: int = 1024) -> np.ndarray:
@@ -163,8 +211,21 @@ def style_canny(x: np.ndarray, sigma: float = 1.0, per_mosaic: int = 1024) -> np
     return out
 
 
-def style_zoom(x: np.ndarray) -> np.ndarray:
-    return affine_resample(x, x.shape[-1], zoom=2.0)
+def style_scale_down(x: np.ndarray, factor: float = 2.0) -> np.ndarray:
+    """Shrink every image by ``factor`` about its centre; the border fills with 0.
+
+    Output pixel ``p`` reads the input at ``c + factor * (p - c)``, ``c = (size - 1) / 2`` (bilinear,
+    zero outside): the official ``scale(x, 5)`` (skimage ``warp`` with an inverse map of scale 2 about
+    pixel 13.5, no anti-aliasing). A digit spanning rows 5-22 spans rows 9-18 afterwards.
+    """
+    from scipy import ndimage
+
+    size = x.shape[-1]
+    centre = (size - 1) / 2.0
+    matrix = np.array([1.0, factor, factor])  # the stack axis maps to itself: images never mix
+    offset = np.array([0.0, centre * (1.0 - factor), centre * (1.0 - factor)])
+    return ndimage.affine_transform(np.asarray(x, np.float32), matrix, offset=offset, order=1, mode="constant",
+                                    cval=0.0)
 
 
 def style_brightness(x: np.ndarray) -> np.ndarray:
@@ -186,8 +247,8 @@ def apply_styles(images: np.ndarray, styles: np.ndarray, rng: np.random.Generato
             sub = style_zigzag(sub, rng)
         elif name == "canny":
             sub = style_canny(sub)
-        elif name == "zoom":
-            sub = style_zoom(sub)
+        elif name == "scale_down":
+            sub = style_scale_down(sub)
         elif name == "brightness":
             sub = style_brightness(sub)
         out[where] = sub
@@ -198,10 +259,23 @@ def apply_styles(images: np.ndarray, styles: np.ndarray, rng: np.random.Generato
 # recipes
 
 
-def ood_allowed_styles(k: int, seed: int) -> np.ndarray:
-    """Boolean [10 digits, 6 styles]: which (digit, style) pairs train/val may contain (``k`` per digit)."""
+def ood_allowed_styles(k: int, seed: int, design: str = "random") -> np.ndarray:
+    """Boolean [10 digits, 6 styles]: which (digit, style) pairs train/val may contain (``k`` per digit).
+
+    ``design``: ``random`` (each digit's styles drawn at random, the official code's draw) or
+    ``cyclic`` (see the module docstring). Both are nested in ``k`` for a fixed seed.
+    """
     if not 1 <= k <= len(STYLES) - 1:
         raise ValueError(f"ood recipe needs 1 <= k <= {len(STYLES) - 1}, got k={k}")
+    if design == "random":
+        # one random order of the styles per digit; its first k are allowed
+        ranks = rng_for(seed, "styled_mnist", "ood_design", "random").random((10, len(STYLES)))
+        order = np.argsort(ranks, axis=1)
+        allowed = np.zeros((10, len(STYLES)), bool)
+        np.put_along_axis(allowed, order[:, :k], True, axis=1)
+        return allowed
+    if design != "cyclic":
+        raise ValueError(f"styled_mnist: unknown ood_design {design!r}; expected one of {list(OOD_DESIGNS)}")
     rng = rng_for(seed, "styled_mnist", "ood_design")
     order = rng.permutation(len(STYLES))
     offset = rng.permutation(10) % len(STYLES)
@@ -234,10 +308,12 @@ def generate(spec: Mapping[str, Any], resources_dir: str | Path = "resources") -
         allowed = None
     elif recipe == "ood":
         k = int(p["k"])
-        allowed = ood_allowed_styles(k, seed)
+        allowed = ood_allowed_styles(k, seed, p["ood_design"])
         recipe_meta = {
             "name": "ood",
             "k": k,
+            "design": p["ood_design"],
+            "styles_never_in_training": [STYLES[s] for s in np.flatnonzero(~allowed.any(axis=0))],
             "allowed": {str(d): [STYLES[s] for s in np.flatnonzero(allowed[d])] for d in range(10)},
             "held_out": {str(d): [STYLES[s] for s in np.flatnonzero(~allowed[d])] for d in range(10)},
         }

@@ -7,9 +7,18 @@ from typing import Any, Callable
 import torch
 
 from clbench.evaluate.embed import embed
-from clbench.evaluate.linear_probe import PROBE_OPTIONS, FittedProbe, fit_probe
+from clbench.evaluate.linear_probe import PROBE_OPTIONS, FittedProbe, fit_probe, fit_probe_on_images
 
 __all__ = ["EvaluationRun", "factor_names"]
+
+PROBE_PROTOCOLS = ("features", "augmented")
+
+
+def _training_settings(cfg: dict) -> dict:
+    """The keyword arguments a probe's settings give fit_probe / fit_probe_on_images (unset options
+    keep the functions' defaults)."""
+    return {"epochs": cfg["epochs"], "lr": cfg["lr"], "weight_decay": cfg["weight_decay"],
+            "batch_size": cfg["batch_size"], **{k: cfg[k] for k in PROBE_OPTIONS if k in cfg}}
 
 
 def factor_names(split: dict) -> list[str]:
@@ -22,7 +31,7 @@ class EvaluationRun:
 
     ``model`` (eval mode; ``capabilities`` says what it offers besides ``features``), the ``train`` and
     ``test`` splits (dicts of arrays: ``x``, ``y``, ``factor_*``), ``settings`` (the evaluation config
-    with defaults: ``probe``, ``knn``, ``corruptions``, ``y_factor`` ...), ``seed`` and ``device``.
+    with defaults: ``probe``, ``mlp_probe``, ``knn``, ``corruptions``, ``y_factor`` ...), ``seed`` and ``device``.
     Features and the linear probe of ``y`` are computed once and shared by the evaluations.
     """
 
@@ -54,20 +63,46 @@ class EvaluationRun:
             self._features[split] = self.embed(self.split(split)["x"])
         return self._features[split]
 
-    def probe(self, train_features, train_labels, test_features, test_labels, **kw) -> Any:
-        """Fit the configured probe (``settings["probe"]``; ``kind=`` overrides its kind) and score it."""
-        cfg = self.settings["probe"]
-        options = {k: cfg[k] for k in PROBE_OPTIONS if k in cfg}
+    def probe(self, train_features, train_labels, test_features, test_labels, *, settings: dict | None = None,
+              **kw) -> Any:
+        """Fit a probe on cached features and score it: the configured one (``settings["probe"]``), or
+        the one ``settings`` describes; ``kind=`` overrides its kind."""
+        cfg = settings or self.settings["probe"]
         return fit_probe(train_features, torch.as_tensor(train_labels), test_features, torch.as_tensor(test_labels),
-                         kind=kw.pop("kind", cfg["kind"]),
-                         epochs=cfg["epochs"], lr=cfg["lr"], weight_decay=cfg["weight_decay"],
-                         batch_size=cfg["batch_size"], seed=self.seed, device=self.device, **options, **kw)
+                         kind=kw.pop("kind", cfg["kind"]), **_training_settings(cfg), seed=self.seed,
+                         device=self.device, **kw)
+
+    def mlp_probe_settings(self) -> dict:
+        """The MLP probe's settings: the probe's, with ``mlp_probe``'s set keys on top, kind ``mlp``."""
+        own = {k: v for k, v in self.settings.get("mlp_probe", {}).items() if v is not None}
+        return {**self.settings["probe"], **own, "kind": "mlp"}
 
     def linear_probe(self) -> tuple[dict, FittedProbe]:
-        """The configured probe of ``y`` on the features, fitted once: (its metrics, the fitted predictor)."""
+        """The configured probe of ``y``, fitted once: (its metrics, the fitted predictor).
+
+        ``probe.protocol``: ``features`` trains it on the cached training features; ``augmented``
+        on freshly augmented training images through the frozen encoder every epoch (recipe
+        ``probe.augment``, see :func:`~clbench.evaluate.linear_probe.fit_probe_on_images`). Either
+        way it is scored on the plain test features.
+        """
         if self._linear is None:
-            self._linear = self.probe(self.features("train"), self.train["y"], self.features("test"), self.test["y"],
-                                      return_predictor=True)
+            cfg = self.settings["probe"]
+            protocol = cfg.get("protocol", "features")
+            if protocol == "features":
+                self._linear = self.probe(self.features("train"), self.train["y"], self.features("test"),
+                                          self.test["y"], return_predictor=True)
+            elif protocol == "augmented":
+                from clbench.data.augment import augmentation
+
+                x = self.train["x"]
+                augment = augmentation(cfg["augment"], int(x.shape[-1]), int(x.shape[1]))
+                self._linear = fit_probe_on_images(
+                    self.model, x, self.train["y"], self.features("test"), self.test["y"], augment=augment,
+                    train_feats=self.features("train"), kind=cfg["kind"], **_training_settings(cfg),
+                    num_workers=cfg.get("num_workers", 0), seed=self.seed, device=self.device, return_predictor=True)
+            else:
+                raise ValueError(f"evaluation.probe.protocol: unknown protocol {protocol!r}; "
+                                 f"expected one of {list(PROBE_PROTOCOLS)}")
         return self._linear
 
     @property

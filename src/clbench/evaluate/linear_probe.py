@@ -1,4 +1,18 @@
-"""Linear and MLP probes on frozen features: top-1, macro AUROC and macro AUPR."""
+"""Linear and MLP probes on frozen representations: top-1, macro AUROC and macro AUPR.
+
+Two linear-evaluation protocols (``evaluation.probe.protocol``, chosen per experiment):
+
+- ``features`` (:func:`fit_probe`): the frozen encoder embeds the training images once, and the
+  probe trains on those cached features. Fast; what the tiny scale uses.
+- ``augmented`` (:func:`fit_probe_on_images`): every epoch the probe sees freshly augmented training
+  images through the frozen encoder (in eval mode, no gradient), as the papers' linear evaluations
+  do (ADNCE: the training transform; VarCon / SupCon: random resized crop and flip). Test images
+  are not augmented.
+
+Either way the features are standardised with the mean and std of the plain (not augmented)
+training features (unless ``standardize`` is false), and the probe is scored on the plain test
+features.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +20,20 @@ import numpy as np
 import torch
 from torch import nn
 
+MLP_HIDDEN = 256  # CLEAR's MLP probe on mu_c: Linear(z, 256) - BN - ReLU - Linear(256, C)
 
-def probe_head(kind: str, in_dim: int, num_classes: int, hidden_dim: int = 512) -> nn.Module:
-    """``linear``: one logistic layer; ``mlp``: CLEAR's probe, Linear - BN - ReLU - Linear."""
-    if kind == "linear":
-        return nn.Linear(in_dim, num_classes)
-    if kind == "mlp":
-        return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, num_classes))
-    raise ValueError(f"unknown probe kind {kind!r}; expected 'linear' or 'mlp'")
+# the probe settings of the config (evaluation.probe) that fit_probe and fit_probe_on_images take besides
+# kind, epochs, lr, weight_decay and batch_size; unset, each keeps the function's default
+PROBE_OPTIONS = ("optimizer", "momentum", "schedule", "milestones", "gamma", "standardize", "hidden_dim")
 
 
-# the probe settings of the config (evaluation.probe) that fit_probe takes besides kind, epochs, lr,
-# weight_decay and batch_size; unset, each keeps fit_probe's default
-PROBE_OPTIONS = ("optimizer", "momentum", "schedule", "milestones", "gamma", "standardize")
+def probe_head(kind: str, in_dim: int, num_classes: int, hidden_dim: int = MLP_HIDDEN) -> nn.Module:
+    """``linear``: one logistic layer; ``mlp``: CLEAR's probe, Linear - BN - ReLU - Linear (256 hidden units)."""
+    from clbench.models.heads import classifier_head
+
+    if kind not in ("linear", "mlp"):
+        raise ValueError(f"unknown probe kind {kind!r}; expected 'linear' or 'mlp'")
+    return classifier_head(in_dim, num_classes, kind, hidden_dim)
 
 
 def probe_optimizer(params, optimizer: str, lr: float, weight_decay: float,
@@ -43,36 +58,54 @@ def probe_schedule(opt: torch.optim.Optimizer, schedule: str, epochs: int, miles
     raise ValueError(f"unknown probe schedule {schedule!r}; expected constant, cosine or step")
 
 
+def score(probs: np.ndarray, labels) -> dict:
+    """``top1``, and where the labels hold two classes or more macro ``auroc`` and ``aupr`` (one vs
+    rest, over the classes present in ``labels``) of class probabilities ``probs`` [N, C]."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    y = np.asarray(labels)
+    present = np.unique(y)
+    result = {"top1": float((probs.argmax(1) == y).mean()), "n_test": int(len(y))}
+    if len(present) > 1:
+        p = probs[:, present] / probs[:, present].sum(1, keepdims=True)
+        onehot = (y[:, None] == present[None, :]).astype(int)
+        result["auroc"] = float(roc_auc_score(onehot, p, average="macro"))
+        result["aupr"] = float(average_precision_score(onehot, p, average="macro"))
+    return result
+
+
+def _standardiser(train_feats, standardize: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training features' mean and std (or 0 and 1 without ``standardize``)."""
+    x = torch.as_tensor(train_feats).float()
+    if not standardize:
+        return torch.zeros(x.shape[1]), torch.ones(x.shape[1])
+    return x.mean(0), x.std(0).clamp_min(1e-6)
+
+
 def fit_probe(train_feats, train_labels, test_feats, test_labels, *, kind: str = "linear", epochs: int = 100,
               lr: float = 0.01, weight_decay: float = 1e-4, batch_size: int = 0, optimizer: str = "adam",
               momentum: float = 0.9, schedule: str = "constant", milestones=(), gamma: float = 0.1,
-              standardize: bool = True, num_classes: int | None = None, seed: int = 0,
+              standardize: bool = True, hidden_dim: int = MLP_HIDDEN, num_classes: int | None = None, seed: int = 0,
               device: str | torch.device = "cpu", return_predictor: bool = False):
     """Train a probe on frozen features with cross-entropy; score it on the test features.
 
-    ``optimizer`` ``adam`` or ``sgd`` (with ``momentum``), at ``lr`` with ``weight_decay``, following
-    ``schedule`` (:func:`probe_schedule`) over ``epochs``. ``batch_size=0`` trains full-batch. With
-    ``standardize`` the features are standardised with the training mean and std; without, they are
-    fed as the encoder gives them.
+    ``optimizer`` ``adam`` or ``sgd`` (with ``momentum``), at ``lr`` with ``weight_decay`` (its L2
+    term), following ``schedule`` (:func:`probe_schedule`) over ``epochs``. ``batch_size=0`` trains
+    full-batch. With ``standardize`` the features are standardised with the training mean and std;
+    without, they are fed as the encoder gives them. ``hidden_dim``: the MLP probe's hidden units.
 
     Returns ``top1`` (accuracy), ``auroc`` (one-vs-rest, macro) and ``aupr`` (average precision, macro),
     each over the classes present in the test labels. With ``return_predictor`` it returns
     ``(result, predict)`` where ``predict`` is the :class:`FittedProbe` (``predict(features) -> class
     probabilities``), to reuse the trained probe (e.g. on corrupted test images, also from another job).
     """
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    xtr, xte = torch.as_tensor(train_feats).float(), torch.as_tensor(test_feats).float()
+    mean, std = _standardiser(train_feats, standardize)
+    xtr = (torch.as_tensor(train_feats).float() - mean) / std
     ytr, yte = torch.as_tensor(train_labels).long(), torch.as_tensor(test_labels).long()
-    if standardize:
-        mean, std = xtr.mean(0), xtr.std(0).clamp_min(1e-6)
-    else:
-        mean, std = torch.zeros(xtr.shape[1]), torch.ones(xtr.shape[1])
-    xtr, xte = (xtr - mean) / std, (xte - mean) / std
     c = num_classes or int(max(ytr.max(), yte.max())) + 1
-    head = probe_head(kind, xtr.shape[1], c).to(device)
+    head = probe_head(kind, xtr.shape[1], c, hidden_dim).to(device)
     opt = probe_optimizer(head.parameters(), optimizer, lr, weight_decay, momentum)
     scheduler = probe_schedule(opt, schedule, epochs, milestones, gamma)
     xtr, ytr = xtr.to(device), ytr.to(device)
@@ -91,17 +124,79 @@ def fit_probe(train_feats, train_labels, test_feats, test_labels, *, kind: str =
         if scheduler is not None:
             scheduler.step()
     predict = FittedProbe(head.eval(), kind, mean, std)
-    probs = predict(test_feats)
-    y = yte.numpy()
-    present = np.unique(y)
-    result = {"top1": float((probs.argmax(1) == y).mean()), "n_test": int(len(y)), "n_train": int(n),
-              "num_classes": c}
-    if len(present) > 1:
-        p = probs[:, present] / probs[:, present].sum(1, keepdims=True)
-        onehot = (y[:, None] == present[None, :]).astype(int)
-        result["auroc"] = float(roc_auc_score(onehot, p, average="macro"))
-        result["aupr"] = float(average_precision_score(onehot, p, average="macro"))
+    result = {**score(predict(test_feats), yte.numpy()), "n_train": int(n), "num_classes": c}
     return (result, predict) if return_predictor else result
+
+
+def fit_probe_on_images(model: nn.Module, train_x, train_labels, test_feats, test_labels, *, augment,
+                        train_feats, kind: str = "linear", epochs: int = 100, lr: float = 0.01,
+                        weight_decay: float = 1e-4, batch_size: int = 512, optimizer: str = "adam",
+                        momentum: float = 0.9, schedule: str = "constant", milestones=(), gamma: float = 0.1,
+                        standardize: bool = True, hidden_dim: int = MLP_HIDDEN, num_classes: int | None = None,
+                        num_workers: int = 0, seed: int = 0, device: str | torch.device = "cpu",
+                        return_predictor: bool = False):
+    """Train a probe on augmented training images through the frozen ``model``; score it on ``test_feats``.
+
+    Every epoch each training image (uint8 ``train_x`` [N, C, H, W], or lazily decoded images) is
+    augmented by ``augment`` (a transform of one uint8 image, e.g.
+    :func:`clbench.data.augment.augmentation`; None: no augmentation), embedded by
+    ``model.features`` in eval mode without gradient, standardised with the mean and std of
+    ``train_feats`` (the plain training features; not with ``standardize=False``) and fed to the
+    probe. ``batch_size=0`` means one batch of all images. The optimiser and schedule settings are
+    :func:`fit_probe`'s. The test split is scored on its plain features ``test_feats``. Returns what
+    :func:`fit_probe` returns; the :class:`FittedProbe` applies to plain features like any other.
+    """
+    from torch.utils.data import DataLoader
+
+    from clbench.models.inputs import to_float
+
+    device = torch.device(device)
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # the augmentations draw from torch's global stream
+    mean, std = _standardiser(train_feats, standardize)
+    ytr, yte = torch.as_tensor(np.asarray(train_labels)).long(), torch.as_tensor(np.asarray(test_labels)).long()
+    c = num_classes or int(max(ytr.max(), yte.max())) + 1
+    head = probe_head(kind, mean.numel(), c, hidden_dim).to(device)
+    opt = probe_optimizer(head.parameters(), optimizer, lr, weight_decay, momentum)
+    scheduler = probe_schedule(opt, schedule, epochs, milestones, gamma)
+    n = len(ytr)
+    bs = n if batch_size <= 0 else min(batch_size, n)
+    loader = DataLoader(_AugmentedImages(train_x, ytr, augment), batch_size=bs, shuffle=True, generator=g,
+                        num_workers=num_workers, pin_memory=device.type == "cuda")
+    was_training = model.training
+    model.eval()
+    mu, sd = mean.to(device), std.to(device)
+    head.train()
+    for _ in range(epochs):
+        for images, labels in loader:
+            if len(labels) < 2 and kind == "mlp":
+                continue
+            with torch.no_grad():
+                feats = model.features(to_float(images, device)).float()
+            opt.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(head((feats - mu) / sd), labels.to(device)).backward()
+            opt.step()
+        if scheduler is not None:
+            scheduler.step()
+    model.train(was_training)
+    predict = FittedProbe(head.eval(), kind, mean, std)
+    result = {**score(predict(test_feats), yte.numpy()), "n_train": int(n), "num_classes": c}
+    return (result, predict) if return_predictor else result
+
+
+class _AugmentedImages(torch.utils.data.Dataset):
+    """``(transform(image), label)`` per item; images are an array or anything that slices into uint8
+    batches (lazily decoded images are decoded per item, at the dataset's size)."""
+
+    def __init__(self, x, labels: torch.Tensor, transform=None):
+        self.x, self.labels, self.transform = x, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        img = torch.as_tensor(np.ascontiguousarray(self.x[i:i + 1]))[0]
+        return (img if self.transform is None else self.transform(img)), self.labels[i]
 
 
 class FittedProbe:

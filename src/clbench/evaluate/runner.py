@@ -32,17 +32,20 @@ from clbench.models.checkpoint import load_model
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {"evaluations": ["linear_probe", "knn"], "probe": {"epochs": 100, "lr": 0.01, "weight_decay": 1e-4,
-                                                               "batch_size": 0, "kind": "linear"},
+DEFAULTS = {"evaluations": ["linear_probe", "knn"],
+            "probe": {"epochs": 100, "lr": 0.01, "weight_decay": 1e-4, "batch_size": 0, "kind": "linear",
+                      "protocol": "features", "augment": "simclr", "num_workers": 0},
+            "mlp_probe": {},
             "knn": {"k": 200, "temperature": 0.1}, "corruptions": {"names": "all", "severities": [1, 2, 3, 4, 5],
                                                                    "n_test": 500, "granularity": "grid"},
             "convergence_target": 0.5, "y_factor": "y"}
 
 
 def evaluation_settings(spec: dict) -> dict:
-    """The evaluation config ``spec`` over :data:`DEFAULTS` (one level deep for probe, knn, corruptions)."""
+    """The evaluation config ``spec`` over :data:`DEFAULTS` (one level deep for probe, mlp_probe, knn,
+    corruptions)."""
     cfg = {**DEFAULTS, **spec}
-    for key in ("probe", "knn", "corruptions"):
+    for key in ("probe", "mlp_probe", "knn", "corruptions"):
         cfg[key] = {**DEFAULTS[key], **spec.get(key, {})}
     return cfg
 

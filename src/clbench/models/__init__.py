@@ -2,6 +2,6 @@
 (:mod:`clbench.models.checkpoint`)."""
 
 from clbench.models.encoders import build_encoder, SmallCNN
-from clbench.models.heads import projection_head
+from clbench.models.heads import classifier_head, projection_head
 
-__all__ = ["build_encoder", "SmallCNN", "projection_head"]
+__all__ = ["build_encoder", "SmallCNN", "classifier_head", "projection_head"]

@@ -7,22 +7,41 @@ from torch import nn
 
 
 class SmallCNN(nn.Module):
-    """Three stride-2 conv blocks (width, 2*width, 4*width; BN, ReLU), global average pool, linear.
+    """Three stride-2 conv blocks (width, 2*width, 4*width; BN, ReLU), then one of two tops:
+
+    - ``pool="avg"`` (default): global average pool, Linear(4*width, feature_dim), ReLU;
+    - ``pool="flatten"``: the feature map flattened (4*width * s * s values for an ``image_size``
+      input, ``s`` the map's side: 2048 for 28 px at width 32), no further layer. This is the
+      official CLEAR CNN baseline's backbone (``SimpleCNNClassifier`` in scotsun/clear-vae), whose
+      MLP head sits on the flattened map (see the ``cross_entropy`` method's ``classifier``).
 
     The same block layout as CLEAR's VAE encoder (32/64/128 channels at width 32), so the plain
     CNN baseline and the contrastive encoders share one backbone.
     """
 
-    def __init__(self, in_channels: int = 1, width: int = 32, feature_dim: int = 128):
+    def __init__(self, in_channels: int = 1, width: int = 32, feature_dim: int = 128, pool: str = "avg",
+                 image_size: int | None = None):
         super().__init__()
         chans = [in_channels, width, 2 * width, 4 * width]
         layers: list[nn.Module] = []
         for cin, cout in zip(chans[:-1], chans[1:]):
             layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
         self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Sequential(nn.Linear(chans[-1], feature_dim), nn.ReLU(inplace=True))
-        self.out_dim = feature_dim
+        if pool == "avg":
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Sequential(nn.Linear(chans[-1], feature_dim), nn.ReLU(inplace=True))
+            self.out_dim = feature_dim
+        elif pool == "flatten":
+            if not image_size:
+                raise ValueError("small_cnn with pool: flatten needs the image size")
+            side = int(image_size)
+            for _ in range(3):
+                side = (side - 1) // 2 + 1  # k=3, s=2, p=1
+            self.pool = nn.Identity()
+            self.fc = nn.Identity()
+            self.out_dim = chans[-1] * side * side
+        else:
+            raise ValueError(f"unknown small_cnn pool {pool!r}; expected avg or flatten")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(torch.flatten(self.pool(self.features(x)), 1))
@@ -47,11 +66,12 @@ def resnet(name: str, in_channels: int = 3, stem: str = "cifar") -> nn.Module:
     return net
 
 
-def build_encoder(spec: dict, in_channels: int) -> nn.Module:
+def build_encoder(spec: dict, in_channels: int, image_size: int | None = None) -> nn.Module:
     """Build the encoder described by a method's ``encoder:`` config; ``.out_dim`` is its feature size."""
     name = spec.get("name", "small_cnn")
     if name == "small_cnn":
-        return SmallCNN(in_channels, spec.get("width", 32), spec.get("feature_dim", 128))
+        return SmallCNN(in_channels, spec.get("width", 32), spec.get("feature_dim", 128), spec.get("pool", "avg"),
+                        image_size)
     if name in ("resnet18", "resnet50"):
         return resnet(name, in_channels, spec.get("stem", "cifar"))
     raise ValueError(f"unknown encoder {name!r}; expected small_cnn, resnet18 or resnet50")

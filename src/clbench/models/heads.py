@@ -1,4 +1,4 @@
-"""Projection heads."""
+"""Projection heads, and the classifier heads of the plain CNN baseline and the probes."""
 
 from __future__ import annotations
 
@@ -29,3 +29,14 @@ def method_projection_head(spec: dict, in_dim: int) -> nn.Module:
     (default: the encoder's feature size) and ``projection_batch_norm`` (default true)."""
     return projection_head(in_dim, spec.get("projection_dim", 128), spec.get("projection_hidden_dim"),
                            spec.get("projection_batch_norm", True))
+
+
+def classifier_head(in_dim: int, num_classes: int, kind: str = "linear", hidden_dim: int = 256) -> nn.Module:
+    """A classifier on features: ``linear`` (one layer) or ``mlp`` (Linear - BN - ReLU - Linear, the
+    head of CLEAR's official CNN baseline and of its MLP probe, 256 hidden units there)."""
+    if kind == "linear":
+        return nn.Linear(in_dim, num_classes)
+    if kind == "mlp":
+        return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(),
+                             nn.Linear(hidden_dim, num_classes))
+    raise ValueError(f"unknown classifier kind {kind!r}; expected 'linear' or 'mlp'")

@@ -26,7 +26,7 @@ from torch import nn
 
 from clbench.models.collective import gather, gather_labels
 from clbench.models.encoders import build_encoder
-from clbench.models.heads import method_projection_head
+from clbench.models.heads import classifier_head, method_projection_head
 from clbench.objectives import OBJECTIVES, check_method, resolve_ref, resolved_params
 
 __all__ = ["METHOD_FAMILIES", "Method", "build_method", "register_family"]
@@ -90,15 +90,24 @@ class Method(nn.Module):
 
 @register_family("classifier")
 class Classifier(Method):
-    """Encoder + linear classifier trained with cross-entropy (the plain CNN baseline)."""
+    """Encoder + classifier trained with cross-entropy (the plain CNN baseline).
+
+    ``classifier: {kind: linear}`` (default) is one linear layer on the encoder's features;
+    ``{kind: mlp, hidden_dim: 256}`` is Linear - BN - ReLU - Linear, the official CLEAR baseline's
+    head (on a ``small_cnn`` with ``pool: flatten``). ``features`` is what the last linear layer
+    reads: the encoder's output, or the MLP's hidden activations, so a linear probe on them can
+    recover the trained classifier.
+    """
 
     def __init__(self, spec: dict, in_channels: int, num_classes: int, image_size: int = 28):
         super().__init__()
-        self.encoder = build_encoder(spec.get("encoder", {}), in_channels)
-        self.classifier = nn.Linear(self.encoder.out_dim, num_classes)
+        head = {"kind": "linear", "hidden_dim": 256, **spec.get("classifier", {})}
+        self.encoder = build_encoder(spec.get("encoder", {}), in_channels, image_size)
+        self.classifier = classifier_head(self.encoder.out_dim, num_classes, head["kind"], head["hidden_dim"])
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
+        h = self.encoder(x)
+        return self.classifier[:-1](h) if isinstance(self.classifier, nn.Sequential) else h
 
     def loss_terms(self, views: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         b, v = views.shape[:2]
@@ -177,7 +186,8 @@ class ClearVAEMethod(Method):
     latents with ``estimator_latents: step``, or, as the official trainers do, latents drawn afresh
     for each estimator step from the updated VAE with ``resampled``), or ``none``.
     beta-VAE = none/none, SNN-only = snn/none, CLEAR-PS = snn/ps_snn. ``features`` is mu_c; ``factors``
-    gives (mu_c, mu_s). The settings and their defaults are the ``clear_vae`` objective's parameters.
+    gives (mu_c, mu_s), ``latent_params`` the means and log-variances of q(z|x) (capability
+    ``factors`` covers both). The settings and their defaults are the ``clear_vae`` objective's parameters.
     """
 
     capabilities = frozenset({"factors"})
@@ -204,6 +214,10 @@ class ClearVAEMethod(Method):
     def factors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu_c, _, mu_s, _ = self.vae.encode(x)
         return mu_c, mu_s
+
+    def latent_params(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``(mu_c, logvar_c, mu_s, logvar_s)`` of q(z|x)."""
+        return self.vae.encode(x)
 
     def anneal(self) -> float:
         v = self.cfg
@@ -309,7 +323,9 @@ class SubEmbedding(Method):
 
 
 class StageConcat(Method):
-    """The MCL representation: concat of each stage's L2-normalised features, then L2-normalised."""
+    """The MCL representation: the stages' features concatenated, then L2-normalised (as the
+    official evaluation, ``MMVP.ipynb`` of MajorDavidZhang/MCL: ``torch.cat`` of the stages'
+    ``encode_image`` outputs, then divided by its norm)."""
 
     capabilities = frozenset({"stages"})
 
@@ -318,8 +334,7 @@ class StageConcat(Method):
         self.stages = nn.ModuleList(stages)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        parts = [nn.functional.normalize(m.features(x), dim=1) for m in self.stages]
-        return nn.functional.normalize(torch.cat(parts, 1), dim=1)
+        return nn.functional.normalize(torch.cat([m.features(x) for m in self.stages], 1), dim=1)
 
     def stage_features(self, x: torch.Tensor, stage: int) -> torch.Tensor:
         return self.stages[stage].features(x)

@@ -73,6 +73,10 @@ def protocol(record: ExperimentRecord) -> dict:
         "probe.batch_size": Source(f"{linear} (--batch_size)", 512),
         "probe.schedule": Source(f"{linear} (no scheduler)", "constant", unset="constant"),
         "probe.standardize": Source(f"{linear} (the encoder's flattened features)", False, unset=True),
+        "probe.protocol": Source(f"{linear} (utils.get_dataset(pair=False): trains on train_transform images, "
+                                 f"tests on test_transform ones)", "augmented", unset="features"),
+        "probe.augment": Source(f"{_CODE}utils.py train_transform (RandomResizedCrop, flip, jitter, greyscale)",
+                                "simclr"),
         "knn.k": Source(f"{_CODE}train_test.sh (k)", 200),
         "evaluations": Source(f"{_CODE}linear.py (linear evaluation) and main.py test() (weighted kNN)",
                               ["linear_probe", "knn"]),
@@ -84,6 +88,11 @@ def protocol(record: ExperimentRecord) -> dict:
         out["data"] = {"name": Source(f"{_README}: dataset_name", dataset)}
     if dataset == "stl10":
         out["data"]["unlabeled"] = Source(f"{_CODE}utils.py (STL10 split 'train+unlabeled' for pretraining)", True)
+        # the probe trains on 32 px crops of the 96 px images and tests at 96 px; clbench's augmented probe
+        # crops at the images' own size (96 px), so its recipe differs in the crop size
+        out["evaluation"]["probe.augment"] = Source(
+            f"{_CODE}utils.py train_transform (RandomResizedCrop(32) of the 96 px STL-10 images, flip, jitter, "
+            f"greyscale; test_transform keeps 96 px)", "simclr at 32 px")
     return out
 
 _IMAGE = {"source": "the paper's table of image classification results (linear evaluation, ResNet-50)",

@@ -433,6 +433,7 @@ FIGURES = (
 _CODE = "CLEAR official code, code/"
 _TRAINER = f"{_CODE}src/trainer.py"
 _TRAINER_UTILS = f"{_CODE}src/utils/trainer_utils.py"
+_CNN = f"{_CODE}src/models/cnn.py"
 _STYLED_OOD_SPLIT = {"n_train": 42500, "n_val": 7500, "n_test": 10000}  # MNIST train: 50,000 (85/15) + 10,000 test
 _GMIG_SPLIT = {"n_train": 40000, "n_val": 10000, "n_test": 10000}
 
@@ -470,7 +471,7 @@ def _vae_sources(script: str, kind: str, vae_spec: Mapping) -> dict:
         "vae.beta": Source(f"{at} (beta)", 1 / 32 if big else 1 / 8),
         "vae.width": Source(f"{vae}, 32 channels in its first conv", 32),
         "vae.alpha": Source(f"{at} (--alpha)", 100.0),
-        "vae.temperature": Source(f"{at} (temperature)", 0.3 if kind == "camelyon17" and style != "tc" else 0.1),
+        "vae.temperature": Source(f"{at} (temperature)", 0.1),
         "vae.similarity": Source(f"{_TRAINER_UTILS} (sim_fn cosine)", "cosine"),
         "vae.anneal_loc": Source(f"{_TRAINER_UTILS} (loc)", 0.0),
         "vae.anneal_scale": Source(f"{_TRAINER_UTILS} (scale)", 1.0),
@@ -482,6 +483,8 @@ def _vae_sources(script: str, kind: str, vae_spec: Mapping) -> dict:
         "epochs": Source(f"{at} (epochs)", {"gmig": 16, "camelyon17": 7}.get(kind, 41)),
         "batch_size": Source(f"{at} (DataLoader batch_size)", 64 if kind == "camelyon17" else 128),
         "augment": Source(f"{at} (ToTensor only)", "none"),
+        "views": Source(f"{at} (one image per sample)", 1),
+        "paired_views": Source(f"{at} (one image per sample)", False, unset=False),
     }
     if kind == "gmig" and beta not in (None, 1 / 8) and beta in _BETA_SWEEP:
         src["vae.beta"] = Source(f"{at} (BETAS: the sweep, commented out beside the default)", beta)
@@ -497,10 +500,15 @@ def _vae_sources(script: str, kind: str, vae_spec: Mapping) -> dict:
         src["objective"] = Source(f"{_CODE}src/models/vae.py and {_TRAINER} (CLEAR-VAE)", "clear_vae")
         src["vae.content"] = Source(f"{_TRAINER_UTILS} {trainers[style]} (SNN on the content means)", "snn")
         src["vae.style"] = Source(f"{_TRAINER_UTILS} {trainers[style]}", style)
+    if kind == "camelyon17":  # the notebook's experiment(): trainer_kwargs, and CLEAR-TC's own kwargs
+        src["vae.temperature"] = (
+            Source(f"{at} experiment() (tc_trainer_kwargs[\"temperature\"] = 0.1 for clear-tc)", 0.1) if style == "tc"
+            else Source(f"{at} (trainer_kwargs temperature 0.3)", 0.3))
     if style == "tc":
         src.update({
             "vae.penalty_weight": Source(f"{at} (la)", 1.0),
-            "vae.estimator_lr": Source(f"{at} (factor_cls_lr)", 5e-4 if kind == "camelyon17" else 1e-4),
+            "vae.estimator_lr": Source(f"{at} experiment() (models[\"clear-tc\"]: factor_cls_lr 5e-4)", 5e-4)
+            if kind == "camelyon17" else Source(f"{at} (factor_cls_lr)", 1e-4),
             "vae.estimator_steps": Source(f"{_TRAINER} (one discriminator step per VAE step)", 1),
             "vae.estimator_latents": Source(f"{_TRAINER} (latents re-encoded for the estimator)", "resampled",
                                             unset="step"),
@@ -517,8 +525,24 @@ def _vae_sources(script: str, kind: str, vae_spec: Mapping) -> dict:
 
 
 def _cnn_sources(script: str, kind: str) -> dict:
+    """The plain CNN baseline: SimpleCNNClassifier at 28 px, SimpleCNN64Classifier at 64 px (src/models/cnn.py);
+    clbench's small_cnn has the former's three convs, so at 64 px the encoder row reads "assumed"."""
     at = f"{_CODE}{script}"
+    if kind in ("64px", "camelyon17"):
+        net = f"{_CNN} SimpleCNN64Classifier"
+        encoder = Source(f"{net} (five 4x4 stride-2 convs, 32 to 512 channels, BN, ReLU)",
+                         "a five-conv CNN (clbench's small_cnn has three)")
+    else:
+        net = f"{_CNN} SimpleCNNClassifier"
+        encoder = Source(f"{net} (three 3x3 stride-2 convs, 32/64/128 channels, BN, ReLU)", "small_cnn",
+                         unset="small_cnn")
+    head = f"{net} cls_head (Linear(2048, 256), BN, ReLU, Linear)"
     return {
+        "encoder.name": encoder,
+        "encoder.width": Source(f"{net} (32 channels in its first conv)", 32),
+        "encoder.pool": Source(f"{net} (nn.Flatten of the last conv map: 2048 values)", "flatten", unset="avg"),
+        "classifier.kind": Source(head, "mlp", unset="linear"),
+        "classifier.hidden_dim": Source(head, 256),
         "objective": Source(f"{_TRAINER} SimpleCNNTrainer (cross-entropy)", "cross_entropy"),
         "warmup_epochs": Source(f"{_TRAINER} (no scheduler)", 0),
         "optimizer.name": Source(f"{_TRAINER_UTILS} get_cnn_trainer (torch.optim.Adam)", "adam"),
@@ -528,6 +552,30 @@ def _cnn_sources(script: str, kind: str) -> dict:
         "epochs": Source(f"{at} (epochs)", 6 if kind == "camelyon17" else 41),
         "batch_size": Source(f"{at} (DataLoader batch_size)", 64 if kind == "camelyon17" else 128),
         "augment": Source(f"{at} (ToTensor only)", "none"),
+        "views": Source(f"{at} (one image per sample)", 1),
+        "paired_views": Source(f"{at} (one image per sample)", False, unset=False),
+    }
+
+
+def _mlp_probe_sources(script: str, kind: str) -> dict:
+    """CLEAR's MLP probe on mu_c (``experiment_helper()`` of the downstream scripts, trained by
+    ``DownstreamMLPTrainer``); the gMIG script trains no probe, so its cards cite the Styled-MNIST one."""
+    if kind == "gmig":
+        at = f"{_CODE}run_styledmnist_downstream_expr.py experiment_helper() (the downstream studies' probe; " \
+             f"run_mig_expr_mnist.py trains none)"
+    else:
+        at = f"{_CODE}{script} experiment_helper()"
+    mlp = f"{_TRAINER} DownstreamMLPTrainer"
+    return {
+        "mlp_probe.hidden_dim": Source(f"{at} (MLP probe on mu_c: Linear(z, 256), BN, ReLU, Linear)", 256),
+        "mlp_probe.optimizer": Source(f"{at} (torch.optim.Adam)", "adam", unset="adam"),
+        "mlp_probe.lr": Source(f"{at} (torch.optim.Adam, lr 3e-4)", 3e-4),
+        "mlp_probe.weight_decay": Source(f"{at} (torch.optim.Adam, no weight decay)", 0.0),
+        "mlp_probe.epochs": Source(f"{at} (trainer.fit(1, ...))", 1) if kind == "camelyon17" else
+        Source(f"{at} (trainer.fit(epochs, ...): the script's epochs)", 41),
+        "mlp_probe.batch_size": Source(f"{at} (the DataLoader's batches)", 64 if kind == "camelyon17" else 128),
+        "mlp_probe.schedule": Source(f"{mlp} (no scheduler)", "constant", unset="constant"),
+        "mlp_probe.standardize": Source(f"{mlp} (mu_c as vae.encode gives it)", False, unset=True),
     }
 
 
@@ -552,16 +600,22 @@ def protocol(record) -> dict:
             out["data"]["k"] = Source(f"{at} (k = 1..5, one split per k)")
             out["data"]["recipe"] = Source(f"{_CODE}expr/expr_utils.py generate_style_dict (k styles per digit "
                                            f"in training, the others in test)", "ood")
+            out["data"]["ood_design"] = Source(f"{_CODE}expr/expr_utils.py generate_style_dict (np.random.choice: "
+                                               f"each digit's k styles drawn at random)", "random")
+    elif kind == "camelyon17":
+        out["data"] = {"image_size": Source(f"{at} (transforms.Resize((64, 64)) for VAE64)", 64)}
     elif kind == "64px":
         out["data"] = {"image_size": Source(f"{at} (64 px images for VAE64)", 64)}
         if record.dataset.get("generator") == "pacs":
             out["data"]["recipe"] = Source(f"{at} generate_style_dict (k domains per class in training, the "
                                            f"others in test)", "ood_k")
-    if kind != "gmig":
-        out["evaluation"] = {
-            "probe.lr": Source(f"{at} (MLP probe on mu_c: Linear 256, BN, ReLU, Linear; Adam 3e-4)", 3e-4),
-            "probe.optimizer": Source(f"{at} (MLP probe: torch.optim.Adam)", "adam", unset="adam"),
-        }
+            out["data"]["k"] = Source(f"{at} (for k in range(1, 4): one split per k)")
+            out["data"]["ood_design"] = Source(f"{at} generate_style_dict (np.random.choice: each class's k "
+                                               f"domains drawn at random)", "random")
+    out["evaluation"] = _mlp_probe_sources(script, kind)
+    out["evaluation"]["evaluations"] = (
+        Source(f"{at} (trainer.evaluate: gMIG of the sampled latents)", ["gmig"]) if kind == "gmig" else
+        Source(f"{at} experiment_helper() (the MLP probe on mu_c; the CNN's own head)", ["mlp_probe"]))
     return out
 
 

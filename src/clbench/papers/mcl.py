@@ -141,9 +141,18 @@ def protocol(record) -> dict:
     for method, spec in record.methods.items():
         if "mcl" not in spec:
             continue
+        sampler = "MCL official code, my_training/data.py MCL_batch_sampler_DDP"
         out[method] = {
             "objective": Source("MCL paper, unimodal experiments (SimCLR stages)", "info_nce"),
             "mcl.clusters": Source("MCL official code, readme.md and cluster.py (--num-clusters 10, CLIP)", 10),
+            # what the later stages' run.json records of their batch sampler (clbench.data.samplers)
+            "batch_sampler.one_cluster_per_batch": Source(
+                f"{sampler} (from stage 1 on, every batch drawn from one cluster of the earlier stages)", True,
+                unset=True),
+            "batch_sampler.small_clusters": Source(f"{sampler} (clusters smaller than a batch skipped)", "skip",
+                                                   unset="skip"),
+            "batch_sampler.drop_last": Source(f"{sampler} (each cluster cut into full batches, remainder dropped)",
+                                              True, unset=True),
         }
     return out
 

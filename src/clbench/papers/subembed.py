@@ -142,7 +142,9 @@ def protocol(record) -> dict:
     if not out:
         return {}
     out["data"] = {"source": Source(f"{POSTER} (MNIST digits)", "mnist"),
-                   "background": Source(f"{POSTER} (STL-10 backgrounds)", "stl10")}
+                   "background": Source(f"{POSTER} (STL-10 backgrounds)", "stl10"),
+                   "vary": Source(f"{POSTER} (view pairs differ only in the digit's location)", ["location"],
+                                  unset=["location"])}
     out["evaluation"] = {"probe.kind": Source(f"{POSTER} (linear probes on r, r0, r1)", "linear")}
     return out
 

@@ -515,6 +515,10 @@ def protocol(record) -> dict:
             "probe.milestones": Source(f"{_LINEAR} (lr_decay_epochs)", [60, 75, 90]),
             "probe.gamma": Source(f"{_LINEAR} (lr_decay_rate)", 0.2),
             "probe.standardize": Source(f"{_LINEAR} (the encoder's features)", False, unset=True),
+            "probe.protocol": Source(f"{_LINEAR} (trains on train_transform images, tests on val_transform ones)",
+                                     "augmented", unset="features"),
+            "probe.augment": Source(f"{_CODE}main_linear.py train_transform (RandomResizedCrop(32, scale 0.2-1), "
+                                    f"flip)", "crop_flip"),
         }
     return out
 

@@ -40,17 +40,26 @@ ALL_METHODS = "all methods"
 # how a run is executed, not what it computes
 OPERATIONAL = frozenset({"compile", "num_workers", "val_every", "gpus"})
 DATA_OPERATIONAL = frozenset({"download", "root", "workers", "url", "md5"})
-EVALUATION_OPERATIONAL = frozenset({"y_factor", "corruptions.granularity"})
+EVALUATION_OPERATIONAL = frozenset({"y_factor", "corruptions.granularity", "probe.num_workers"})
+
+# the evaluate job's values for probe settings a configuration leaves out (clbench.evaluate.runner.DEFAULTS;
+# a test keeps the two equal): how the linear probe trains is a row of every card
+PROBE_DEFAULTS = {"protocol": "features", "augment": "simclr"}
+# the settings of the MLP probe (the schema's mlp_probe_settings): each is mlp_probe's where set, else the
+# linear probe's (clbench.evaluate.context.EvaluationRun.mlp_probe_settings); it always trains on cached features
+MLP_PROBE_KEYS = ("epochs", "lr", "weight_decay", "batch_size", "hidden_dim", "optimizer", "momentum", "schedule",
+                  "milestones", "gamma", "standardize")
+MLP_HIDDEN = 256  # clbench.evaluate.linear_probe.MLP_HIDDEN, the MLP probe's hidden units when unset
 
 # (category, key prefixes), first match wins; a method setting matching none is "other"
 METHOD_CATEGORIES = (
-    ("architecture", ("encoder", "projection_dim", "projection_hidden_dim", "projection_batch_norm",
+    ("architecture", ("encoder", "classifier", "projection_dim", "projection_hidden_dim", "projection_batch_norm",
                       "vae.z_content", "vae.z_style", "vae.width", "vae.architecture")),
     ("objective", ("objective", "loss", "vae")),
     ("optimiser", ("optimizer",)),
     ("schedule", ("schedule", "warmup_epochs")),
     ("epochs", ("epochs",)),
-    ("batch", ("batch_size",)),
+    ("batch", ("batch_size", "batch_sampler")),
     ("augmentation", ("augment", "views", "paired_views", "crop_size")),
 )
 CATEGORY_ORDER = tuple(c for c, _ in METHOD_CATEGORIES) + ("other", "data recipe", "evaluation protocol", "seeds",
@@ -75,10 +84,25 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 # what a method's model reads (clbench.models): the VAE family builds its networks from vae: alone, only
-# the contrastive and sub-embedding families have a projector, width and feature_dim size the small
-# CNN and stem the ResNets
-_UNREAD_BY_FAMILY = {"clear_vae": ("encoder", "projection_"), "classifier": ("projection_",)}
-_ENCODER_KEYS = {"small_cnn": ("encoder.name", "encoder.width", "encoder.feature_dim")}
+# the contrastive and sub-embedding families have a projector, only the classifier family a classifier
+# head; width, pool and feature_dim shape the small CNN, stem the ResNets
+_UNREAD_BY_FAMILY = {"clear_vae": ("encoder", "projection_", "classifier"), "classifier": ("projection_",),
+                     "contrastive": ("classifier",), "sub_embedding": ("classifier",)}
+_ENCODER_KEYS = {"small_cnn": ("encoder.name", "encoder.width", "encoder.pool", "encoder.feature_dim")}
+# settings read only when another setting (flat key, its value when unset) has one of some values
+_MI_STYLES = ("tc", "club_sample", "l1out")
+_READ_ONLY_WITH = {
+    "optimizer.momentum": ("optimizer.name", "adam", ("sgd",)),
+    "optimizer.nesterov": ("optimizer.name", "adam", ("sgd",)),
+    "encoder.feature_dim": ("encoder.pool", "avg", ("avg",)),  # a flattened map has no further layer
+    "classifier.hidden_dim": ("classifier.kind", "linear", ("mlp",)),
+    "vae.penalty_weight": ("vae.style", "ps_snn", _MI_STYLES),  # the MI estimator's settings
+    "vae.estimator_steps": ("vae.style", "ps_snn", _MI_STYLES),
+    "vae.estimator_lr": ("vae.style", "ps_snn", _MI_STYLES),
+    "vae.estimator_latents": ("vae.style", "ps_snn", _MI_STYLES),
+}
+# a model's values for settings a method leaves out (clbench.models: SmallCNN, the Classifier family)
+_MODEL_DEFAULTS = {"small_cnn": {"encoder.pool": "avg"}, "classifier": {"classifier.kind": "linear"}}
 
 
 def method_settings(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -92,6 +116,11 @@ def method_settings(spec: Mapping[str, Any]) -> dict[str, Any]:
     if objective is not None:
         spec[objective.section] = resolved_params(spec)
     flat = flatten(spec)
+    if objective is not None and objective.family == "classifier":
+        defaults = {**_MODEL_DEFAULTS["classifier"], **_MODEL_DEFAULTS.get(flat.get("encoder.name", "small_cnn"), {})}
+        flat = {**flat, **{k: v for k, v in defaults.items() if k not in flat}}
+        if flat["classifier.kind"] == "mlp":
+            flat.setdefault("classifier.hidden_dim", MLP_HIDDEN)
     return {k: v for k, v in flat.items() if reads(flat, k)}
 
 
@@ -106,22 +135,55 @@ def reads(flat_spec: Mapping[str, Any], setting: str) -> bool:
         return False
     if setting.startswith("encoder."):
         encoder = flat_spec.get("encoder.name", "small_cnn")
-        return setting in _ENCODER_KEYS.get(encoder, ("encoder.name", "encoder.stem"))
-    if setting in ("optimizer.momentum", "optimizer.nesterov"):
-        return flat_spec.get("optimizer.name") == "sgd"
+        if setting not in _ENCODER_KEYS.get(encoder, ("encoder.name", "encoder.stem")):
+            return False
+    if setting in _READ_ONLY_WITH:
+        other, unset, values = _READ_ONLY_WITH[setting]
+        return flat_spec.get(other, unset) in values
     return True
 
 
 def data_settings(dataset: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in flatten(dataset).items() if k.split(".")[0] not in DATA_OPERATIONAL and v is not None}
+    """The dataset's settings, flat (``options`` folded in); no operational key, and no default its
+    generator fills in for a key it does not read for this spec (e.g. the OOD design of an independent
+    recipe; the configuration checks refuse such a key when it is given)."""
+    from clbench.data.build import GENERATORS, reads_key
+
+    spec = {**{k: v for k, v in dataset.items() if k != "options"}, **(dataset.get("options") or {})}
+    generator = GENERATORS.get(spec.get("generator"))
+    defaults = {} if generator is None else generator.defaults()
+    unread = {k for k, v in defaults.items() if spec.get(k) == v and not reads_key(spec, k)}
+    return {k: v for k, v in flatten(spec).items()
+            if k.split(".")[0] not in DATA_OPERATIONAL and v is not None and k not in unread}
+
+
+def evaluation_reads(evaluation: Mapping[str, Any], setting: str) -> bool:
+    """Whether the evaluate job reads ``setting``: k-NN and MLP-probe settings only where the experiment
+    runs them, the probe's augmentation only under protocol augmented."""
+    evaluations = evaluation.get("evaluations") or []
+    for prefix in ("knn", "mlp_probe"):
+        if setting.startswith(prefix + ".") and prefix not in evaluations:
+            return False
+    if setting == "probe.augment":
+        return (evaluation.get("probe") or {}).get("protocol", PROBE_DEFAULTS["protocol"]) == "augmented"
+    return True
 
 
 def evaluation_settings(evaluation: Mapping[str, Any]) -> dict[str, Any]:
-    """The evaluate job's settings, flat; k-NN settings only where the experiment runs k-NN."""
-    flat = {k: v for k, v in flatten(evaluation).items() if k not in EVALUATION_OPERATIONAL}
-    if "knn" not in (evaluation.get("evaluations") or []):
-        flat = {k: v for k, v in flat.items() if not k.startswith("knn.")}
-    return flat
+    """The evaluate job's settings, flat: the linear probe's protocol (and its augmentation) always,
+    the MLP probe's settings as it trains (``mlp_probe``'s over the probe's) where the experiment runs
+    it, k-NN settings only where it runs k-NN."""
+    probe = {**PROBE_DEFAULTS, **(evaluation.get("probe") or {})}
+    own_mlp = {k: v for k, v in (evaluation.get("mlp_probe") or {}).items() if v is not None}
+    mlp = {k: own_mlp.get(k, probe.get(k)) for k in MLP_PROBE_KEYS if own_mlp.get(k, probe.get(k)) is not None}
+    mlp.setdefault("hidden_dim", MLP_HIDDEN)
+    if mlp.get("optimizer", "adam") != "sgd":
+        mlp.pop("momentum", None)
+    if mlp.get("schedule", "constant") != "step":
+        for key in ("milestones", "gamma"):
+            mlp.pop(key, None)
+    full = {**evaluation, "probe": probe, "mlp_probe": mlp}
+    return {k: v for k, v in flatten(full).items() if k not in EVALUATION_OPERATIONAL and evaluation_reads(full, k)}
 
 
 def method_category(setting: str) -> str:
@@ -228,7 +290,10 @@ def protocol_card(record: ExperimentRecord, papers: Mapping[str, Any],
             rows += [c for c in cells if c is not None]
     for scope in ("data", "evaluation"):
         settings = data_settings(record.dataset) if scope == "data" else evaluation_settings(record.evaluation)
-        rows += _rows(scope, lambda k, s=scope: SCOPE_CATEGORY[s], settings, sources.get(scope, {}))
+        stated = sources.get(scope, {})
+        if scope == "evaluation":
+            stated = {k: s for k, s in stated.items() if evaluation_reads(record.evaluation, k)}
+        rows += _rows(scope, lambda k, s=scope: SCOPE_CATEGORY[s], settings, stated)
     run_sources = sources.get("run", {})
     rows.append({"scope": "run", "category": "seeds", "setting": "seeds", "value": format_value(list(record.seeds)),
                  "source": source_text(list(record.seeds), run_sources.get("seeds"))})
@@ -276,10 +341,29 @@ def _run_of(path: Path) -> tuple[str, int]:
     return seed_dir.parent.name, int(seed_dir.name.removeprefix("seed"))
 
 
+# what a cluster batch sampler's summary (run.json ``batch_sampler``) says of how batches are drawn: its
+# policy (card setting: summary key), the same for every seed; its counts of clusters and samples used vary
+# with the clustering, and the stage logs give them
+SAMPLER_POLICY = {"small_clusters": "small", "drop_last": "drop_last"}
+
+
+def _sampler_policy(summaries: Sequence[Mapping[str, Any] | None]) -> dict | None:
+    """The batch sampler the stages after the first recorded: ``one_cluster_per_batch`` (no stage
+    mixed clusters in a batch) and the policy of :data:`SAMPLER_POLICY`; None if no stage used one."""
+    used = [s for s in summaries if s]
+    if not used:
+        return None
+    policies = [{k: s.get(key) for k, key in SAMPLER_POLICY.items()} for s in used]
+    if any(p != policies[0] for p in policies):
+        raise ValueError(f"the stages recorded different batch samplers: {policies}")
+    return {"one_cluster_per_batch": all(s.get("mixed_batches") == 0 for s in used), **policies[0]}
+
+
 def _recorded_spec(info: Mapping[str, Any], planned: Mapping[str, Any] | None) -> dict:
     """A run.json's method settings. A multistage run's are its stages' (each stage trains the same
     spec) with the blocks the stages are not given (the stages' own settings) from the plan, checked
-    against the number of stages it recorded."""
+    against the number of stages it recorded, and the batch sampler its later stages used
+    (``batch_sampler``, from each stage's record)."""
     if "spec" in info:
         return dict(info["spec"])
     stages = info.get("stage_runs") or []
@@ -290,7 +374,8 @@ def _recorded_spec(info: Mapping[str, Any], planned: Mapping[str, Any] | None) -
     for block in planned_stages.values():
         if isinstance(block, Mapping) and "stages" in block and block["stages"] != len(stages):
             raise ValueError(f"the run recorded {len(stages)} stages, the configuration plans {block['stages']}")
-    return {**planned_stages, **spec}
+    sampler = _sampler_policy(info.get("stage_batch_samplers") or [s.get("batch_sampler") for s in stages])
+    return {**planned_stages, **spec, **({"batch_sampler": sampler} if sampler else {})}
 
 
 def recorded_experiment(files: Iterable[str | Path], planned: ExperimentRecord) -> tuple[ExperimentRecord, str]:

@@ -8,33 +8,9 @@ import random
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
-from torchvision.transforms import v2
 
+from clbench.data.augment import CROPS_FIRST, augmentation  # noqa: F401  (the recipes, re-exported here)
 from clbench.data.dataset_dir import LazyImages
-
-
-CROPS_FIRST = ("simclr", "supcon")  # recipes whose first op is a random resized crop to the output size
-
-
-def augmentation(name: str, image_size: int, channels: int) -> v2.Transform | None:
-    """The augmentation recipes, on uint8 tensors [C, H, W].
-
-    - ``digits``: small random affine (rotation 10 deg, shift 10%, scale 0.9-1.1) — keeps a digit a digit
-      and keeps the CLEAR styles (stripes, zoom, edges) recognisable.
-    - ``simclr``: random resized crop (0.08-1), flip, colour jitter (0.4, 0.4, 0.4, 0.1) with p=0.8, greyscale p=0.2.
-    - ``supcon``: as simclr with crop scale (0.2-1), the SupCon paper's CIFAR recipe.
-    """
-    if name == "none":
-        return None
-    if name == "digits":
-        return v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1))
-    if name in ("simclr", "supcon"):
-        lo = 0.08 if name == "simclr" else 0.2
-        ops: list = [v2.RandomResizedCrop(image_size, scale=(lo, 1.0), antialias=True), v2.RandomHorizontalFlip()]
-        if channels == 3:
-            ops += [v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), v2.RandomGrayscale(p=0.2)]
-        return v2.Compose(ops)
-    raise ValueError(f"unknown augmentation {name!r}")
 
 
 class ViewDataset(Dataset):

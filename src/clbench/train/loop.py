@@ -199,6 +199,14 @@ def setup(spec: dict, data_dir: str | Path, checkpoint_dir: str | Path, *, seed:
         raise ValueError(f"batch_size {batch_size} is the global batch; it must be divisible by the "
                          f"{ctx.world} processes")
     steps_per_epoch = len(batch_sampler) if batch_sampler is not None else max(1, len(ds) // batch_size)
+    if hasattr(batch_sampler, "summary"):
+        used = batch_sampler.summary()
+        log.info("batches from %d of %d clusters, %d of %d samples per epoch (%d batches of %d)",
+                 used["clusters_used"], used["clusters"], used["samples_used"], used["samples"], used["batches"],
+                 used["batch_size"])
+    if steps_per_epoch == 0:
+        raise ValueError(f"no batch to train on: the batch sampler gives no batch of {batch_size} "
+                         f"(every cluster is smaller than one batch); lower batch_size or the number of clusters")
     aux_params = model.auxiliary_parameters()
     aux_ids = {id(p) for p in aux_params}
     optimizer = build_optimizer([p for p in model.parameters() if id(p) not in aux_ids], spec)
@@ -315,6 +323,8 @@ def finish(run: Run, out_dir: str | Path) -> dict:
         "dataset": str(run.data_dir), "dataset_hash": run.meta.get("hash"), "run_hash": run.run_hash,
         "epochs": run.epochs, "resumed_from_epoch": run.start_epoch, "wall_seconds": time.time() - run.started,
         "final": run.rows[-1] if run.rows else {},
+        # MCL stages: the clusters and samples the batches came from
+        **({"batch_sampler": run.batch_sampler.summary()} if hasattr(run.batch_sampler, "summary") else {}),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                      "clbench": __import__("clbench").__version__},
     }

@@ -2,9 +2,12 @@
 
 Stage 0 trains the method as it is. After stage s, its L2-normalised features of the training
 split are clustered with K-means into K clusters; stage s+1 trains a fresh model whose batches are
-each drawn from one cluster of the combined ids of all previous stages, so its negatives share the
-features the earlier stages already learned. The final representation is the concatenation of
-every stage's normalised features, L2-normalised again.
+each drawn from one cluster of the combined ids of stages 0..s (as the paper describes; the
+official ``cluster.py`` combines the current stage's labels with themselves, see
+:mod:`clbench.data.samplers`), so its negatives share the features the earlier stages already
+learned. The final representation is the concatenation of every stage's features, then
+L2-normalised (as the official evaluation, ``MMVP.ipynb``: ``torch.cat`` of the stages'
+``encode_image`` outputs, then divided by its norm).
 """
 
 from __future__ import annotations
@@ -65,7 +68,10 @@ def combine_stages(stage_dirs: list, out_dir) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     save_model(out / "model.pt", StageConcat(models), {"objective": "mcl_concat", "stage_specs": specs}, shape)
     write_text(out / "metrics.csv", metrics.to_csv(index=False))
-    info = {"stages": len(stage_dirs), "stage_runs": infos, "device": infos[-1].get("device"),
+    # per stage, the clusters and samples its batches came from (stage 0: plain shuffled batches)
+    samplers = [i.get("batch_sampler") for i in infos]
+    info = {"stages": len(stage_dirs), "stage_batch_samplers": samplers, "stage_runs": infos,
+            "device": infos[-1].get("device"),
             "seed": infos[-1].get("seed"), "wall_seconds": sum(i.get("wall_seconds", 0) for i in infos)}
     write_json(out / "run.json", info)
     return info
