@@ -76,23 +76,43 @@ def test_paper_config_covers_every_paper():
     assert all(len(e["seeds"]) >= 3 for e in cfg["experiments"].values())
 
 
-def test_slurm_profile_gpu_rules(paper_dry_run):
+def job_resources(stdout: str) -> list[tuple[str, dict]]:
+    """(rule, resources) of every job in a dry run's listing (numbers as int)."""
+    jobs, rule = [], None
+    for line in stdout.splitlines():
+        if m := re.match(r"^\s*(?:local)?rule (\w+):", line):
+            rule = m.group(1)
+        elif rule and (m := re.match(r"^\s*resources: (.*)$", line)):
+            items = (item.partition("=") for item in m.group(1).split(", "))
+            jobs.append((rule, {k: int(v) if v.isdigit() else v for k, _, v in items}))
+    return jobs
+
+
+def test_slurm_profile_gpu_rules(tmp_path):
+    """With the cluster's partitions set in the config (slurm:), the GPU rules' jobs go to the GPU
+    partition with GPUs, CPUs per GPU, memory and runtime, and no other job asks for a GPU."""
     profile = yaml.safe_load(PROFILE.read_text())
     assert profile["executor"] == "slurm"
-    gpu_rules = {rule for rule, res in profile["set-resources"].items() if res.get("slurm_partition") == "gpu"}
+    overlay = tmp_path / "cluster.yaml"
+    overlay.write_text("slurm: {partition: cpu, gpu_partition: gpu}\n")
+    proc = dry_run(tmp_path, "config.yaml", "configs/paper.yaml", overlay, extra=("--workflow-profile", str(PROFILE.parent)))
+    jobs = job_resources(proc.stdout)
+    gpu_rules = {rule for rule, res in jobs if res.get("slurm_partition") == "gpu"}
     assert {"pretrain", "pretrain_stage", "cluster_stage", "evaluate", "evaluate_clean",
             "evaluate_corruption"} <= gpu_rules
     # every rule whose jobs ask for a GPU at paper scale goes to the GPU partition, and only those
-    assert rules_asking_for_a_gpu(paper_dry_run.stdout) == gpu_rules
-    for rule in gpu_rules:
-        res = profile["set-resources"][rule]
-        assert {"cpus_per_gpu", "mem_mb", "runtime"} <= set(res), rule
-        assert res.get("gpu", 1) > 0, rule  # pretraining takes its GPU count from the method instead
-        assert "slurm_extra" not in res or "--gres" not in res["slurm_extra"]  # the plugin rejects it
-    assert profile["default-resources"].get("gpu", 0) == 0
+    assert rules_asking_for_a_gpu(proc.stdout) == gpu_rules
+    for rule, res in jobs:
+        if rule in gpu_rules:
+            assert res["slurm_partition"] == "gpu" and res["gpu"] > 0, (rule, res)
+            assert res["cpus_per_gpu"] > 0 and res["mem_mb"] > 0 and res["runtime"] > 0, (rule, res)
+            assert "--gres" not in str(res.get("slurm_extra", ""))  # the plugin rejects it
+        else:
+            assert res.get("gpu", 0) == 0, (rule, res)
+    assert "gpu" not in str(profile.get("default-resources", ""))
     for rule in ("build_dataset", "show_dataset", "corrupt_split", "merge_evaluation", "collect_results",
                  "plot_training_curves", "html_report"):
-        assert profile["set-resources"].get(rule, {}).get("gpu", 0) == 0
+        assert all(res.get("gpu", 0) == 0 for r, res in jobs if r == rule), rule
 
 
 def test_slurm_profile_packs_corruption_cells_and_keeps_multi_gpu_methods(tmp_path, paper_dry_run):
@@ -100,7 +120,7 @@ def test_slurm_profile_packs_corruption_cells_and_keeps_multi_gpu_methods(tmp_pa
     threads, so the cells take turns on the submission's one GPU instead of asking for 25; and nothing
     caps GPUs, so a method with gpus: 4 still gets 4."""
     profile = yaml.safe_load(PROFILE.read_text())
-    assert profile["cores"] == profile["set-threads"]["evaluate_corruption"]
+    assert profile["cores"] == paper_config()["train_threads"]  # a cell's threads: the whole pool
     assert "gpu" not in str(profile.get("resources", ""))
     (per_group,) = [int(g.split("=")[1]) for g in profile["group-components"] if g.startswith("corruptions=")]
     overlay = tmp_path / "multi_gpu.yaml"

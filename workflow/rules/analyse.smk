@@ -14,6 +14,8 @@ rule analyse:
     params:
         results=REPORT.results_dir,
         settings=REPORT.analysis_params,
+    resources:
+        **rule_resources(config, "analyse"),
     log:
         f"{RESULTS}/logs/analyse/{{analysis}}.log",
     benchmark:

@@ -13,8 +13,12 @@ try:
 except ImportError:  # snakemake from an environment without clbench (e.g. --sdm conda): use this checkout
     sys.path.insert(0, os.path.join(workflow.basedir, "src"))
     import clbench.workflow as wf
+from clbench.cluster import rule_resources  # each submitted rule's SLURM resources, from config["slurm"]
+from clbench.config_args import retype
 
 
+# Nested --config values arrive as strings: read them as a config file's YAML.
+retype(config, workflow.config_settings.config_args)
 # Bad settings are refused here, before any job runs, naming the key (clbench.errors.ConfigError).
 SCHEMA = wf.load_schema(os.path.join(workflow.current_basedir, "..", "schemas", "config.schema.yaml"))
 wf.validate(config, SCHEMA)

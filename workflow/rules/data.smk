@@ -7,6 +7,8 @@ rule build_dataset:
     params:
         spec=lambda wildcards: wf.as_json(config["datasets"][wildcards.dataset]),
         resources_dir=config["resources_dir"],
+    resources:
+        **rule_resources(config, "build_dataset"),
     log:
         f"{RESULTS}/logs/build_dataset/{{dataset}}.log",
     benchmark:
@@ -28,6 +30,8 @@ rule show_dataset:
             category="Data",
             labels={"dataset": "{dataset}"},
         ),
+    resources:
+        **rule_resources(config, "show_dataset"),
     log:
         f"{RESULTS}/logs/show_dataset/{{dataset}}.log",
     benchmark:
@@ -50,6 +54,8 @@ rule corrupt_split:
     wildcard_constraints:
         corruption=r"[a-z_]+",
         severity=r"[1-5]",
+    resources:
+        **rule_resources(config, "corrupt_split"),
     log:
         f"{RESULTS}/logs/corrupt_split/{{dataset}}/{{corruption}}/s{{severity}}.log",
     benchmark:

@@ -29,7 +29,7 @@ rule evaluate:
         experiment=WHOLE_EXPERIMENTS,
     threads: config["train_threads"]
     resources:
-        gpu=config["gpus_per_train_job"],
+        **rule_resources(config, "evaluate"),
     log:
         f"{RESULTS}/logs/evaluate/{RUN_ID}.log",
     benchmark:
@@ -52,6 +52,8 @@ use rule evaluate as evaluate_clean with:
         probe_out=lambda wildcards, output: output.probe,
     wildcard_constraints:
         experiment=CELL_EXPERIMENTS,
+    resources:
+        **rule_resources(config, "evaluate_clean"),
     log:
         f"{RESULTS}/logs/evaluate_clean/{RUN_ID}.log",
     benchmark:
@@ -77,7 +79,7 @@ rule evaluate_corruption:
         "corruptions"
     threads: config["train_threads"]
     resources:
-        gpu=config["gpus_per_train_job"],
+        **rule_resources(config, "evaluate_corruption"),
     log:
         f"{RESULTS}/logs/evaluate_corruption/{RUN_ID}/{{corruption}}/s{{severity}}.log",
     benchmark:

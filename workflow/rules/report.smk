@@ -123,7 +123,8 @@ rule html_report:
     output:
         f"{RESULTS}/report/index.html",
     params:
-        config_json=as_json(config),
+        # without slurm: where the jobs ran changes no result, so it neither re-runs nor re-hashes the report
+        config_json=as_json({key: value for key, value in config.items() if key != "slurm"}),
         results=REPORT.results_dir,
     log:
         f"{RESULTS}/logs/html_report.log",

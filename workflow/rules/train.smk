@@ -15,7 +15,7 @@ rule pretrain:
         method=SINGLE_STAGE_METHODS,
     threads: config["train_threads"]
     resources:
-        gpu=method_gpus,
+        **rule_resources(config, "pretrain", method_gpus),
     log:
         f"{RESULTS}/logs/pretrain/{{experiment}}/{{method}}/seed{{seed}}.log",
     benchmark:
@@ -46,7 +46,7 @@ rule pretrain_stage:
         stage=r"\d+",
     threads: config["train_threads"]
     resources:
-        gpu=method_gpus,
+        **rule_resources(config, "pretrain_stage", method_gpus),
     log:
         f"{RESULTS}/logs/pretrain_stage/{{experiment}}/{{method}}/seed{{seed}}/stage{{stage}}.log",
     benchmark:
@@ -74,7 +74,7 @@ rule cluster_stage:
         stage=r"\d+",
     threads: config["train_threads"]
     resources:
-        gpu=config["gpus_per_train_job"],
+        **rule_resources(config, "cluster_stage"),
     log:
         f"{RESULTS}/logs/cluster_stage/{{experiment}}/{{method}}/seed{{seed}}/stage{{stage}}.log",
     benchmark:
