@@ -20,6 +20,14 @@ def readme_blocks(heading: str) -> list[tuple[str, str]]:
     return re.findall(r"```(\w+)\n(.*?)```", section, re.S)
 
 
+def install_readme_module(monkeypatch, code: str, name: str) -> types.ModuleType:
+    """Run a README code block as module ``name`` (as if it were its file) and make it importable."""
+    module = types.ModuleType(name)
+    exec(compile(code, name.replace(".", "/") + ".py", "exec"), module.__dict__)
+    monkeypatch.setitem(sys.modules, name, module)
+    return module
+
+
 # --------------------------------------------------------------------------------------------------
 # Adding a dataset
 
@@ -30,9 +38,7 @@ def checkerboard_generator(monkeypatch):
     from clbench.data import build
 
     (_, module_code), (_, registration), (_, config) = readme_blocks("### Adding a dataset")
-    module = types.ModuleType("clbench.data.checkerboard")
-    exec(compile(module_code, "clbench/data/checkerboard.py", "exec"), module.__dict__)
-    monkeypatch.setitem(sys.modules, "clbench.data.checkerboard", module)
+    install_readme_module(monkeypatch, module_code, "clbench.data.checkerboard")
     assert "checkerboard" not in build.GENERATORS
     exec(compile(registration, "clbench/data/build.py", "exec"), dict(vars(build)))  # as if written in build.py
     yield yaml.safe_load(config)
@@ -91,11 +97,9 @@ def toy_paper(monkeypatch):
     from clbench.papers import PAPERS, unregister_paper
 
     (_, module_code), (_, config) = readme_blocks("### Adding a paper")
-    module = types.ModuleType("clbench.papers.toy")
     assert "toy" not in PAPERS
     try:
-        exec(compile(module_code, "clbench/papers/toy.py", "exec"), module.__dict__)
-        monkeypatch.setitem(sys.modules, "clbench.papers.toy", module)
+        install_readme_module(monkeypatch, module_code, "clbench.papers.toy")
         yield yaml.safe_load(config)
     finally:
         unregister_paper("toy")
@@ -169,9 +173,7 @@ def dcl_objective(monkeypatch):
     from clbench import objectives
 
     (_, loss_code), (_, registration), (_, config) = readme_blocks("### Adding a method (objective)")
-    module = types.ModuleType("clbench.losses.dcl")
-    exec(compile(loss_code, "clbench/losses/dcl.py", "exec"), module.__dict__)
-    monkeypatch.setitem(sys.modules, "clbench.losses.dcl", module)
+    install_readme_module(monkeypatch, loss_code, "clbench.losses.dcl")
     assert "dcl" not in objectives.OBJECTIVES
     try:
         exec(compile(registration, "clbench/objectives.py", "exec"), dict(vars(objectives)))  # as if written there
