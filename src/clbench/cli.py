@@ -42,7 +42,7 @@ def cmd_data_corrupt(a):
 
 
 def cmd_train(a):
-    from clbench.train.loop import train
+    from clbench.train.trainers import trainer_for
 
     sampler = None
     if a.clusters:
@@ -53,8 +53,8 @@ def cmd_train(a):
         ids = combine_cluster_ids(*[np.load(p) for p in a.clusters])
         sampler = ClusterBatchSampler(ids, batch_size=a.spec.get("batch_size", 128), seed=a.seed)
         logging.info("MCL stage %d: batches drawn from %d joint clusters", len(a.clusters), len(np.unique(ids)))
-    train(a.spec, a.dataset, a.out, a.checkpoint_dir, seed=a.seed, device=a.device, threads=a.threads,
-          batch_sampler=sampler)
+    trainer_for(a.spec)(a.spec, a.dataset, a.out, a.checkpoint_dir, seed=a.seed, device=a.device,
+                        threads=a.threads, batch_sampler=sampler)
 
 
 def cmd_cluster(a):

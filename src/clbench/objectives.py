@@ -20,6 +20,7 @@ from typing import Any, Callable
 from clbench.errors import ConfigError
 
 __all__ = [
+    "DOMAINS",
     "FAMILIES",
     "OBJECTIVES",
     "VIEW_LAYOUTS",
@@ -35,7 +36,11 @@ __all__ = [
 ]
 
 # the method classes of clbench.models.methods that build a model for an objective
-FAMILIES = ("classifier", "contrastive", "clear_vae", "sub_embedding")
+FAMILIES = ("classifier", "contrastive", "clear_vae", "sub_embedding", "clip", "graph", "sentence")
+
+# what a method trains on, and so which trainer (clbench.train.trainers) runs it: images; image and
+# caption pairs; graphs; sentences
+DOMAINS = ("image", "image_text", "graph", "text")
 
 # how a contrastive objective receives the projections z [B, V, D] of a batch (labels [B]):
 #   pair     loss(z[:, 0], z[:, 1])                          two views of each sample
@@ -148,6 +153,7 @@ class Objective:
     - ``statistic``: an optional per-sample :class:`Statistic` logged per epoch.
     - ``capabilities``: what its trained model offers evaluations besides ``features``
       (``factors``: CLEAR's (mu_c, mu_s); ``slices``: the sub-embeddings).
+    - ``domain``: what it trains on (:data:`DOMAINS`), which picks the trainer.
     """
 
     name: str
@@ -162,11 +168,14 @@ class Objective:
     relations: tuple[Relation, ...] = ()
     statistic: Statistic | None = None
     capabilities: tuple[str, ...] = ()
+    domain: str = "image"
     _by_name: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.family not in FAMILIES:
             raise ValueError(f"objective {self.name}: family must be one of {FAMILIES}, got {self.family!r}")
+        if self.domain not in DOMAINS:
+            raise ValueError(f"objective {self.name}: domain must be one of {DOMAINS}, got {self.domain!r}")
         if self.view_layout is not None and self.view_layout not in VIEW_LAYOUTS:
             raise ValueError(f"objective {self.name}: view_layout must be one of {VIEW_LAYOUTS}")
         if self.family == "contrastive" and (self.loss is None or self.view_layout is None):

@@ -1,0 +1,37 @@
+"""Which training function runs a method: one per data domain, looked up by its objective's domain.
+
+Images (every method of the image experiments) train through :func:`clbench.train.loop.train`; a
+domain with other data (image and caption pairs, graphs, sentences) registers its own trainer here
+by reference, imported only when a job trains such a method. Every trainer takes the same
+arguments as :func:`clbench.train.loop.train` and writes the same files (``model.pt``,
+``metrics.csv``, ``run.json``) to ``out_dir``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from clbench.objectives import DOMAINS, OBJECTIVES, resolve_ref
+
+# domain -> "module:function"
+TRAINERS: dict[str, str] = {
+    "image": "clbench.train.loop:train",
+}
+
+
+def register_trainer(domain: str, ref: str) -> None:
+    """Train methods of ``domain`` with the function ``ref`` (``"module:function"``)."""
+    if domain not in DOMAINS:
+        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
+    if TRAINERS.get(domain, ref) != ref:
+        raise ValueError(f"domain {domain!r} already trains with {TRAINERS[domain]}")
+    TRAINERS[domain] = ref
+
+
+def trainer_for(spec: dict) -> Callable:
+    """The training function of method ``spec`` (by its objective's domain)."""
+    domain = OBJECTIVES[spec["objective"]].domain
+    if domain not in TRAINERS:
+        raise ValueError(f"objective {spec['objective']} trains on {domain!r} data, which no trainer handles; "
+                         f"registered: {sorted(TRAINERS)}")
+    return resolve_ref(TRAINERS[domain])
