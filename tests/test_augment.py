@@ -251,3 +251,26 @@ def test_preview_grid_writes_one_row_per_recipe_and_image(tmp_path):
     assert np.array_equal(imread(again), a)  # seeded: the same views every time
     with pytest.raises(ValueError, match="N, C, H, W"):
         augment.preview_grid(images[0], tmp_path / "bad.png")
+
+
+def test_workflow_names_the_same_recipes():
+    """clbench.workflow plans the augmented-views preview without importing torch: same names."""
+    from clbench.workflow import AUGMENT_RECIPES
+
+    assert set(AUGMENT_RECIPES) == set(RECIPES) - {"none"}
+
+
+def test_preview_dataset_draws_each_recipe_from_the_dataset(tmp_path):
+    from clbench.data.augment import preview_dataset
+    from clbench.data.build import build_dataset
+
+    data = build_dataset({"generator": "trifeature", "image_size": 32, "n_train": 20, "n_val": 5, "n_test": 5},
+                         tmp_path / "tri", tmp_path / "res")
+    out = preview_dataset(tmp_path / "tri", tmp_path / "views.png", ["simclr", "digits"], images=2)
+    import matplotlib.image
+
+    img = matplotlib.image.imread(out)
+    assert img.shape[0] > 100 and img.shape[1] > 300  # 2 recipes x 2 images rows, 9 columns
+    with pytest.raises(ValueError, match="unknown augmentation 'blur'"):
+        preview_dataset(tmp_path / "tri", tmp_path / "x.png", ["blur"])
+    assert data["sizes"]["train"] == 20

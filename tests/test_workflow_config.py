@@ -359,3 +359,14 @@ def test_generator_declarations_match_what_their_modules_read():
     assert keys["k"]["maximum"] == len(pacs.DOMAINS) - 1 and keys["test_domain"]["enum"] == list(pacs.DOMAINS)
     assert GENERATORS["torchvision"].keys["name"]["enum"] == list(torchvision_sources.SOURCES)
     assert GENERATORS["mnist_on_stl"].keys["vary"]["items"]["enum"] == list(mnist_on_stl.FACTORS)
+
+
+def test_augmented_views_are_previewed_per_dataset_with_its_recipes(cfg):
+    assert wf.dataset_recipes(cfg, "trifeature") == ["simclr"]
+    assert wf.dataset_recipes(cfg, "styled_digits") == ["digits"]  # cnn, supcon and varcon; CLEAR trains unaugmented
+    assert wf.dataset_recipes(cfg, "digits_on_photos") == []  # paired views, no augmentation
+    previews = wf.all_dataset_previews(cfg)
+    assert f"{cfg['results_dir']}/data/trifeature/augmented_views.png" in previews
+    assert f"{cfg['results_dir']}/data/digits_on_photos/augmented_views.png" not in previews
+    cfg["experiments"]["trifeature_ssl"]["evaluation"] = {"probe": {"protocol": "augmented", "augment": "crop_flip"}}
+    assert wf.dataset_recipes(cfg, "trifeature") == ["crop_flip", "simclr"]

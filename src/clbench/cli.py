@@ -35,6 +35,12 @@ def cmd_data_show(a):
     show(a.dataset, a.out, split=a.split, by=a.by)
 
 
+def cmd_data_preview_augmentation(a):
+    from clbench.data.augment import preview_dataset
+
+    preview_dataset(a.dataset, a.out, a.recipes.split(","), split=a.split)
+
+
 def cmd_data_corrupt(a):
     from clbench.data.corruptions import corrupt_dataset
 
@@ -204,6 +210,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="train")
     s.add_argument("--by", default="y", help="'y' or a factor name")
     s.set_defaults(fn=cmd_data_show)
+    pa = data.add_parser("preview-augmentation", help="write a PNG of augmented views per recipe of a few images")
+    pa.add_argument("dataset")
+    pa.add_argument("--recipes", required=True, help="comma-separated names of clbench.data.augment.RECIPES")
+    pa.add_argument("--out", required=True)
+    pa.add_argument("--split", default="train")
+    pa.set_defaults(fn=cmd_data_preview_augmentation)
     cr = data.add_parser("corrupt", help="the test split under one (corruption, severity)")
     cr.add_argument("dataset")
     cr.add_argument("--corruption", required=True)

@@ -39,7 +39,7 @@ GPU_USE = {
 
 # The rules submitted to SLURM (the others are localrules: cheap aggregation on the submitting host).
 SUBMITTED_RULES = (
-    "build_dataset", "show_dataset", "corrupt_split", "pretrain", "pretrain_stage", "cluster_stage",
+    "build_dataset", "show_dataset", "preview_augmentation", "corrupt_split", "pretrain", "pretrain_stage", "cluster_stage",
     "evaluate", "evaluate_clean", "evaluate_corruption", "analyse",
 )
 

@@ -284,7 +284,26 @@ def used_datasets(cfg: Mapping) -> list[str]:
 
 
 def all_dataset_previews(cfg: Mapping) -> list[str]:
-    return [f"{dataset_dir(cfg, d)}/samples.png" for d in used_datasets(cfg)]
+    """Each used dataset's samples and, where some method or probe augments it, its augmented views."""
+    samples = [f"{dataset_dir(cfg, d)}/samples.png" for d in used_datasets(cfg)]
+    return samples + [f"{dataset_dir(cfg, d)}/augmented_views.png" for d in used_datasets(cfg) if dataset_recipes(cfg, d)]
+
+
+# clbench.data.augment.RECIPES without "none", repeated so that planning imports no torch (a test keeps them in sync)
+AUGMENT_RECIPES = ("crop_flip", "digits", "simclr", "supcon")
+
+
+def dataset_recipes(cfg: Mapping, dataset: str) -> list[str]:
+    """The augmentation recipes training or an augmented probe applies to ``dataset``, sorted."""
+    recipes = set()
+    for name, exp in cfg["experiments"].items():
+        if exp["dataset"] != dataset:
+            continue
+        recipes |= {method_spec(cfg, name, method).get("augment", "none") for method in exp["methods"]}
+        probe = experiment_evaluation(cfg, name)["probe"]
+        if probe.get("protocol", "features") == "augmented":
+            recipes.add(probe.get("augment", "simclr"))
+    return sorted(recipes & set(AUGMENT_RECIPES))
 
 
 def final_outputs(cfg: Mapping) -> list[str]:

@@ -42,6 +42,31 @@ rule show_dataset:
         "clbench data show $(dirname {input.meta:q}) --out {output:q} > {log:q} 2>&1"
 
 
+rule preview_augmentation:
+    input:
+        meta=f"{RESULTS}/data/{{dataset}}/meta.json",
+    output:
+        report(
+            f"{RESULTS}/data/{{dataset}}/augmented_views.png",
+            caption="../report/augmented_views.rst",
+            category="Data",
+            labels={"dataset": "{dataset}", "figure": "augmented views"},
+        ),
+    params:
+        recipes=lambda wildcards: ",".join(wf.dataset_recipes(config, wildcards.dataset)),
+    resources:
+        **rule_resources(config, "preview_augmentation"),
+    log:
+        f"{RESULTS}/logs/preview_augmentation/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/preview_augmentation/{{dataset}}.tsv"
+    conda:
+        "../../envs/clbench.yaml"
+    shell:
+        "clbench data preview-augmentation $(dirname {input.meta:q}) --recipes {params.recipes:q}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
 rule corrupt_split:
     input:
         meta=f"{RESULTS}/data/{{dataset}}/meta.json",

@@ -302,3 +302,19 @@ def preview_grid(images, out_png: str | Path, recipes: Sequence[str] = ("digits"
         spine.set_visible(False)
     ax.set_title(title or "augmented views per recipe", fontsize=9)
     return write_png(fig, out_png)
+
+
+def preview_dataset(dataset_dir_path: str | Path, out_png: str | Path, recipes: Sequence[str], *, split: str = "train",
+                    images: int = 3, views: int = 8, seed: int = 0) -> Path:
+    """:func:`preview_grid` of the first ``images`` images of a dataset directory's ``split``, titled by the
+    dataset (the report's dataset section shows it beside the samples)."""
+    from clbench.data import dataset_dir
+
+    for name in recipes:
+        recipe(name)  # an unknown name fails here, naming the valid ones
+    meta = dataset_dir.load_meta(dataset_dir_path)
+    x = dataset_dir.load(dataset_dir_path, split)["x"]
+    first = np.stack([np.asarray(x[i], dtype=np.uint8) for i in range(min(images, len(x)))])
+    name = meta.get("name", Path(dataset_dir_path).name)
+    return preview_grid(first, out_png, recipes, views=views, seed=seed,
+                        title=f"{name}: augmented views ({', '.join(recipes)})")

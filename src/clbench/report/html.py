@@ -246,6 +246,11 @@ def build_report(results: str | Path, config: dict, out: str | Path, papers: Map
         parts.append("<h2 id='data'>Datasets</h2>")
         for p in previews:
             parts.append(figure(p, f"Samples of {p.parent.name}, one row per class."))
+            views = p.parent / "augmented_views.png"
+            if views.exists():
+                parts.append(figure(views, f"Augmented views of {p.parent.name}: per recipe its methods train with, "
+                                           f"a few training images (first column) and eight draws of the recipe, as "
+                                           f"the training device applies it."))
     toc.append("<li><a href='#run-summary'>Run summary</a></li>")
     parts.append("<h2 id='run-summary'>Run summary</h2>")
     parts.append("<ul>" + "".join(f"<li>{html.escape(k)}: <code>{html.escape(str(v))}</code></li>" for k, v in [
