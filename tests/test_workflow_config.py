@@ -63,7 +63,9 @@ def test_validate_fills_defaults_without_sharing_them(raw):
     cfg = wf.validate(raw, SCHEMA)
     assert cfg["results_dir"] == "results" and cfg["gpus_per_train_job"] == 0
     assert cfg["methods"]["cnn"]["schedule"] == "cosine" and cfg["methods"]["cnn"]["encoder"]["name"] == "small_cnn"
-    assert cfg["experiments"]["clear_styled"]["seeds"] == [0]
+    del raw["experiments"]["varcon_digits"]["seeds"]
+    cfg = wf.validate(raw, SCHEMA)
+    assert cfg["experiments"]["varcon_digits"]["seeds"] == [0]
     assert cfg["evaluation"]["corruptions"]["granularity"] == "grid"
     assert cfg["methods"]["cnn"]["encoder"] is not cfg["methods"]["supcon"]["encoder"]
 
@@ -370,3 +372,17 @@ def test_augmented_views_are_previewed_per_dataset_with_its_recipes(cfg):
     assert f"{cfg['results_dir']}/data/digits_on_photos/augmented_views.png" not in previews
     cfg["experiments"]["trifeature_ssl"]["evaluation"] = {"probe": {"protocol": "augmented", "augment": "crop_flip"}}
     assert wf.dataset_recipes(cfg, "trifeature") == ["crop_flip", "simclr"]
+
+
+def test_seeds_per_job_all_needs_one_seed_list(cfg):
+    assert cfg["seeds_per_job"] == "all" and wf.shared_seeds(cfg) == [0, 1, 2]
+    assert wf.per_seed(cfg, "r/{experiment}/seed{seed}/model.pt") == [
+        "r/{experiment}/seed0/model.pt", "r/{experiment}/seed1/model.pt", "r/{experiment}/seed2/model.pt"]
+    assert wf.seeds_arg(cfg) == "0,1,2"
+    error = refused(cfg, {"experiments": {"clear_styled": {"seeds": [0, 1]}}})
+    assert error.key == "seeds_per_job" and "same seeds" in str(error)
+    from snakemake.utils import update_config
+
+    one = copy.deepcopy(cfg)
+    update_config(one, {"seeds_per_job": "one", "experiments": {"clear_styled": {"seeds": [0, 1]}}})
+    wf.check_config(wf.validate(one, SCHEMA), SCHEMA)  # a job per seed: each experiment its own seeds

@@ -12,6 +12,26 @@ import sys
 import time
 
 
+def _seeds_arg(text: str) -> list[int]:
+    """``0`` or ``0,1,2``: a job may train or evaluate several seeds, one after another (seeds_per_job: all)."""
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a seed or comma-separated seeds, got {text!r}") from None
+    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"seeds are distinct non-negative integers, got {text!r}")
+    return seeds
+
+
+def _for_seed(path: str, seed: int, seeds: list[int]) -> str:
+    """A per-seed path: ``{seed}`` in ``path`` replaced; required when one job runs several seeds."""
+    if "{seed}" in path:
+        return path.replace("{seed}", str(seed))
+    if len(seeds) > 1:
+        raise SystemExit(f"{path!r}: with several seeds ({seeds}) every output path contains {{seed}}")
+    return path
+
+
 def _json_arg(text: str) -> dict:
     try:
         value = json.loads(text)
@@ -50,17 +70,20 @@ def cmd_data_corrupt(a):
 def cmd_train(a):
     from clbench.train.trainers import trainer_for
 
-    sampler = None
-    if a.clusters:
-        import numpy as np
+    for seed in a.seeds:
+        sampler = None
+        if a.clusters:
+            import numpy as np
 
-        from clbench.data.samplers import ClusterBatchSampler, combine_cluster_ids
+            from clbench.data.samplers import ClusterBatchSampler, combine_cluster_ids
 
-        ids = combine_cluster_ids(*[np.load(p) for p in a.clusters])
-        sampler = ClusterBatchSampler(ids, batch_size=a.spec.get("batch_size", 128), seed=a.seed)
-        logging.info("MCL stage %d: batches drawn from %d joint clusters", len(a.clusters), len(np.unique(ids)))
-    trainer_for(a.spec)(a.spec, a.dataset, a.out, a.checkpoint_dir, seed=a.seed, device=a.device,
-                        threads=a.threads, batch_sampler=sampler)
+            ids = combine_cluster_ids(*[np.load(p) for p in a.clusters])
+            sampler = ClusterBatchSampler(ids, batch_size=a.spec.get("batch_size", 128), seed=seed)
+            logging.info("MCL stage %d: batches drawn from %d joint clusters", len(a.clusters), len(np.unique(ids)))
+        logging.info("seed %d", seed)
+        trainer_for(a.spec)(a.spec, a.dataset, _for_seed(a.out, seed, a.seeds),
+                            _for_seed(a.checkpoint_dir, seed, a.seeds), seed=seed, device=a.device,
+                            threads=a.threads, batch_sampler=sampler)
 
 
 def cmd_cluster(a):
@@ -93,10 +116,14 @@ def cmd_evaluate_run(a):
     from clbench.io import write_json
     from clbench.train import device as devices
 
-    dev = devices.setup(a.device, a.threads, a.seed)
-    result = evaluate_run(a.model, a.dataset, a.spec, seed=a.seed, device=dev, metrics_csv=a.metrics,
-                          probe_out=a.probe_out or None)
-    write_json(a.out, {**result, "spec": a.spec})  # what it was given: the protocol card reads it
+    for seed in a.seeds:
+        logging.info("seed %d", seed)
+        dev = devices.setup(a.device, a.threads, seed)
+        result = evaluate_run(_for_seed(a.model, seed, a.seeds), a.dataset, a.spec, seed=seed, device=dev,
+                              metrics_csv=a.metrics and _for_seed(a.metrics, seed, a.seeds),
+                              probe_out=a.probe_out and _for_seed(a.probe_out, seed, a.seeds) or None)
+        # what it was given: the protocol card reads it
+        write_json(_for_seed(a.out, seed, a.seeds), {**result, "spec": a.spec})
 
 
 def cmd_evaluate_corruption(a):
@@ -226,12 +253,12 @@ def parser() -> argparse.ArgumentParser:
     cr.add_argument("--out", required=True)
     cr.set_defaults(fn=cmd_data_corrupt)
 
-    t = sub.add_parser("train", help="pretrain one method on one dataset with one seed")
+    t = sub.add_parser("train", help="pretrain one method on one dataset, one seed or several in turn")
     t.add_argument("--spec", type=_json_arg, required=True, help="the method's config entry, as JSON")
     t.add_argument("--dataset", required=True)
-    t.add_argument("--out", required=True)
-    t.add_argument("--checkpoint-dir", required=True)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", required=True, help="the run directory; with several seeds a template with {seed}")
+    t.add_argument("--checkpoint-dir", required=True, help="with several seeds a template with {seed}")
+    t.add_argument("--seed", dest="seeds", type=_seeds_arg, default=[0], help="a seed, or seeds as 0,1,2")
     t.add_argument("--device", default="auto")
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--clusters", nargs="*", default=[], help="MCL: cluster ids (.npy) of the previous stages")
@@ -253,12 +280,13 @@ def parser() -> argparse.ArgumentParser:
     mc.set_defaults(fn=cmd_mcl_combine)
 
     ev = sub.add_parser("evaluate", help="evaluate frozen encoders").add_subparsers(dest="eval_command", required=True)
-    pr = ev.add_parser("run", help="every configured evaluation of one trained run (probes, kNN, gMIG, ...)")
+    pr = ev.add_parser("run", help="every configured evaluation of one trained run (probes, kNN, gMIG, ...), or of "
+                                   "several seeds' runs in turn (paths as templates with {seed})")
     pr.add_argument("--model", required=True)
     pr.add_argument("--metrics", help="the run's metrics.csv (for convergence speed)")
     pr.add_argument("--dataset", required=True)
     pr.add_argument("--spec", type=_json_arg, default={})
-    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--seed", dest="seeds", type=_seeds_arg, default=[0], help="a seed, or seeds as 0,1,2")
     pr.add_argument("--device", default="auto")
     pr.add_argument("--threads", type=int, default=1)
     pr.add_argument("--out", required=True)

@@ -156,6 +156,23 @@ def experiment_runs(cfg: Mapping) -> Iterator[tuple[str, str, int]]:
                 yield name, method, seed
 
 
+def shared_seeds(cfg: Mapping) -> list[int]:
+    """The seeds of every experiment, when they share one list (what ``seeds_per_job: all`` needs), else []."""
+    lists = {tuple(exp["seeds"]) for exp in cfg["experiments"].values()}
+    return list(lists.pop()) if len(lists) == 1 else []
+
+
+def per_seed(cfg: Mapping, path: str) -> list[str]:
+    """``path`` (a rule's pattern with a ``{seed}`` wildcard) for each shared seed: the outputs of a job
+    that runs every seed of a method (``seeds_per_job: all``); its other wildcards stay."""
+    return [path.replace("{seed}", str(seed)) for seed in shared_seeds(cfg)]
+
+
+def seeds_arg(cfg: Mapping) -> str:
+    """The shared seeds as the ``--seed`` argument of a job that runs them all (``0,1,2``)."""
+    return ",".join(str(seed) for seed in shared_seeds(cfg))
+
+
 def run_dir(cfg: Mapping, experiment: str, method: str, seed: int | str) -> str:
     return f"{cfg['results_dir']}/runs/{experiment}/{method}/seed{seed}"
 
@@ -343,6 +360,7 @@ def check_config(cfg: Mapping, schema: Mapping) -> list[str]:
         if "evaluation" in exp:
             check_experiment_evaluation(cfg, schema, name)
     check_mcl_batches(cfg)
+    check_seeds_per_job(cfg)
     for name in cfg["experiments"]:
         check_experiment(cfg, name)
     return warnings
@@ -489,6 +507,14 @@ def check_corruption_settings(corruptions: Mapping) -> None:
                 f"{corruptions[key]!r} is not a directory; point it at the extracted official set, or set it "
                 f"to null to generate the corruptions",
             )
+
+
+def check_seeds_per_job(cfg: Mapping) -> None:
+    """One job per method for all seeds needs every experiment to run the same seeds."""
+    if cfg["seeds_per_job"] == "all" and not shared_seeds(cfg):
+        seeds = {name: exp["seeds"] for name, exp in cfg["experiments"].items()}
+        raise ConfigError("seeds_per_job", f"all needs every experiment to have the same seeds, got {seeds}; "
+                                           f"give them one list, or use one (a job per seed)")
 
 
 def check_mcl_batches(cfg: Mapping) -> None:

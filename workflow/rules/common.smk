@@ -51,6 +51,11 @@ all_dataset_previews = lambda wildcards: wf.all_dataset_previews(config)
 method_gpus = from_wildcards(wf.method_gpus)  # a pretraining job's gpu resource
 
 SINGLE_STAGE_METHODS = wf.name_regex(m for m in config["methods"] if not wf.is_mcl(config, m))
+# seeds_per_job: one job per seed (pretrain, evaluate), or one job for all seeds of a method
+# (pretrain_seeds, evaluate_seeds); the other route's constraint matches nothing
+EVERY_SEED_ALONE = config["seeds_per_job"] == "one"
+NOTHING = wf.name_regex([])
+per_seed = partial(wf.per_seed, config)
 MCL_METHODS = wf.name_regex(m for m in config["methods"] if wf.is_mcl(config, m))
 # Experiments whose evaluation.json is merged from per-cell corruption jobs, and the others
 # (one evaluate job writes it): disjoint wildcard constraints keep the two routes unambiguous.

@@ -26,7 +26,7 @@ rule evaluate:
         device=config["device"],
         probe_out="",
     wildcard_constraints:
-        experiment=WHOLE_EXPERIMENTS,
+        experiment=WHOLE_EXPERIMENTS if EVERY_SEED_ALONE else NOTHING,
     threads: config["train_threads"]
     resources:
         **rule_resources(config, "evaluate"),
@@ -40,6 +40,37 @@ rule evaluate:
         "clbench evaluate run --model {input.model:q} --metrics {input.metrics:q} --dataset $(dirname {input.meta:q})"
         " --spec {params.spec:q} --seed {wildcards.seed} --device {params.device} --threads {threads}"
         " --out {output.evaluation:q} --probe-out={params.probe_out:q} > {log:q} 2>&1"
+
+
+# seeds_per_job: all: one job evaluates every seed of a method in turn
+rule evaluate_seeds:
+    input:
+        models=per_seed(f"{RUN}/model.pt"),
+        metrics=per_seed(f"{RUN}/metrics.csv"),
+        meta=from_wildcards(wf.dataset_meta),
+    output:
+        evaluations=per_seed(f"{RUN}/evaluation.json"),
+    params:
+        spec=from_wildcards(wf.evaluation_spec),
+        device=config["device"],
+        seeds=wf.seeds_arg(config),
+        # {seed} stays: the job fills in each seed
+        run=lambda wildcards: wf.run_dir(config, wildcards.experiment, wildcards.method, "{seed}"),
+    wildcard_constraints:
+        experiment=NOTHING if EVERY_SEED_ALONE else WHOLE_EXPERIMENTS,
+    threads: config["train_threads"]
+    resources:
+        **rule_resources(config, "evaluate"),
+    log:
+        f"{RESULTS}/logs/evaluate/{{experiment}}/{{method}}/seeds.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{experiment}}/{{method}}/seeds.tsv"
+    conda:
+        "../../envs/clbench.yaml"
+    shell:
+        "clbench evaluate run --model {params.run:q}/model.pt --metrics {params.run:q}/metrics.csv"
+        " --dataset $(dirname {input.meta:q}) --spec {params.spec:q} --seed {params.seeds} --device {params.device}"
+        " --threads {threads} --out {params.run:q}/evaluation.json > {log:q} 2>&1"
 
 
 # The clean evaluation of a run whose corruption cells are their own jobs: also saves the linear probe,

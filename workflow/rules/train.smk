@@ -12,7 +12,7 @@ rule pretrain:
         # outside the declared outputs, which Snakemake deletes before a job runs: a re-run job resumes
         checkpoints=from_wildcards(wf.checkpoint_dir),
     wildcard_constraints:
-        method=SINGLE_STAGE_METHODS,
+        method=SINGLE_STAGE_METHODS if EVERY_SEED_ALONE else NOTHING,
     threads: config["train_threads"]
     resources:
         **rule_resources(config, "pretrain", method_gpus),
@@ -26,6 +26,39 @@ rule pretrain:
         "{params.command} train --spec {params.spec:q} --dataset $(dirname {input.meta:q})"
         " --out $(dirname {output.model:q}) --checkpoint-dir {params.checkpoints:q}"
         " --seed {wildcards.seed} --device {params.device} --threads {threads} > {log:q} 2>&1"
+
+
+# seeds_per_job: all: one job trains every seed of a method in turn (one torch start-up, not one per seed)
+rule pretrain_seeds:
+    input:
+        meta=from_wildcards(wf.dataset_meta),
+    output:
+        models=per_seed(f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/model.pt"),
+        metrics=per_seed(f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/metrics.csv"),
+        runs=per_seed(f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/run.json"),
+    params:
+        spec=from_wildcards(wf.pretrain_spec),
+        device=config["device"],
+        command=from_wildcards(wf.train_command),
+        seeds=wf.seeds_arg(config),
+        # {seed} stays in these two: the job fills in each seed
+        out=lambda wildcards: wf.run_dir(config, wildcards.experiment, wildcards.method, "{seed}"),
+        checkpoints=lambda wildcards: wf.checkpoint_dir(config, wildcards.experiment, wildcards.method, "{seed}"),
+    wildcard_constraints:
+        method=NOTHING if EVERY_SEED_ALONE else SINGLE_STAGE_METHODS,
+    threads: config["train_threads"]
+    resources:
+        **rule_resources(config, "pretrain", method_gpus),
+    log:
+        f"{RESULTS}/logs/pretrain/{{experiment}}/{{method}}/seeds.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/pretrain/{{experiment}}/{{method}}/seeds.tsv"
+    conda:
+        "../../envs/clbench.yaml"
+    shell:
+        "{params.command} train --spec {params.spec:q} --dataset $(dirname {input.meta:q})"
+        " --out {params.out:q} --checkpoint-dir {params.checkpoints:q}"
+        " --seed {params.seeds} --device {params.device} --threads {threads} > {log:q} 2>&1"
 
 
 rule pretrain_stage:
