@@ -209,3 +209,23 @@ def test_sampled_latents_follow_q():
     assert torch.allclose(z.std(0), torch.tensor([1.0, 0.5]), atol=0.02)
     assert torch.equal(z, sampled_latents(mu, logvar, seed=0, stream=0))
     assert not torch.equal(z, sampled_latents(mu, logvar, seed=0, stream=1))
+
+
+def test_probe_crop_size_sets_the_size_the_encoder_sees_in_training(frozen):
+    """ADNCE's STL-10 probe trains on 32 px crops of 96 px images and tests at 96 px: the crops reach the
+    encoder at crop_size; the test features stay those of the full-size images."""
+    model, train, test, ftr, fte = frozen
+    sizes, features = [], model.features
+
+    def recording(x):  # this encoder flattens, so it sees the crops resized back to its 16 px
+        sizes.append(tuple(x.shape[-2:]))
+        return features(torch.nn.functional.interpolate(x, size=16))
+
+    model.features = recording
+    try:
+        r = fit_probe_on_images(model, train["x"], train["y"], fte, test["y"], augment="crop_flip", crop_size=8,
+                                train_feats=ftr, epochs=1, batch_size=64, lr=0.05)
+    finally:
+        del model.features
+    assert sizes and set(sizes) == {(8, 8)} and train["x"].shape[-1] == 16
+    assert r["n_train"] == len(train["y"])

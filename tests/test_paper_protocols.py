@@ -248,7 +248,8 @@ def test_adnce_linear_evaluation_and_knn_at_the_training_temperature(cfg, experi
     ev = evaluation(cfg, experiment)
     assert ev["probe"] == {"kind": "linear", "optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-6, "epochs": 100,
                            "batch_size": 512, "schedule": "constant", "standardize": False,
-                           "protocol": "augmented", "augment": "simclr", "num_workers": 8}
+                           "protocol": "augmented", "augment": "simclr", "num_workers": 8,
+                           **({"crop_size": 32} if experiment == "adnce_stl10" else {})}  # 32 px crops of 96 px
     assert ev["knn"] == {"k": 200, "temperature": ADNCE[experiment]["temperature"]}
     for method in ("infonce", "adnce"):
         assert ev["knn"]["temperature"] == params(cfg, experiment, method)["temperature"]

@@ -127,9 +127,11 @@ def test_every_card_says_how_the_linear_probe_trains(paper_cfg, tiny_cfg):
         assert one(rows, "probe.protocol")["source"].startswith("ADNCE official code, image/linear.py")
         assert one(rows, "probe.augment")["value"] == "simclr"
         assert one(rows, "probe.augment")["source"].startswith("ADNCE official code, image/utils.py train_transform")
-    # STL-10: the official probe trains on 32 px crops of the 96 px images; clbench's crops at 96 px
-    augment = one(card(paper_cfg, "adnce_stl10"), "probe.augment")
-    assert augment["source"].startswith("assumed; ") and "RandomResizedCrop(32)" in augment["source"]
+    # STL-10: the official probe trains on 32 px crops of the 96 px images, and so does this one
+    rows = card(paper_cfg, "adnce_stl10")
+    assert one(rows, "probe.augment")["source"].startswith("ADNCE official code, image/utils.py train_transform")
+    crop = one(rows, "probe.crop_size")
+    assert crop["value"] == "32" and "RandomResizedCrop(32)" in crop["source"]
     for experiment in ("varcon_digits", "varcon_cifar100"):
         rows = card(paper_cfg, experiment)
         assert one(rows, "probe.augment")["value"] == "crop_flip"

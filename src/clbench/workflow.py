@@ -413,8 +413,11 @@ def check_evaluation_settings(evaluation: Mapping, where: str) -> None:
     for block, probe in (("probe", evaluation["probe"]), ("mlp_probe", mlp)):
         _check_probe_settings(probe, f"{where}.{block}")
     probe = evaluation["probe"]
+    if probe.get("crop_size") is not None and probe.get("augment", "simclr") not in ("simclr", "supcon", "crop_flip"):
+        raise ConfigError(f"{where}.probe.crop_size", f"only augment simclr, supcon or crop_flip crops; augment is "
+                                                      f"{probe.get('augment')}")
     if probe.get("protocol", "features") != "augmented":
-        for key in ("augment", "num_workers"):
+        for key in ("augment", "num_workers", "crop_size"):
             if key in probe:
                 raise ConfigError(f"{where}.probe.{key}", f"only protocol augmented reads {key}; protocol is "
                                                           f"{probe.get('protocol', 'features')}")

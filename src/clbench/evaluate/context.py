@@ -94,7 +94,7 @@ class EvaluationRun:
             elif protocol == "augmented":
                 self._linear = fit_probe_on_images(
                     self.model, self.train["x"], self.train["y"], self.features("test"), self.test["y"],
-                    augment=cfg["augment"],
+                    augment=cfg["augment"], crop_size=cfg.get("crop_size"),
                     train_feats=self.features("train"), kind=cfg["kind"], **_training_settings(cfg),
                     num_workers=cfg.get("num_workers", 0), seed=self.seed, device=self.device, return_predictor=True)
             else:

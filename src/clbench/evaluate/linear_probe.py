@@ -133,8 +133,8 @@ def fit_probe_on_images(model: nn.Module, train_x, train_labels, test_feats, tes
                         weight_decay: float = 1e-4, batch_size: int = 512, optimizer: str = "adam",
                         momentum: float = 0.9, schedule: str = "constant", milestones=(), gamma: float = 0.1,
                         standardize: bool = True, hidden_dim: int = MLP_HIDDEN, num_classes: int | None = None,
-                        num_workers: int = 0, seed: int = 0, device: str | torch.device = "cpu",
-                        return_predictor: bool = False):
+                        num_workers: int = 0, crop_size: int | None = None, seed: int = 0,
+                        device: str | torch.device = "cpu", return_predictor: bool = False):
     """Train a probe on augmented training images through the frozen ``model``; score it on ``test_feats``.
 
     Every epoch each training image (uint8 ``train_x`` [N, C, H, W], or lazily decoded images) is
@@ -147,8 +147,9 @@ def fit_probe_on_images(model: nn.Module, train_x, train_labels, test_feats, tes
     at full resolution), None (no augmentation), or a callable ``(uint8 batch, device, seed) ->
     float batch in [0, 1] on device``. ``batch_size=0`` means one batch of all images. The optimiser
     and schedule settings are :func:`fit_probe`'s. The test split is scored on its plain features
-    ``test_feats``. Returns what :func:`fit_probe` returns; the :class:`FittedProbe` applies to plain
-    features like any other.
+    ``test_feats``. ``crop_size``: the output size of a cropping recipe's random resized crops (None:
+    the images' size); the encoder's global pooling takes either size, and the test images keep theirs.
+    Returns what :func:`fit_probe` returns; the :class:`FittedProbe` applies to plain features like any other.
     """
     from torch.utils.data import DataLoader
 
@@ -160,7 +161,7 @@ def fit_probe_on_images(model: nn.Module, train_x, train_labels, test_feats, tes
     torch.manual_seed(seed)  # loader-side crops of lazily decoded images draw from torch's global stream
     in_loader = None
     if augment is None or isinstance(augment, str):
-        in_loader, augment = pipeline(augment or "none", int(train_x.shape[-1]), int(train_x.shape[1]),
+        in_loader, augment = pipeline(augment or "none", int(crop_size or train_x.shape[-1]), int(train_x.shape[1]),
                                       path_indexed=isinstance(train_x, LazyImages))
     mean, std = _standardiser(train_feats, standardize)
     ytr, yte = torch.as_tensor(np.asarray(train_labels)).long(), torch.as_tensor(np.asarray(test_labels)).long()

@@ -88,11 +88,9 @@ def protocol(record: ExperimentRecord) -> dict:
         out["data"] = {"name": Source(f"{_README}: dataset_name", dataset)}
     if dataset == "stl10":
         out["data"]["unlabeled"] = Source(f"{_CODE}utils.py (STL10 split 'train+unlabeled' for pretraining)", True)
-        # the probe trains on 32 px crops of the 96 px images and tests at 96 px; clbench's augmented probe
-        # crops at the images' own size (96 px), so its recipe differs in the crop size
-        out["evaluation"]["probe.augment"] = Source(
-            f"{_CODE}utils.py train_transform (RandomResizedCrop(32) of the 96 px STL-10 images, flip, jitter, "
-            f"greyscale; test_transform keeps 96 px)", "simclr at 32 px")
+        out["evaluation"]["probe.crop_size"] = Source(
+            f"{_CODE}utils.py train_transform (RandomResizedCrop(32) of the 96 px STL-10 images; test_transform keeps "
+            f"96 px), used by linear.py", 32)
     return out
 
 _IMAGE = {"source": "the paper's table of image classification results (linear evaluation, ResNet-50)",
