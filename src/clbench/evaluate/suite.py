@@ -180,3 +180,11 @@ def corruptions(run: EvaluationRun) -> dict:
             xc = corrupt(x, name, severity, run.seed)
             rows.append(corruption_row(name, severity, predict(run.embed(xc)), y))
     return with_corruption_rows({"metrics": {}, "tables": {}}, rows)
+
+
+@register_evaluation("graph_svc", requires=("graphs",))
+def graph_svc(run: EvaluationRun) -> dict:
+    """RBF SVC (C by inner 5-fold search) in a stratified 10-fold CV over all graphs' embeddings, per scored epoch."""
+    from clbench.evaluate.graph_svc import evaluate_graph_svc
+
+    return evaluate_graph_svc(run)
