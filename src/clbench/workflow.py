@@ -324,6 +324,9 @@ def check_config(cfg: Mapping, schema: Mapping) -> list[str]:
         if "evaluation" in exp:
             check_experiment_evaluation(cfg, schema, name)
     check_mcl_batches(cfg)
+    from clbench.graph_config import check_graph_settings  # graph methods, datasets and evaluations
+
+    check_graph_settings(cfg)
     for name in cfg["experiments"]:
         check_experiment(cfg, name)
     return warnings
