@@ -22,7 +22,7 @@ GRAPH_EVALUATIONS = ("graph_svc",)
 # method keys that shape image training only (a graph method would silently ignore them), with the
 # value the schema fills in when a method leaves them out (None: the schema fills in nothing)
 IMAGE_ONLY_KEYS = {"augment": "none", "paired_views": False, "crop_size": None, "classifier": None, "vae": None,
-                   "mcl": None, "projection_hidden_dim": None, "projection_batch_norm": None, "gpus": None}
+                   "mcl": None, "projection_hidden_dim": None, "projection_batch_norm": None}
 
 
 def is_graph_dataset(spec: Mapping) -> bool:
@@ -45,6 +45,8 @@ def check_graph_method(spec: Mapping, where: str) -> None:
         if key in spec and spec[key] != unset:
             raise ConfigError(f"{where}.{key}", f"objective {spec['objective']} trains a GIN on graphs; {key} is an "
                                                 f"image setting it would ignore (graph augmentations: graph.augment)")
+    if spec.get("gpus", 1) > 1:
+        raise ConfigError(f"{where}.gpus", f"the graph trainer runs on one device; got gpus: {spec['gpus']}")
     epochs = spec.get("epochs", 10)
     for i, epoch in enumerate((spec.get("graph") or {}).get("eval_epochs", [])):
         if epoch > epochs:
