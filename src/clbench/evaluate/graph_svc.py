@@ -8,7 +8,7 @@ The metric is the mean test accuracy over the 10 folds (and its std over folds).
 code scores epochs 10 and 20 (``log_interval``) and logs both; the folds here are drawn from the
 run's seed (the official code leaves them unseeded).
 
-Metrics: ``svc_acc`` / ``svc_acc_std`` at the last epoch, ``svc_acc_epoch{e}`` / ``svc_acc_epoch{e}_std``
+Metrics: ``svc_top1`` / ``svc_top1_std`` at the last epoch, ``svc_top1_epoch{e}`` / ``svc_top1_epoch{e}_std``
 at every scored epoch; table ``graph_svc``: per epoch and fold the test accuracy and the chosen C.
 """
 
@@ -53,8 +53,8 @@ def evaluate_graph_svc(run) -> dict:
         emb = embed_graphs(encoder, graphs, run.device).numpy()
         folds = svc_cross_validation(emb, run.train["y"], seed=run.seed)
         acc = np.array([r["accuracy"] for r in folds])
-        metrics[f"svc_acc_epoch{epoch}"], metrics[f"svc_acc_epoch{epoch}_std"] = float(acc.mean()), float(acc.std())
+        metrics[f"svc_top1_epoch{epoch}"], metrics[f"svc_top1_epoch{epoch}_std"] = float(acc.mean()), float(acc.std())
         rows += [{"epoch": epoch, **r} for r in folds]
     last = max(encoders)
-    metrics["svc_acc"], metrics["svc_acc_std"] = metrics[f"svc_acc_epoch{last}"], metrics[f"svc_acc_epoch{last}_std"]
+    metrics["svc_top1"], metrics["svc_top1_std"] = metrics[f"svc_top1_epoch{last}"], metrics[f"svc_top1_epoch{last}_std"]
     return {"metrics": metrics, "tables": {"graph_svc": rows}}
