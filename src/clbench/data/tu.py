@@ -49,7 +49,8 @@ def read_tu(raw_dir: str | Path, name: str, node_features: str = "auto") -> tupl
     use_labels = node_features == "auto" and n_labels > 0
     total = int(node_ptr[-1])
     x = data.x[:, -n_labels:].numpy() if use_labels else np.ones((total, 1), np.float32)
-    y_raw = data.y.numpy().reshape(-1)
+    # the label values as the dataset writes them (torch_geometric renumbers them from 0)
+    y_raw = np.loadtxt(Path(raw_dir) / f"{name}_graph_labels.txt", dtype=np.int64, ndmin=1)
     values = np.unique(y_raw)
     split = {"x": x.astype(np.float32), "y": np.searchsorted(values, y_raw).astype(np.int64),
              "edge_index": data.edge_index.numpy().astype(np.int64), "node_ptr": node_ptr.astype(np.int64),
