@@ -277,7 +277,7 @@ def test_graph_model_shapes_and_init():
     assert all(float(m.bias.detach().abs().sum()) == 0 for m in model.modules() if isinstance(m, torch.nn.Linear))
     graphs = [(np.ones((4, 5), np.float32), np.array([[0, 1, 2], [1, 2, 3]])),
               (np.ones((2, 5), np.float32), np.array([[0], [1]]))]
-    from clbench.models.graph import embed_graphs
+    from clbench.evaluate.graph_svc import embed_graphs
 
     assert embed_graphs(model.encoder, graphs).shape == (2, 96)
 

@@ -10,7 +10,7 @@ run reaches. Each refusal names the dotted key (:class:`clbench.errors.ConfigErr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from clbench.errors import ConfigError
 from clbench.objectives import OBJECTIVES
@@ -54,10 +54,9 @@ def check_graph_method(spec: Mapping, where: str) -> None:
                               f"epoch {epoch} is never reached: the method trains {epochs} epochs")
 
 
-def check_graph_settings(cfg: Mapping) -> None:
-    """Every method and experiment of ``cfg`` (after schema defaults), graph and image alike."""
-    from clbench.workflow import method_spec
-
+def check_graph_settings(cfg: Mapping, method_spec: Callable[[Mapping, str, str], dict]) -> None:
+    """Every method and experiment of ``cfg`` (after schema defaults), graph and image alike;
+    ``method_spec(cfg, experiment, method)`` gives a method's settings in an experiment (overrides merged)."""
     for name, spec in cfg["methods"].items():
         check_graph_method(spec, f"methods.{name}")
     for name, exp in cfg["experiments"].items():

@@ -326,7 +326,7 @@ def check_config(cfg: Mapping, schema: Mapping) -> list[str]:
     check_mcl_batches(cfg)
     from clbench.graph_config import check_graph_settings  # graph methods, datasets and evaluations
 
-    check_graph_settings(cfg)
+    check_graph_settings(cfg, method_spec)
     for name in cfg["experiments"]:
         check_experiment(cfg, name)
     return warnings

@@ -41,10 +41,9 @@ def force_layout(n: int, edge_index: np.ndarray, iterations: int = 80) -> np.nda
     return pos
 
 
-def show_graphs(path: str | os.PathLike, out_png: str | os.PathLike, split: str = "train", per_group: int = 6) -> Path:
+def graphs_figure(path: str | os.PathLike, split: str = "train", per_group: int = 6):
+    """The matplotlib Figure of ``per_group`` graphs per class of a graph dataset's ``split``."""
     from matplotlib.figure import Figure
-
-    from clbench.data.show import write_png
 
     meta = dataset_dir.load_meta(path)
     arrays = dataset_dir.load(path, split)
@@ -68,4 +67,4 @@ def show_graphs(path: str | os.PathLike, out_png: str | os.PathLike, split: str 
             if k == 0:
                 ax.set_ylabel(classes[c], fontsize=8)
     fig.suptitle(f"{meta.get('name', Path(path).name)}: {split}, {len(y)} graphs, by class", fontsize=9)
-    return write_png(fig, out_png)
+    return fig

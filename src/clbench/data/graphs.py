@@ -81,6 +81,15 @@ def collate(graphs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np
     return x, edge_index, batch
 
 
+def graph_batch(graphs: list[tuple[np.ndarray, np.ndarray]], device="cpu"):
+    """``[(x, edge_index), ...]`` as the tensors a graph encoder takes: ``(x, edge_index, batch, B)``."""
+    import torch
+
+    x, edge_index, batch = collate(graphs)
+    return (torch.from_numpy(x).to(device), torch.from_numpy(edge_index).to(device), torch.from_numpy(batch).to(device),
+            len(graphs))
+
+
 def _empty_like(split: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return pack([], []) | {"x": np.zeros((0, split["x"].shape[1]), np.float32)}
 

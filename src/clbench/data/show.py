@@ -57,9 +57,9 @@ def show(dataset_dir_path: str | os.PathLike, out_png: str | os.PathLike, split:
 
     meta = dataset_dir.load_meta(dataset_dir_path)
     if meta.get("domain") == "graph":  # graphs, not images: drawn by clbench.data.graph_show
-        from clbench.data.graph_show import show_graphs
+        from clbench.data.graph_show import graphs_figure
 
-        return show_graphs(dataset_dir_path, out_png, split=split)
+        return write_png(graphs_figure(dataset_dir_path, split=split), out_png)
     arrays = dataset_dir.load(dataset_dir_path, split)
     values, names = _group_labels(arrays, meta, by)
     groups = [g for g in range(len(names)) if np.any(values == g)][:max_groups]

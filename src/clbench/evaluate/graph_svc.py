@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["C_GRID", "evaluate_graph_svc", "svc_cross_validation"]
+__all__ = ["C_GRID", "embed_graphs", "evaluate_graph_svc", "svc_cross_validation"]
 
 C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
 
@@ -41,10 +41,26 @@ def svc_cross_validation(embeddings: np.ndarray, labels: np.ndarray, *, seed: in
     return rows
 
 
+def embed_graphs(encoder, graphs, device="cpu", batch_size: int = 128):
+    """The eval-mode embeddings ``[G, D]`` of graphs ``[(x, edge_index), ...]``, each with its self-loops added,
+    as the official evaluation embeds the un-augmented graphs (``TUDataset_aug.get``)."""
+    import torch
+
+    from clbench.data.graph_augment import add_self_loops
+    from clbench.data.graphs import graph_batch
+
+    was_training = encoder.training
+    encoder.eval()
+    with torch.no_grad():
+        out = [encoder(*graph_batch([(x, add_self_loops(e, len(x))) for x, e in graphs[i:i + batch_size]], device))
+               .cpu() for i in range(0, len(graphs), batch_size)]
+    encoder.train(was_training)
+    return torch.cat(out)
+
+
 def evaluate_graph_svc(run) -> dict:
     """Every scored epoch's encoder of a graph model (``run.model.encoders()``) on all graphs of ``run.train``."""
     from clbench.data.graphs import graph, num_graphs
-    from clbench.models.graph import embed_graphs
 
     graphs = [graph(run.train, i) for i in range(num_graphs(run.train))]
     metrics, rows = {}, []

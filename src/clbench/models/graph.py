@@ -26,7 +26,6 @@ import copy
 import torch
 from torch import nn
 
-from clbench.models.methods import Method
 from clbench.objectives import OBJECTIVES, resolved_params
 
 __all__ = ["GINEncoder", "GraphContrastive", "GRAPH_DEFAULTS", "graph_settings", "sum_pool"]
@@ -75,8 +74,12 @@ class GINEncoder(nn.Module):
         return torch.cat(pooled, dim=1)
 
 
-class GraphContrastive(Method):
-    """GIN encoder + projection head trained with a graph objective (``graph_info_nce``, ``graph_adnce``)."""
+class GraphContrastive(nn.Module):
+    """GIN encoder + projection head trained with a graph objective (``graph_info_nce``, ``graph_adnce``).
+
+    It offers what :class:`clbench.models.methods.Method` declares (``capabilities``, ``features``,
+    ``loss_terms``), for graph batches instead of images; the family builder in that module builds it.
+    """
 
     capabilities = frozenset({"graphs"})
 
@@ -122,25 +125,3 @@ class GraphContrastive(Method):
         loss = self.loss_fn(self.project(original), self.project(augmented), **self.loss_kwargs)
         return {"loss": loss, self.objective: loss}
 
-
-def graph_batch(graphs, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """``[(x, edge_index), ...]`` (numpy) as the tensors the encoder takes: ``(x, edge_index, batch, B)``."""
-    from clbench.data.graphs import collate
-
-    x, edge_index, batch = collate(graphs)
-    return (torch.from_numpy(x).to(device), torch.from_numpy(edge_index).to(device), torch.from_numpy(batch).to(device),
-            len(graphs))
-
-
-@torch.no_grad()
-def embed_graphs(encoder: nn.Module, graphs, device: torch.device | str = "cpu", batch_size: int = 128) -> torch.Tensor:
-    """The eval-mode embeddings ``[G, D]`` of graphs ``[(x, edge_index), ...]`` (each with its self-loops added,
-    as the official evaluation embeds the un-augmented graphs)."""
-    from clbench.data.graph_augment import add_self_loops
-
-    was_training = encoder.training
-    encoder.eval()
-    out = [encoder(*graph_batch([(x, add_self_loops(e, len(x))) for x, e in graphs[i:i + batch_size]], device)).cpu()
-           for i in range(0, len(graphs), batch_size)]
-    encoder.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, getattr(encoder, "out_dim", 0))

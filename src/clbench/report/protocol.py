@@ -56,13 +56,15 @@ MLP_HIDDEN = 256  # clbench.evaluate.linear_probe.MLP_HIDDEN, the MLP probe's hi
 # (category, key prefixes), first match wins; a method setting matching none is "other"
 METHOD_CATEGORIES = (
     ("architecture", ("encoder", "classifier", "projection_dim", "projection_hidden_dim", "projection_batch_norm",
-                      "vae.z_content", "vae.z_style", "vae.width", "vae.architecture")),
+                      "vae.z_content", "vae.z_style", "vae.width", "vae.architecture",
+                      "graph.hidden_dim", "graph.num_layers")),
     ("objective", ("objective", "loss", "vae")),
     ("optimiser", ("optimizer",)),
     ("schedule", ("schedule", "warmup_epochs")),
-    ("epochs", ("epochs",)),
+    ("epochs", ("epochs", "graph.eval_epochs")),
     ("batch", ("batch_size", "batch_sampler")),
-    ("augmentation", ("augment", "views", "paired_views", "crop_size")),
+    ("augmentation", ("augment", "views", "paired_views", "crop_size", "graph.augment", "graph.node_drop_rate",
+                      "graph.subgraph_keep", "graph.edge_perturb_rate", "graph.attr_mask_rate", "graph.subgraph_growth")),
 )
 CATEGORY_ORDER = tuple(c for c, _ in METHOD_CATEGORIES) + ("other", "data recipe", "evaluation protocol", "seeds",
                                                            "provenance")

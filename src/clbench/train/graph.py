@@ -27,10 +27,10 @@ import torch
 from clbench.data import dataset_dir
 from clbench.data.embedded import rng_for
 from clbench.data.graph_augment import GraphAugment
-from clbench.data.graphs import graph, num_graphs
+from clbench.data.graphs import graph, graph_batch, num_graphs
 from clbench.io import atomic_path, write_json, write_text
 from clbench.models.checkpoint import save_model
-from clbench.models.graph import graph_batch, graph_settings
+from clbench.models.graph import graph_settings
 from clbench.models.methods import build_method
 from clbench.train import device as devices
 from clbench.train.loop import CheckpointMismatch, build_optimizer, build_schedule, rows_to_csv, spec_hash
