@@ -67,19 +67,23 @@ def subgraph(x, edge_index, rng, keep: float = 0.2, growth: str = "seed"):
     n = len(x)
     target = int(n * keep)
     start = int(rng.integers(n))
-    kept = [start]
-    frontier = set(edge_index[1][edge_index[0] == start].tolist())
+    kept, kept_set = [start], {start}
+    frontier = sorted(set(edge_index[1][edge_index[0] == start].tolist()))  # drawn from uniformly
+    in_frontier = set(frontier)
     tries = 0
     while len(kept) <= target and frontier:
         tries += 1
         if tries > n:
             break
-        node = int(rng.choice(sorted(frontier)))
-        if node in kept:
+        node = frontier[int(rng.integers(len(frontier)))]
+        if node in kept_set:
             continue
         kept.append(node)
+        kept_set.add(node)
         if growth == "frontier":
-            frontier |= set(edge_index[1][edge_index[0] == node].tolist())
+            new = [v for v in edge_index[1][edge_index[0] == node].tolist() if v not in in_frontier]
+            frontier += new
+            in_frontier.update(new)
     dropped = np.setdiff1d(np.arange(n), np.asarray(kept))
     return x, _without_nodes(edge_index, dropped, n)
 

@@ -25,6 +25,9 @@ Metric names:
   corrupted test images, and ``mean_corruption_top1``. At ``granularity: cell`` the cells are jobs of
   their own (:func:`clbench.evaluate.runner.evaluate_corruption_cell`); this evaluation then only
   fits the probe those jobs use.
+- ``graph_svc`` (models with ``graphs``, the GIN family): ``svc_top1`` and ``svc_top1_epoch{e}`` (each with
+  ``_std`` over folds), an RBF SVC in a stratified 10-fold CV over every graph's embedding
+  (:mod:`clbench.evaluate.graph_svc`).
 
 Importing this module imports no torch: each evaluation imports what it needs when it runs.
 """
