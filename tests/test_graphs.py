@@ -66,6 +66,28 @@ def test_tu_loader_refuses_a_missing_copy_without_download(tmp_path):
         build_dataset({"generator": "tu", "name": "MUTAG"}, tmp_path / "out", tmp_path / "res")
 
 
+def test_tu_download_goes_through_torch_geometric_into_resources(tmp_path, monkeypatch):
+    import torch_geometric.datasets
+
+    calls = []
+
+    def fake_tudataset(root, name):  # what TUDataset's download leaves: <root>/<name>/raw/<name>_*.txt
+        calls.append((root, name))
+        write_tu_fixture(tmp_path / "res" / "tu" / name / "raw", name)
+
+    monkeypatch.setattr(torch_geometric.datasets, "TUDataset", fake_tudataset)
+    meta = build_dataset({"generator": "tu", "name": "TOY", "download": True}, tmp_path / "out", tmp_path / "res")
+    assert calls == [(str(tmp_path / "res" / "tu"), "TOY")] and meta["sizes"]["train"] == 3
+
+
+def test_graph_dataset_preview(tmp_path):
+    from clbench.data.show import show
+
+    build_dataset({"generator": "graph_classes", "options": {"n_graphs": 12}}, tmp_path / "d", tmp_path)
+    out = show(tmp_path / "d", tmp_path / "samples.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 # --------------------------------------------------------------------------------------------------
 # generated graph classes
 
