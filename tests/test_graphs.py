@@ -397,7 +397,8 @@ def test_default_config_plans_the_graph_experiment():
 
 
 @pytest.mark.parametrize("overlay,key", [
-    ({"experiments": {"graph_classes_ssl": {"methods": ["graphcl", "infonce"]}}}, "experiments.graph_classes_ssl.methods"),
+    ({"experiments": {"graph_classes_ssl": {"methods": ["graphcl", "infonce"]}}},
+     "experiments.graph_classes_ssl.methods"),
     ({"experiments": {"trifeature_ssl": {"methods": ["infonce", "graphcl"]}}}, "experiments.trifeature_ssl.methods"),
     ({"experiments": {"graph_classes_ssl": {"evaluations": ["graph_svc", "linear_probe"]}}},
      "experiments.graph_classes_ssl.evaluations[1]"),

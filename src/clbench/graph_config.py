@@ -67,10 +67,11 @@ def check_graph_settings(cfg: Mapping, method_spec: Callable[[Mapping, str, str]
                 check_graph_method(spec, f"experiments.{name}.method_overrides.{method}")
             if is_graph_method(spec) != graph_data:
                 kind = "a graph" if graph_data else "an image"
+                trains = "graphs" if is_graph_method(spec) else "images"
                 raise ConfigError(
                     f"experiments.{name}.methods",
-                    f"method {method} (objective {spec['objective']}) trains on "
-                    f"{'graphs' if is_graph_method(spec) else 'images'}, but dataset {exp['dataset']} is {kind} dataset",
+                    f"method {method} (objective {spec['objective']}) trains on {trains}, but dataset "
+                    f"{exp['dataset']} is {kind} dataset",
                 )
         for i, evaluation in enumerate(exp["evaluations"]):
             if (evaluation in GRAPH_EVALUATIONS) != graph_data:

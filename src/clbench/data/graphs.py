@@ -13,9 +13,9 @@ The graph experiments cross-validate over all graphs, so every graph is in ``tra
 ``test`` are empty. ``meta.json`` adds ``domain: graph``, ``num_node_features``, ``node_features``
 (``labels`` or ``constant``) and per-class node and edge counts.
 
-The generator ``graph_classes`` (offline, the tiny default; TU datasets: :mod:`clbench.data.tu`): one class per structure of ``classes`` (``cycle``,
-``tree``, ``grid``, ``ladder``, ``star_forest``, or ``sbm{k}``: a stochastic block model with k
-communities), each graph with ``min_nodes``..``max_nodes`` nodes, then a ``noise`` share of its
+The generator ``graph_classes`` (offline, the tiny default; TU datasets: :mod:`clbench.data.tu`):
+one class per structure of ``classes`` (``cycle``, ``tree``, ``grid``, ``ladder``, ``star_forest``,
+or ``sbm{k}``: a stochastic block model with k communities), each graph with ``min_nodes``..``max_nodes`` nodes, then a ``noise`` share of its
 edges rewired at random, so structure is evidence rather than a giveaway. Keys: ``classes``,
 ``n_graphs``, ``min_nodes``, ``max_nodes``, ``noise``, ``seed``.
 """

@@ -72,5 +72,6 @@ def evaluate_graph_svc(run) -> dict:
         metrics[f"svc_top1_epoch{epoch}"], metrics[f"svc_top1_epoch{epoch}_std"] = float(acc.mean()), float(acc.std())
         rows += [{"epoch": epoch, **r} for r in folds]
     last = max(encoders)
-    metrics["svc_top1"], metrics["svc_top1_std"] = metrics[f"svc_top1_epoch{last}"], metrics[f"svc_top1_epoch{last}_std"]
+    metrics["svc_top1"] = metrics[f"svc_top1_epoch{last}"]
+    metrics["svc_top1_std"] = metrics[f"svc_top1_epoch{last}_std"]
     return {"metrics": metrics, "tables": {"graph_svc": rows}}

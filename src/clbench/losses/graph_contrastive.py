@@ -86,6 +86,7 @@ def graph_adnce(z: Tensor, z_aug: Tensor, temperature: float = 0.2, mu: float = 
         log_g = -((s - mu) ** 2) / (2.0 * sigma**2)
         off = ~torch.eye(n, dtype=torch.bool, device=z.device)
         # log of the mean of g over each row's negatives
-        log_mean = torch.logsumexp(log_g.masked_fill(~off, float("-inf")), dim=1, keepdim=True) - math.log(max(n - 1, 1))
+        negatives = log_g.masked_fill(~off, float("-inf"))
+        log_mean = torch.logsumexp(negatives, dim=1, keepdim=True) - math.log(max(n - 1, 1))
         log_w = log_g - log_mean
     return graph_cross_view_loss(z, z_aug, t, log_weights=log_w)

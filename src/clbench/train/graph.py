@@ -49,7 +49,8 @@ def augmenter(spec: dict) -> GraphAugment:
 
 def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir: str | Path, *, seed: int = 0,
           device: str = "auto", threads: int = 1, batch_sampler=None) -> dict:
-    """Train graph method ``spec`` on every graph of ``data_dir``; write model.pt, metrics.csv, run.json to ``out_dir``."""
+    """Train graph method ``spec`` on every graph of ``data_dir``; write model.pt, metrics.csv and run.json
+    to ``out_dir``."""
     started = time.time()
     if batch_sampler is not None:
         raise ValueError("graph methods train on the dataset's own order; a batch sampler (MCL) is not supported")
