@@ -60,6 +60,7 @@ def test_models_offer_what_their_objectives_declare():
              "varcon": {**CNN, "objective": "varcon"},
              "clear_vae": {"objective": "clear_vae", "vae": {"z_content": 2, "z_style": 2, "width": 4}},
              "sub_embedding": {**CNN, "objective": "sub_embedding", "views": 2}}
+    specs |= {"graph_info_nce": {"objective": "graph_info_nce"}, "graph_adnce": {"objective": "graph_adnce"}}
     assert set(specs) == set(OBJECTIVES)
     for name, spec in specs.items():
         model = build_method(spec, 1, 4, 16)

@@ -434,3 +434,31 @@ register_objective(Objective(
         Relation("k", "k >= 2 with a regulariser", _k_for_regularizer),
     ),
 ))
+
+# --------------------------------------------------------------------------------------------------
+# graphs (GraphCL-style, ADNCE's TU experiments): trained by clbench.train.graph on graph datasets;
+# one direction, original graph vs the batch's augmented views, the positive not in the denominator
+
+register_objective(Objective(
+    name="graph_info_nce",
+    family="graph",
+    loss="clbench.losses.graph_contrastive:graph_info_nce",
+    doc="GraphCL: each graph against the batch's augmented views, -log(pos / mean(neg))",
+    domain="graph",
+    capabilities=("graphs",),
+    params=(_positive("temperature", "softmax temperature t", 0.2),),
+))
+
+register_objective(Objective(
+    name="graph_adnce",
+    family="graph",
+    loss="clbench.losses.graph_contrastive:graph_adnce",
+    doc="ADNCE on graphs: GraphCL's loss with detached Gaussian weights on the negatives",
+    domain="graph",
+    capabilities=("graphs",),
+    params=(
+        _positive("temperature", "softmax temperature t", 0.2),
+        Param("mu", "number", 0.7, "centre of the Gaussian weighting of negative cosine similarities"),
+        _positive("sigma", "width of the Gaussian weighting", 1.0),
+    ),
+))

@@ -360,7 +360,13 @@ def check_config(cfg: Mapping, schema: Mapping) -> list[str]:
         if "evaluation" in exp:
             check_experiment_evaluation(cfg, schema, name)
     check_mcl_batches(cfg)
+<<<<<<< HEAD
     check_seeds_per_job(cfg)
+=======
+    from clbench.graph_config import check_graph_settings  # graph methods, datasets and evaluations
+
+    check_graph_settings(cfg, method_spec)
+>>>>>>> graphs
     for name in cfg["experiments"]:
         check_experiment(cfg, name)
     return warnings

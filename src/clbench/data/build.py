@@ -281,3 +281,32 @@ register_generator(Generator(
         "workers": _WORKERS,
     },
 ))
+
+# graphs (packed in the dataset directory, see clbench.data.graphs): generated classes and TU datasets
+register_generator(Generator(
+    "graph_classes", "clbench.data.graphs",
+    "generated graphs, one class per structure (cycles, trees, grids, SBMs ...), a share of edges rewired",
+    keys={
+        "classes": {"type": "array", "minItems": 2, "uniqueItems": True,
+                    "items": {"enum": ["cycle", "tree", "grid", "ladder", "star_forest", "sbm1", "sbm2", "sbm3",
+                                       "sbm4"]},
+                    "default": ["tree", "cycle", "grid"], "description": "one structure per class"},
+        "n_graphs": _integer(2, default=300, description="graphs in all (the evaluation cross-validates over them)"),
+        "min_nodes": _integer(3, default=12), "max_nodes": _integer(3, default=30),
+        "noise": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.15,
+                  "description": "share of each graph's edges moved to random endpoints"},
+    },
+    relations=(lambda values, given: None if values["min_nodes"] <= values["max_nodes"]
+               else ("max_nodes", f"must be >= min_nodes ({values['min_nodes']})"),),
+))
+
+register_generator(Generator(
+    "tu", "clbench.data.tu",
+    "a TU graph-classification dataset (NCI1, PROTEINS, DD, MUTAG, COLLAB, REDDIT-*, IMDB-*), torch_geometric's reader",
+    keys={
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "description": "the TU dataset's name, e.g. MUTAG"},
+        "node_features": {"enum": ["auto", "constant"], "default": "auto",
+                          "description": "auto: one-hot node labels where the dataset has them, else the constant 1"},
+    },
+    relations=(_required("name"),),
+))

@@ -56,6 +56,10 @@ def show(dataset_dir_path: str | os.PathLike, out_png: str | os.PathLike, split:
     from matplotlib.figure import Figure
 
     meta = dataset_dir.load_meta(dataset_dir_path)
+    if meta.get("domain") == "graph":  # graphs, not images: drawn by clbench.data.graph_show
+        from clbench.data.graph_show import graphs_figure
+
+        return write_png(graphs_figure(dataset_dir_path, split=split), out_png)
     arrays = dataset_dir.load(dataset_dir_path, split)
     values, names = _group_labels(arrays, meta, by)
     groups = [g for g in range(len(names)) if np.any(values == g)][:max_groups]

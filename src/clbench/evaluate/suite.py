@@ -25,6 +25,9 @@ Metric names:
   corrupted test images, and ``mean_corruption_top1``. At ``granularity: cell`` the cells are jobs of
   their own (:func:`clbench.evaluate.runner.evaluate_corruption_cell`); this evaluation then only
   fits the probe those jobs use.
+- ``graph_svc`` (models with ``graphs``, the GIN family): ``svc_top1`` and ``svc_top1_epoch{e}`` (each with
+  ``_std`` over folds), an RBF SVC in a stratified 10-fold CV over every graph's embedding
+  (:mod:`clbench.evaluate.graph_svc`).
 
 Importing this module imports no torch: each evaluation imports what it needs when it runs.
 """
@@ -180,3 +183,11 @@ def corruptions(run: EvaluationRun) -> dict:
             xc = corrupt(x, name, severity, run.seed)
             rows.append(corruption_row(name, severity, predict(run.embed(xc)), y))
     return with_corruption_rows({"metrics": {}, "tables": {}}, rows)
+
+
+@register_evaluation("graph_svc", requires=("graphs",))
+def graph_svc(run: EvaluationRun) -> dict:
+    """RBF SVC (C by inner 5-fold search) in a stratified 10-fold CV over all graphs' embeddings, per scored epoch."""
+    from clbench.evaluate.graph_svc import evaluate_graph_svc
+
+    return evaluate_graph_svc(run)

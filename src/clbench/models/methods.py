@@ -344,3 +344,11 @@ class StageConcat(Method):
 def _stage_concat(spec: dict, in_channels: int, num_classes: int, image_size: int = 28) -> StageConcat:
     """MCL's combined model (``{"objective": "mcl_concat", "stage_specs": [...]}``): one model per stage."""
     return StageConcat([build_method(s, in_channels, num_classes, image_size) for s in spec["stage_specs"]])
+
+
+@register_family("graph")
+def _graph_method(spec: dict, in_channels: int, num_classes: int, image_size: int = 28) -> Method:
+    """GIN encoder + projector of the graph objectives (clbench.models.graph); in_channels = node features."""
+    from clbench.models.graph import GraphContrastive
+
+    return GraphContrastive(spec, in_channels, num_classes, image_size)

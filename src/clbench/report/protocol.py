@@ -41,6 +41,8 @@ ALL_METHODS = "all methods"
 OPERATIONAL = frozenset({"compile", "num_workers", "val_every", "gpus"})
 DATA_OPERATIONAL = frozenset({"download", "root", "workers", "url", "md5"})
 EVALUATION_OPERATIONAL = frozenset({"y_factor", "corruptions.granularity", "probe.num_workers"})
+# evaluations that fit no probe of their own (the graph SVC): an experiment of only these reads no probe setting
+PROBE_FREE_EVALUATIONS = frozenset({"graph_svc"})
 
 # the evaluate job's values for probe settings a configuration leaves out (clbench.evaluate.runner.DEFAULTS;
 # a test keeps the two equal): how the linear probe trains is a row of every card
@@ -54,13 +56,15 @@ MLP_HIDDEN = 256  # clbench.evaluate.linear_probe.MLP_HIDDEN, the MLP probe's hi
 # (category, key prefixes), first match wins; a method setting matching none is "other"
 METHOD_CATEGORIES = (
     ("architecture", ("encoder", "classifier", "projection_dim", "projection_hidden_dim", "projection_batch_norm",
-                      "vae.z_content", "vae.z_style", "vae.width", "vae.architecture")),
+                      "vae.z_content", "vae.z_style", "vae.width", "vae.architecture",
+                      "graph.hidden_dim", "graph.num_layers")),
     ("objective", ("objective", "loss", "vae")),
     ("optimiser", ("optimizer",)),
     ("schedule", ("schedule", "warmup_epochs")),
-    ("epochs", ("epochs",)),
+    ("epochs", ("epochs", "graph.eval_epochs")),
     ("batch", ("batch_size", "batch_sampler")),
-    ("augmentation", ("augment", "views", "paired_views", "crop_size")),
+    ("augmentation", ("augment", "views", "paired_views", "crop_size", "graph.augment", "graph.node_drop_rate",
+                      "graph.subgraph_keep", "graph.edge_perturb_rate", "graph.attr_mask_rate", "graph.subgraph_growth")),
 )
 CATEGORY_ORDER = tuple(c for c, _ in METHOD_CATEGORIES) + ("other", "data recipe", "evaluation protocol", "seeds",
                                                            "provenance")
@@ -87,7 +91,10 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 # the contrastive and sub-embedding families have a projector, only the classifier family a classifier
 # head; width, pool and feature_dim shape the small CNN, stem the ResNets
 _UNREAD_BY_FAMILY = {"clear_vae": ("encoder", "projection_", "classifier"), "classifier": ("projection_",),
-                     "contrastive": ("classifier",), "sub_embedding": ("classifier",)}
+                     "contrastive": ("classifier",), "sub_embedding": ("classifier",),
+                     # the GIN family (clbench.models.graph) reads its graph: block, not the image settings
+                     "graph": ("encoder", "projection_", "classifier", "augment", "views", "paired_views",
+                               "crop_size")}
 _ENCODER_KEYS = {"small_cnn": ("encoder.name", "encoder.width", "encoder.pool", "encoder.feature_dim")}
 # settings read only when another setting (flat key, its value when unset) has one of some values
 _MI_STYLES = ("tc", "club_sample", "l1out")
@@ -161,6 +168,8 @@ def evaluation_reads(evaluation: Mapping[str, Any], setting: str) -> bool:
     """Whether the evaluate job reads ``setting``: k-NN and MLP-probe settings only where the experiment
     runs them, the probe's augmentation only under protocol augmented."""
     evaluations = evaluation.get("evaluations") or []
+    if setting.startswith("probe.") and evaluations and set(evaluations) <= PROBE_FREE_EVALUATIONS:
+        return False
     for prefix in ("knn", "mlp_probe"):
         if setting.startswith(prefix + ".") and prefix not in evaluations:
             return False

@@ -35,3 +35,6 @@ def trainer_for(spec: dict) -> Callable:
         raise ValueError(f"objective {spec['objective']} trains on {domain!r} data, which no trainer handles; "
                          f"registered: {sorted(TRAINERS)}")
     return resolve_ref(TRAINERS[domain])
+
+# graphs (GraphCL-style, ADNCE's TU experiments)
+register_trainer("graph", "clbench.train.graph:train")
