@@ -20,6 +20,7 @@ import yaml
 
 from clbench.data.build import check_spec, effective, reads_key
 from clbench.errors import ConfigError
+from clbench.graph_config import check_graph_settings
 from clbench.objectives import OBJECTIVES, check_method
 
 # clbench.data.corruptions.CORRUPTIONS, repeated so that planning the workflow does not import SciPy
@@ -360,13 +361,8 @@ def check_config(cfg: Mapping, schema: Mapping) -> list[str]:
         if "evaluation" in exp:
             check_experiment_evaluation(cfg, schema, name)
     check_mcl_batches(cfg)
-<<<<<<< HEAD
     check_seeds_per_job(cfg)
-=======
-    from clbench.graph_config import check_graph_settings  # graph methods, datasets and evaluations
-
-    check_graph_settings(cfg, method_spec)
->>>>>>> graphs
+    check_graph_settings(cfg, method_spec)  # graph methods, datasets and evaluations
     for name in cfg["experiments"]:
         check_experiment(cfg, name)
     return warnings
