@@ -108,6 +108,21 @@ def test_cosine_schedule_with_warmup():
     assert lrs[-1] < 0.01 and np.all(np.diff(lrs[10:]) <= 1e-12)
 
 
+def test_supcon_schedule_warms_up_from_a_start_rate_and_decays_to_a_floor():
+    """SupCon's and VarCon's code: warm-up from 0.01, cosine down to lr * 0.1**3."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
+    spec = {"epochs": 20, "warmup_epochs": 2, "schedule": "cosine", "warmup_start_lr": 0.01, "lr_floor": 0.001,
+            "optimizer": {"lr": 0.5}}
+    sched = loop.build_schedule(opt, spec, steps_per_epoch=5)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.01) and np.all(np.diff(lrs[:10]) > 0) and lrs[10] == pytest.approx(0.5)
+    assert 0.5 * 0.001 < lrs[-1] < 0.5 * 0.002 and min(lrs) >= 0.5 * 0.001  # the last step is one short of the end
+
+
 def test_varcon_logs_the_distribution_of_its_adaptive_temperature(tmp_path, data):
     spec = {**CNN, "objective": "varcon", "views": 2, "augment": "digits", "loss": {"temperature": 0.1, "epsilon": 0.02}}
     loop.train(spec, data, tmp_path / "run", tmp_path / "ckpt", seed=0, device="cpu")

@@ -457,6 +457,10 @@ def check_method_settings(spec: Mapping, where: str) -> None:
     if "crop_size" in spec and spec.get("augment", "none") not in ("simclr", "supcon", "crop_flip"):
         raise ConfigError(f"{where}.crop_size", f"only augment simclr, supcon or crop_flip crops; augment is "
                                                 f"{spec.get('augment', 'none')}")
+    if "lr_floor" in spec and spec.get("schedule", "cosine") != "cosine":
+        raise ConfigError(f"{where}.lr_floor", f"only schedule cosine decays to a floor; schedule is {spec['schedule']}")
+    if "warmup_start_lr" in spec and not spec.get("warmup_epochs", 0):
+        raise ConfigError(f"{where}.warmup_start_lr", "needs warmup_epochs > 0 (there is no warm-up to start)")
     optimizer = spec.get("optimizer", {})
     if "nesterov" in optimizer and optimizer.get("name", "adam") != "sgd":
         raise ConfigError(f"{where}.optimizer.nesterov", f"only optimizer sgd has Nesterov momentum; optimizer is "

@@ -497,6 +497,9 @@ def protocol(record) -> dict:
                 "optimizer.weight_decay": Source(f"{_README}: --weight_decay", 1e-4),
                 "schedule": Source(f"{_README}: --cosine", "cosine"),
                 "warmup_epochs": Source(f"{_CODE}main_varcon.py (--warm: warm_epochs 10)", 10),
+                "warmup_start_lr": Source(f"{_CODE}main_varcon.py (--warm: warmup_from 0.01)", 0.01),
+                "lr_floor": Source(f"{_CODE}util.py adjust_learning_rate (eta_min = lr * lr_decay_rate ** 3, "
+                                   f"lr_decay_rate 0.1)", 0.001),
                 "augment": Source(f"{_CODE}main_varcon.py (RandomResizedCrop scale 0.2-1, flip, jitter, grey)",
                                   "supcon"),
                 "views": Source(f"{_CODE}main_varcon.py (TwoCropTransform)", 2),

@@ -60,7 +60,7 @@ METHOD_CATEGORIES = (
                       "graph.hidden_dim", "graph.num_layers")),
     ("objective", ("objective", "loss", "vae")),
     ("optimiser", ("optimizer",)),
-    ("schedule", ("schedule", "warmup_epochs")),
+    ("schedule", ("schedule", "warmup_epochs", "warmup_start_lr", "lr_floor")),
     ("epochs", ("epochs", "graph.eval_epochs")),
     ("batch", ("batch_size", "batch_sampler")),
     ("augmentation", ("augment", "views", "paired_views", "crop_size", "graph.augment", "graph.node_drop_rate",

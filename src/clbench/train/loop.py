@@ -60,17 +60,26 @@ def build_optimizer(params, spec: dict) -> torch.optim.Optimizer:
 
 
 def build_schedule(optimizer, spec: dict, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """The learning rate per step, as a factor of the optimiser's: a linear warm-up over ``warmup_epochs``
+    (from ``warmup_start_lr``, absolute, when set, else from one step's share), then constant or a cosine
+    over the remaining steps down to ``lr_floor`` (a fraction of the rate; SupCon's and VarCon's code
+    decays to lr x 0.1**3 and warms up from 0.01)."""
     total = spec.get("epochs", 1) * steps_per_epoch
     warmup = spec.get("warmup_epochs", 0) * steps_per_epoch
     cosine = spec.get("schedule", "cosine") == "cosine"
+    floor = spec.get("lr_floor", 0.0)
+    start = spec.get("warmup_start_lr")
+    base_lr = spec.get("optimizer", {}).get("lr", 1e-3)
 
     def factor(step: int) -> float:
         if step < warmup:
-            return (step + 1) / warmup
+            if start is None:
+                return (step + 1) / warmup
+            return start / base_lr + (step / warmup) * (1.0 - start / base_lr)
         if not cosine:
             return 1.0
         progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
