@@ -83,12 +83,12 @@ def cmd_mcl_combine(a):
 
 
 def cmd_evaluate_run(a):
-    from clbench.evaluate.runner import evaluate_run
+    from clbench.evaluate.evaluators import evaluator_for
     from clbench.io import write_json
     from clbench.train import device as devices
 
     dev = devices.setup(a.device, a.threads, a.seed)
-    result = evaluate_run(a.model, a.dataset, a.spec, seed=a.seed, device=dev, metrics_csv=a.metrics,
+    result = evaluator_for(a.model)(a.model, a.dataset, a.spec, seed=a.seed, device=dev, metrics_csv=a.metrics,
                           probe_out=a.probe_out or None)
     write_json(a.out, {**result, "spec": a.spec})  # what it was given: the protocol card reads it
 

@@ -281,3 +281,12 @@ register_generator(Generator(
         "workers": _WORKERS,
     },
 ))
+
+register_generator(Generator(
+    "sentences", "clbench.data.sentences",
+    "SimCSE's Wikipedia sentences for training, SentEval's STS tasks for model selection and test",
+    keys={
+        "n_train": _integer(1, null=True, description="the first n training sentences (unset: all)"),
+        "wiki_url": {"type": "string"}, "senteval_url": {"type": "string"},
+    },
+))

@@ -180,3 +180,11 @@ def corruptions(run: EvaluationRun) -> dict:
             xc = corrupt(x, name, severity, run.seed)
             rows.append(corruption_row(name, severity, predict(run.embed(xc)), y))
     return with_corruption_rows({"metrics": {}, "tables": {}}, rows)
+
+
+@register_evaluation("sts", requires=("sentences",))
+def sts(run) -> dict:
+    """Cosine Spearman of a sentence encoder on STS12-16 ("all"), STS-B test and SICK-R test, and their average."""
+    from clbench.evaluate.sts import sts_metrics
+
+    return sts_metrics(run)

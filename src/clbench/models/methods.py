@@ -344,3 +344,12 @@ class StageConcat(Method):
 def _stage_concat(spec: dict, in_channels: int, num_classes: int, image_size: int = 28) -> StageConcat:
     """MCL's combined model (``{"objective": "mcl_concat", "stage_specs": [...]}``): one model per stage."""
     return StageConcat([build_method(s, in_channels, num_classes, image_size) for s in spec["stage_specs"]])
+
+
+@register_family("sentence")
+def _sentence_encoder(spec: dict, in_channels: int, num_classes: int, image_size: int = 28) -> nn.Module:
+    """A sentence family's model (clbench.models.sentence): the pretrained transformer its spec names;
+    the image shape does not apply."""
+    from clbench.models.sentence import SentenceEncoder
+
+    return SentenceEncoder.pretrained(spec)

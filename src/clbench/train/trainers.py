@@ -35,3 +35,6 @@ def trainer_for(spec: dict) -> Callable:
         raise ValueError(f"objective {spec['objective']} trains on {domain!r} data, which no trainer handles; "
                          f"registered: {sorted(TRAINERS)}")
     return resolve_ref(TRAINERS[domain])
+
+# sentences (objectives simcse, adnce_sentence): a transformer encoder trained on two dropout passes
+register_trainer("text", "clbench.train.sentence:train")
