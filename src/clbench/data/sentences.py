@@ -39,8 +39,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from clbench.data import dataset_dir
-from clbench.data.build import effective
-from clbench.data.imagefolder import download_hint, resolve_root
+from clbench.data.imagefolder import download_hint, merged_spec, resolve_root
 from clbench.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -48,6 +47,8 @@ log = logging.getLogger(__name__)
 WIKI_URL = "https://huggingface.co/datasets/princeton-nlp/datasets-for-simcse/resolve/main/wiki1m_for_simcse.txt"
 SENTEVAL_URL = "https://huggingface.co/datasets/princeton-nlp/datasets-for-simcse/resolve/main/senteval.tar"
 WIKI_FILE = "wiki1m_for_simcse.txt"
+# the spec keys build reads besides the common ones (clbench.data.build declares their values)
+ACCEPTED = ("n_train", "wiki_url", "senteval_url")
 
 # SentEval's sources of each STS year (senteval/sts.py; STS13 without its licensed SMT source)
 STS_SOURCES = {
@@ -225,7 +226,7 @@ def fetch(tmp: Path, wiki_url: str = WIKI_URL, senteval_url: str = SENTEVAL_URL)
 
 
 def build(spec: dict, out_dir: Path, resources_dir: Path) -> dict:
-    p = effective(spec)
+    p = merged_spec(spec, ACCEPTED, "sentences")
     urls = {"wiki_url": p.get("wiki_url", WIKI_URL), "senteval_url": p.get("senteval_url", SENTEVAL_URL)}
     root = resolve_root(spec, Path(resources_dir), "sentences", check_root, lambda tmp: fetch(tmp, **urls))
     senteval = root / "senteval"
