@@ -1,5 +1,6 @@
 """The sentence encoder of the ``sentence`` family: a Hugging Face transformer, [CLS] pooling, and
 an MLP (dense + tanh) used in training only (unsupervised SimCSE's ``--pooler_type cls --mlp_only_train``).
+``sentence.dropout`` sets the transformer's hidden and attention dropout (unset: its config's).
 
 The method's ``sentence:`` block says which model (``model``: a Hugging Face name such as
 ``bert-base-uncased`` or a local directory in its layout, read with ``from_pretrained``), the
@@ -21,7 +22,7 @@ from torch import nn
 __all__ = ["SETTINGS", "SentenceEncoder", "load_sentence_model", "save_sentence_model", "sentence_settings"]
 
 # the sentence: block's keys and the values unsupervised SimCSE's run_unsup_example.sh uses
-SETTINGS = {"model": "bert-base-uncased", "max_length": 32, "eval_steps": 125, "eval_batch_size": 128,
+SETTINGS = {"model": "bert-base-uncased", "dropout": None, "max_length": 32, "eval_steps": 125, "eval_batch_size": 128,
             "schedule": "linear", "fp16": True, "max_steps": None}
 
 
@@ -53,8 +54,11 @@ class SentenceEncoder(nn.Module):
         """The untrained model: the pretrained transformer named by ``sentence.model`` (no pooling layer)."""
         from transformers import AutoModel, AutoTokenizer
 
-        name = sentence_settings(spec)["model"]
-        encoder = AutoModel.from_pretrained(name, add_pooling_layer=False)
+        settings = sentence_settings(spec)
+        name, dropout = settings["model"], settings["dropout"]
+        # None keeps the pretrained config's dropout (BERT, RoBERTa: 0.1)
+        rates = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
+        encoder = AutoModel.from_pretrained(name, add_pooling_layer=False, **rates)
         return cls(spec, encoder, AutoTokenizer.from_pretrained(name))
 
     @classmethod
