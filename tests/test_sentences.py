@@ -224,6 +224,14 @@ def test_dataset_directory(sentence_data):
     assert meta["sizes"] == {"train": 96, "val": 36, "test": len(test["y"])}
 
 
+def test_show_lists_sentences(sentence_data, tmp_path):
+    from clbench.data.show import show
+
+    _, data, _ = sentence_data
+    for split in ("train", "test"):
+        assert show(data, tmp_path / f"{split}.png", split=split).stat().st_size > 1000
+
+
 def test_missing_files_are_named(tmp_path):
     root = write_sentence_root(tmp_path / "root", n_wiki=3, n_pairs=2)
     (root / "senteval" / "STS" / "STS15-en-test" / "STS.gs.belief.txt").unlink()
@@ -298,7 +306,8 @@ def test_embeddings_are_cls_before_the_mlp(tiny_bert):
 def test_sts_scores_are_spearman_of_cosines(sentence_data, tiny_bert):
     from scipy.stats import spearmanr
 
-    from clbench.evaluate.sts import SentenceRun, sts_metrics
+    from clbench.evaluate.sentence_runner import SentenceRun
+    from clbench.evaluate.sts import sts_metrics
     from clbench.models.sentence import SentenceEncoder
 
     _, data, meta = sentence_data
@@ -381,7 +390,7 @@ def test_train_and_evaluate_end_to_end(sentence_data, tiny_bert, tmp_path):
 
 
 def test_image_evaluations_are_refused_for_a_sentence_model(sentence_data, tiny_bert, tmp_path):
-    from clbench.evaluate.sts import evaluate_sentence_run
+    from clbench.evaluate.sentence_runner import evaluate_sentence_run
     from clbench.models.sentence import SentenceEncoder, save_sentence_model
 
     _, data, _ = sentence_data

@@ -194,6 +194,25 @@ def _pair_split(tasks: list[tuple[str, list[tuple[str, Pairs]]]], task_names: li
             "factor_subset": np.concatenate(subset_id).astype(np.int64), "text": text, "offsets": offsets}
 
 
+def sentence_figure(split: Mapping[str, np.ndarray], title: str, n: int = 12, width: int = 110):
+    """A matplotlib Figure listing a split's first ``n`` sentences (pairs with their gold score), for
+    ``clbench data show``."""
+    from matplotlib.figure import Figure
+
+    first = sentences({**split, "x": np.asarray(split["x"])[:n]}, "x")
+    if "x2" in split:
+        second = sentences({**split, "x2": np.asarray(split["x2"])[:n]}, "x2")
+        lines = [f"{float(g):.2f}  {a[:width // 2]}  |  {b[:width // 2]}" for a, b, g in zip(first, second, split["y"])]
+    else:
+        lines = [s[:width] for s in first]
+    fig = Figure(figsize=(11, 0.16 * len(lines) + 0.5))
+    ax = fig.add_subplot()
+    ax.axis("off")
+    ax.set_title(title + (" (gold score, sentence 1 | sentence 2)" if "x2" in split else ""), fontsize=9, loc="left")
+    ax.text(0, 1, "\n".join(lines), va="top", ha="left", family="monospace", fontsize=7, transform=ax.transAxes)
+    return fig
+
+
 def check_root(root: Path) -> DatasetError | None:
     """The first file of :data:`LAYOUT` that ``root`` lacks, as the error to raise, or None."""
     senteval = root / "senteval"

@@ -16,7 +16,7 @@ from clbench.objectives import DOMAINS, OBJECTIVES, resolve_ref
 # domain -> "module:function"
 EVALUATORS: dict[str, str] = {
     "image": "clbench.evaluate.runner:evaluate_run",
-    "text": "clbench.evaluate.sts:evaluate_sentence_run",
+    "text": "clbench.evaluate.sentence_runner:evaluate_sentence_run",
 }
 
 

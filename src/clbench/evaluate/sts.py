@@ -13,19 +13,12 @@ task and source with its Spearman correlation and number of pairs.
 
 from __future__ import annotations
 
-import logging
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import torch
 
-from clbench.data import dataset_dir
 from clbench.data.sentences import sentences
-
-log = logging.getLogger(__name__)
 
 METRIC_OF_TASK = {"STS12": "sts12", "STS13": "sts13", "STS14": "sts14", "STS15": "sts15", "STS16": "sts16",
                   "STSBenchmark": "stsb", "SICKRelatedness": "sickr"}
@@ -83,55 +76,11 @@ def dev_spearman(model, split: Mapping[str, np.ndarray], device: torch.device | 
     return spearman(pair_cosines(model, split, device), split["y"])
 
 
-@dataclass
-class SentenceRun:
-    """A trained sentence encoder under evaluation: what the sentence evaluations read."""
+def sts_metrics(run) -> dict:
+    """``sts_avg`` and the seven tasks' Spearman correlations on the test split, with table ``sts``.
 
-    model: Any
-    test: Mapping[str, np.ndarray]
-    meta: Mapping[str, Any]
-    settings: Mapping[str, Any]
-    seed: int = 0
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    @property
-    def capabilities(self) -> frozenset[str]:
-        return frozenset(getattr(self.model, "capabilities", ()))
-
-
-def sts_metrics(run: SentenceRun) -> dict:
-    """``sts_avg`` and the seven tasks' Spearman correlations on the test split, with table ``sts``."""
+    ``run``: a :class:`clbench.evaluate.sentence_runner.SentenceRun` (``model``, ``test``, ``meta``, ``device``)."""
     scores, rows = task_scores(pair_cosines(run.model, run.test, run.device), run.test, run.meta)
     metrics = {METRIC_OF_TASK.get(task, task.lower()): rho for task, rho in scores.items()}
     metrics["sts_avg"] = float(np.mean(list(scores.values())))
     return {"metrics": metrics, "tables": {"sts": rows}}
-
-
-def evaluate_sentence_run(model_path, data_dir, spec: dict, *, seed: int = 0, device: torch.device | str = "cpu",
-                          metrics_csv: str | Path | None = None, probe_out: str | Path | None = None) -> dict:
-    """Every evaluation of ``spec`` on a trained sentence encoder: ``{"metrics": ..., "tables": ...}``.
-
-    The same call as :func:`clbench.evaluate.runner.evaluate_run`; only evaluations that need a
-    sentence model (``requires`` ``sentences``) apply, and there is no probe to save.
-    """
-    from clbench.evaluate.suite import EVALUATIONS
-    from clbench.models.sentence import load_sentence_model
-
-    if probe_out:
-        raise ValueError("a sentence encoder has no linear probe to save")
-    names = list(spec.get("evaluations") or ["sts"])
-    wrong = [n for n in names if n not in EVALUATIONS or "sentences" not in EVALUATIONS[n].requires]
-    if wrong:
-        sentence_ones = sorted(n for n, e in EVALUATIONS.items() if "sentences" in e.requires)
-        raise ValueError(f"evaluations {wrong} do not apply to a sentence encoder; these do: {sentence_ones}")
-    device = torch.device(device)
-    run = SentenceRun(load_sentence_model(model_path, device), dataset_dir.load(data_dir, "test"),
-                      dataset_dir.load_meta(data_dir), spec, seed=seed, device=device)
-    t0 = time.time()
-    result: dict = {"metrics": {}, "tables": {}}
-    for name in names:
-        part = EVALUATIONS[name].fn(run)
-        result["metrics"].update(part.get("metrics", {}))
-        result["tables"].update(part.get("tables", {}))
-    log.info("evaluated %s in %.1f s: %s", model_path, time.time() - t0, result["metrics"])
-    return result
