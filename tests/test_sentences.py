@@ -256,6 +256,30 @@ def test_download_lays_files_out(tmp_path, monkeypatch):
     assert meta["sizes"]["train"] == 3
 
 
+def test_models_are_fetched_by_the_build_and_read_by_training(tmp_path, tiny_bert, monkeypatch):
+    """The build job fetches the models into resources/huggingface and records their snapshots; the training
+    job loads the snapshot of its sentence.model instead of the hub."""
+    import huggingface_hub
+
+    import clbench.train.sentence as trainer
+
+    calls = []
+
+    def snapshot(name, cache_dir, allow_patterns, local_files_only):
+        calls.append((name, Path(cache_dir), local_files_only))
+        return str(tiny_bert)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot)
+    root = write_sentence_root(tmp_path / "root", n_wiki=40, n_pairs=3)
+    spec = {"generator": "sentences", "root": str(root), "options": {"models": ["org/some-bert"]}}
+    meta = build_dataset(spec, tmp_path / "data", tmp_path / "resources")
+    assert calls == [("org/some-bert", tmp_path / "resources" / "huggingface", True)]  # no download asked
+    assert meta["models"] == {"org/some-bert": str(tiny_bert)}
+    info = trainer.train(_spec("org/some-bert", max_steps=2), tmp_path / "data", tmp_path / "run", tmp_path / "c",
+                         device="cpu")
+    assert info["spec"]["sentence"]["model"] == "org/some-bert" and (tmp_path / "run" / "model.pt").exists()
+
+
 def _copy_url(url, root, filename=None, md5=None):
     import shutil
     from urllib.parse import urlparse

@@ -288,5 +288,7 @@ register_generator(Generator(
     keys={
         "n_train": _integer(1, null=True, description="the first n training sentences (unset: all)"),
         "wiki_url": {"type": "string"}, "senteval_url": {"type": "string"},
+        "models": {"type": "array", "items": {"type": "string"}, "uniqueItems": True,
+                   "description": "Hugging Face models fetched with the data, for the training jobs to load offline"},
     },
 ))

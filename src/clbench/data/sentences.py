@@ -15,6 +15,9 @@ a fixed-width string array sized by the longest one:
 Sources, in their published layouts:
 
 - ``wiki1m_for_simcse.txt``: one sentence per line (SimCSE's 10^6 sentences from English Wikipedia);
+- ``models`` (a spec key): Hugging Face models (``bert-base-uncased``, ``roberta-base``) fetched into
+  ``resources/huggingface`` by the build job; ``meta["models"]`` maps each name to its local snapshot,
+  which the training jobs load instead of reaching the hub;
 - ``senteval/``: SentEval's ``data/downstream`` folder (``senteval.tar`` of SimCSE's download script):
   ``STS/STS1{2..6}-en-test/STS.input.<source>.txt`` (two tab-separated sentences per line) and
   ``STS.gs.<source>.txt`` (one gold score per line; an empty line is an unscored pair, dropped as
@@ -48,7 +51,9 @@ WIKI_URL = "https://huggingface.co/datasets/princeton-nlp/datasets-for-simcse/re
 SENTEVAL_URL = "https://huggingface.co/datasets/princeton-nlp/datasets-for-simcse/resolve/main/senteval.tar"
 WIKI_FILE = "wiki1m_for_simcse.txt"
 # the spec keys build reads besides the common ones (clbench.data.build declares their values)
-ACCEPTED = ("n_train", "wiki_url", "senteval_url")
+ACCEPTED = ("n_train", "wiki_url", "senteval_url", "models")
+# the files of a Hugging Face model repository that from_pretrained reads (no other frameworks' weights)
+MODEL_FILES = ["*.json", "*.txt", "*.safetensors", "*.model"]
 
 # SentEval's sources of each STS year (senteval/sts.py; STS13 without its licensed SMT source)
 STS_SOURCES = {
@@ -244,6 +249,19 @@ def fetch(tmp: Path, wiki_url: str = WIKI_URL, senteval_url: str = SENTEVAL_URL)
     shutil.rmtree(tmp / ".download")
 
 
+def fetch_model(name: str, cache: Path, download: bool) -> Path:
+    """The local snapshot of Hugging Face model ``name`` in ``cache`` (``resources/huggingface``),
+    downloaded when ``download`` is true and it is not there yet."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(name, cache_dir=str(cache), allow_patterns=MODEL_FILES,
+                                      local_files_only=not download))
+    except Exception as e:  # huggingface_hub's LocalEntryNotFoundError, HTTP errors, ...
+        raise DatasetError(f"model {name}: no usable copy in {cache} ({e}). Set `download: true` to download it "
+                           f"there, or give the method's sentence.model as a local folder.") from e
+
+
 def build(spec: dict, out_dir: Path, resources_dir: Path) -> dict:
     p = merged_spec(spec, ACCEPTED, "sentences")
     urls = {"wiki_url": p.get("wiki_url", WIKI_URL), "senteval_url": p.get("senteval_url", SENTEVAL_URL)}
@@ -259,11 +277,14 @@ def build(spec: dict, out_dir: Path, resources_dir: Path) -> dict:
     splits = {"train": {"x": np.arange(n, dtype=np.int64), "y": np.zeros(n, dtype=np.int64),
                         "text": text, "offsets": offsets},
               "val": val, "test": test}
+    # the pretrained models the experiments start from, fetched here so that training jobs read local files
+    models = {name: str(fetch_model(name, Path(resources_dir) / "huggingface", bool(spec.get("download"))))
+              for name in p.get("models") or []}
     meta: dict[str, Any] = {
         "name": spec.get("name") or "sentences", "generator": "sentences", "domain": "text",
         "source": str(root), "classes": [], "factors": {"task": task_names}, "subsets": subsets,
         "recipe": "train: wiki1m sentences; val: STS-B dev; test: STS12-16 (all sources), STS-B test, SICK-R test",
-        "seed": p.get("seed", 0),
+        "seed": p.get("seed", 0), "models": models,
     }
     log.info("%d training sentences; %d dev pairs; %d test pairs", n, len(val["y"]), len(test["y"]))
     return dataset_dir.save(out_dir, splits, meta)

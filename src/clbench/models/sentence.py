@@ -50,12 +50,13 @@ class SentenceEncoder(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh())
 
     @classmethod
-    def pretrained(cls, spec: Mapping[str, Any]) -> "SentenceEncoder":
-        """The untrained model: the pretrained transformer named by ``sentence.model`` (no pooling layer)."""
+    def pretrained(cls, spec: Mapping[str, Any], local: str | Path | None = None) -> "SentenceEncoder":
+        """The untrained model: the pretrained transformer named by ``sentence.model`` (no pooling layer),
+        read from the folder ``local`` when given (the dataset build job's copy of that model)."""
         from transformers import AutoModel, AutoTokenizer
 
         settings = sentence_settings(spec)
-        name, dropout = settings["model"], settings["dropout"]
+        name, dropout = str(local or settings["model"]), settings["dropout"]
         # None keeps the pretrained config's dropout (BERT, RoBERTa: 0.1)
         rates = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
         encoder = AutoModel.from_pretrained(name, add_pooling_layer=False, **rates)

@@ -143,7 +143,9 @@ def sentence_protocol(record: ExperimentRecord) -> dict:
     out: dict = {m: _sentence_method_sources(spec) for m, spec in record.methods.items()
                  if spec.get("objective") in ("adnce_sentence", "simcse")}
     out["data"] = {"generator": Source(f"{_RUN} (--train_file data/wiki1m_for_simcse.txt); SentEval's STS data "
-                                       f"(evaluation.py)", "sentences")}
+                                       f"(evaluation.py)", "sentences"),
+                   "models": Source(f"{_SENTENCE_README}: model_name (the pretrained models, fetched with the data)",
+                                    ["bert-base-uncased", "roberta-base"])}
     out["evaluation"] = {"evaluations": Source(
         f"{_SENTENCE}evaluation.py (--task_set sts --mode test: STS12-16 'all' Spearman, STS-B and SICK-R test "
         f"Spearman, their average; [CLS] before the MLP as SimCSE's cls_before_pooler for --mlp_only_train models)",

@@ -6,8 +6,8 @@ MLP and applies the method's objective to the two halves. Settings as SimCSE's T
 (``optimizer``), a linear decay to 0 over the run without warm-up (``sentence.schedule``), fp16
 autocast on a GPU (``sentence.fp16``), inputs truncated to ``sentence.max_length`` tokens. Every
 ``sentence.eval_steps`` steps the STS-B dev Spearman correlation is measured and the best
-checkpoint is kept; ``model.pt`` is that checkpoint (when no evaluation step was reached, the last
-model). The order of the sentences is one permutation per epoch seeded by the run's seed.
+checkpoint is kept; ``model.pt`` is that checkpoint (when no evaluation step was reached, or no dev
+score was defined, the last model). The order of the sentences is one permutation per epoch seeded by the run's seed.
 
 A checkpoint at each evaluation (in ``checkpoint_dir``, outside the declared outputs) lets a killed
 run resume there. Writes ``model.pt``, ``metrics.csv`` (one row per evaluation: step, epoch, mean
@@ -32,7 +32,7 @@ from clbench.data.sentences import sentences
 from clbench.evaluate.sts import dev_spearman
 from clbench.io import atomic_path, write_json, write_text
 from clbench.models.methods import build_method
-from clbench.models.sentence import save_sentence_model, sentence_settings
+from clbench.models.sentence import SentenceEncoder, save_sentence_model, sentence_settings
 from clbench.objectives import OBJECTIVES, resolved_params
 from clbench.train import device as devices
 from clbench.train.loop import build_optimizer, rows_to_csv, spec_hash
@@ -68,7 +68,9 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
     objective = OBJECTIVES[spec["objective"]]
     loss_fn, params = objective.loss_fn(), resolved_params(spec)
 
-    model = build_method(spec, 0, 0).to(dev)
+    # the build job's local copy of the pretrained model when it fetched one (no download in a training job)
+    local = (meta.get("models") or {}).get(settings["model"])
+    model = (SentenceEncoder.pretrained(spec, local) if local else build_method(spec, 0, 0)).to(dev)
     optimizer = build_optimizer(model.parameters(), spec)
     batch_size, epochs = spec.get("batch_size", 64), spec.get("epochs", 1)
     steps_per_epoch = math.ceil(len(texts) / batch_size)
@@ -145,9 +147,12 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
                             "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                             "scaler": scaler.state_dict(), "rng": torch.get_rng_state(),
                             "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None}, tmp)
-    if state["best_state"] is None:  # no evaluation step reached: the last model, scored once
+    if not state["rows"]:  # no evaluation step reached: the last model, scored once
         evaluate_and_keep(step, losses, t0)
-    model.load_state_dict(state["best_state"])
+    if state["best_state"] is not None:
+        model.load_state_dict(state["best_state"])
+    else:  # every dev score undefined (constant embeddings): nothing to select by
+        log.warning("no finite STS-B dev Spearman correlation; keeping the last model")
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
