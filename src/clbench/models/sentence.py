@@ -23,7 +23,7 @@ __all__ = ["SETTINGS", "SentenceEncoder", "load_sentence_model", "save_sentence_
 
 # the sentence: block's keys and the values unsupervised SimCSE's run_unsup_example.sh uses
 SETTINGS = {"model": "bert-base-uncased", "dropout": None, "max_length": 32, "eval_steps": 125, "eval_batch_size": 128,
-            "schedule": "linear", "fp16": True, "max_steps": None}
+            "schedule": "linear", "fp16": True, "max_grad_norm": 1.0, "max_steps": None}
 
 
 def sentence_settings(spec: Mapping[str, Any]) -> dict:

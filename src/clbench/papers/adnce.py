@@ -120,6 +120,8 @@ def _sentence_method_sources(spec: dict) -> dict:
         "sentence.schedule": Source(f"{_RUN} (transformers Trainer default: linear decay, no warm-up)", "linear",
                                     unset="linear"),
         "sentence.fp16": Source(f"{_RUN} (--fp16)", True, unset=True),
+        "sentence.max_grad_norm": Source(f"{_SENTENCE}simcse/trainers.py (clip_grad_norm_ at the transformers "
+                                         f"4.2.1 default max_grad_norm 1.0, requirements.txt)", 1.0, unset=1.0),
         "sentence.dropout": Source(f"{_SENTENCE}simcse/models.py (the pretrained config's dropout, the only "
                                    f"augmentation: both passes of a batch see it)", 0.1),
         "epochs": Source(f"{_RUN} (--num_train_epochs 1)", 1),

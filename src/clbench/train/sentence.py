@@ -4,7 +4,8 @@ Each step encodes a batch of training sentences twice in one forward pass (the b
 itself; dropout makes the two halves differ), projects the [CLS] states through the training-only
 MLP and applies the method's objective to the two halves. Settings as SimCSE's Trainer: AdamW
 (``optimizer``), a linear decay to 0 over the run without warm-up (``sentence.schedule``), fp16
-autocast on a GPU (``sentence.fp16``), inputs truncated to ``sentence.max_length`` tokens. Every
+autocast on a GPU (``sentence.fp16``), the gradient's norm clipped at ``sentence.max_grad_norm``
+(the Trainer's default 1; 0: no clipping), inputs truncated to ``sentence.max_length`` tokens. Every
 ``sentence.eval_steps`` steps the STS-B dev Spearman correlation is measured and the best
 checkpoint is kept; ``model.pt`` is that checkpoint (when no evaluation step was reached, or no dev
 score was defined, the last model). The order of the sentences is one permutation per epoch seeded by the run's seed.
@@ -132,6 +133,9 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
             raise FloatingPointError(f"non-finite loss at step {step}")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        if settings["max_grad_norm"]:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), settings["max_grad_norm"])
         scaler.step(optimizer)
         scaler.update()
         schedule.step()
