@@ -275,6 +275,7 @@ def test_models_are_fetched_by_the_build_and_read_by_training(tmp_path, tiny_ber
     meta = build_dataset(spec, tmp_path / "data", tmp_path / "resources")
     assert calls == [("org/some-bert", tmp_path / "resources" / "huggingface", True)]  # no download asked
     assert meta["models"] == {"org/some-bert": str(tiny_bert)}
+    assert meta["spec"] == {"generator": "sentences", "models": ["org/some-bert"]}
     info = trainer.train(_spec("org/some-bert", max_steps=2), tmp_path / "data", tmp_path / "run", tmp_path / "c",
                          device="cpu")
     assert info["spec"]["sentence"]["model"] == "org/some-bert" and (tmp_path / "run" / "model.pt").exists()

@@ -285,6 +285,9 @@ def build(spec: dict, out_dir: Path, resources_dir: Path) -> dict:
         "source": str(root), "classes": [], "factors": {"task": task_names}, "subsets": subsets,
         "recipe": "train: wiki1m sentences; val: STS-B dev; test: STS12-16 (all sources), STS-B test, SICK-R test",
         "seed": p.get("seed", 0), "models": models,
+        # the settings the splits were built with (the protocol card's data rows)
+        "spec": {"generator": "sentences", **({"n_train": p["n_train"]} if p.get("n_train") else {}),
+                 **({"models": list(models)} if models else {})},
     }
     log.info("%d training sentences; %d dev pairs; %d test pairs", n, len(val["y"]), len(test["y"]))
     return dataset_dir.save(out_dir, splits, meta)
