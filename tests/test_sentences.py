@@ -379,6 +379,33 @@ def test_model_selection_keeps_the_best_dev_checkpoint(sentence_data, tiny_bert,
     assert not (tmp_path / "ckpt").exists()
 
 
+def test_a_killed_run_resumes_at_its_last_evaluation(sentence_data, tiny_bert, tmp_path, monkeypatch):
+    import clbench.train.sentence as trainer
+
+    _, data, _ = sentence_data
+    spec = _spec(tiny_bert, "simcse")
+    whole = trainer.train(spec, data, tmp_path / "whole", tmp_path / "c1", seed=3, device="cpu")
+    real, calls = trainer.dev_spearman, []
+
+    def dies_at_the_third(model, split, device):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("killed")
+        return real(model, split, device)
+
+    monkeypatch.setattr(trainer, "dev_spearman", dies_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(spec, data, tmp_path / "resumed", tmp_path / "c2", seed=3, device="cpu")
+    assert (tmp_path / "c2" / "last.pt").exists() and not (tmp_path / "resumed" / "model.pt").exists()
+    monkeypatch.setattr(trainer, "dev_spearman", real)
+    resumed = trainer.train(spec, data, tmp_path / "resumed", tmp_path / "c2", seed=3, device="cpu")
+    assert resumed["resumed_from_step"] == 4 and resumed["best_step"] == whole["best_step"]
+    import pandas as pd  # the same losses and dev scores as the uninterrupted run (CPU: deterministic)
+
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "whole" / "metrics.csv").drop(columns="seconds"),
+                                  pd.read_csv(tmp_path / "resumed" / "metrics.csv").drop(columns="seconds"))
+
+
 def test_linear_schedule_decays_to_zero():
     from clbench.train.sentence import linear_decay
 
@@ -470,6 +497,9 @@ def test_config_refuses_mixed_domains():
     cfg["experiments"]["adnce_sts"]["methods"] = ["adnce", "infonce"]
     cfg["experiments"]["adnce_sts"]["evaluations"] = ["sts"]
     with pytest.raises(ConfigError, match="^experiments.adnce_sts.methods"):
+        _check(cfg)
+    cfg = _config(gpus=2)
+    with pytest.raises(ConfigError, match="^methods.adnce.gpus"):
         _check(cfg)
     cfg = _config()
     cfg["methods"]["infonce"]["sentence"] = {"max_length": 16}
