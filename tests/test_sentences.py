@@ -441,6 +441,23 @@ def test_train_and_evaluate_end_to_end(sentence_data, tiny_bert, tmp_path):
         (run / "metrics.csv").read_text().split("\n")[1].split(",")[:3]
 
 
+def test_the_evaluate_command_picks_the_evaluator_by_the_models_domain(tmp_path, tiny_bert):
+    from clbench.evaluate.evaluators import evaluator_for
+    from clbench.evaluate.runner import evaluate_run
+    from clbench.evaluate.sentence_runner import evaluate_sentence_run
+    from clbench.models.checkpoint import save_model
+    from clbench.models.methods import build_method
+    from clbench.models.sentence import SentenceEncoder, save_sentence_model
+
+    cnn = {"objective": "info_nce", "views": 2, "augment": "simclr", "encoder": {"name": "small_cnn", "width": 4,
+                                                                                 "feature_dim": 8}, "projection_dim": 4}
+    save_model(tmp_path / "image.pt", build_method(cnn, 1, 4, 16), cnn, {"in_channels": 1, "num_classes": 4,
+                                                                         "image_size": 16})
+    save_sentence_model(tmp_path / "text.pt", SentenceEncoder.pretrained(_spec(tiny_bert)))
+    assert evaluator_for(tmp_path / "image.pt") is evaluate_run
+    assert evaluator_for(tmp_path / "text.pt") is evaluate_sentence_run
+
+
 def test_image_evaluations_are_refused_for_a_sentence_model(sentence_data, tiny_bert, tmp_path):
     from clbench.evaluate.sentence_runner import evaluate_sentence_run
     from clbench.models.sentence import SentenceEncoder, save_sentence_model
