@@ -76,7 +76,8 @@ def write_sentence_root(root: Path, n_wiki: int = 96, n_pairs: int = 12, seed: i
 
 
 def write_tiny_bert(folder: Path, hidden: int = 16, seed: int = 0) -> Path:
-    """A random 1-layer BERT and a WordPiece tokenizer of the fixture vocabulary, saved as from_pretrained reads them."""
+    """A random 1-layer BERT and a WordPiece tokenizer of the fixture vocabulary, saved as from_pretrained
+    reads them."""
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     folder.mkdir(parents=True, exist_ok=True)

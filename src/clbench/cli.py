@@ -88,8 +88,9 @@ def cmd_evaluate_run(a):
     from clbench.train import device as devices
 
     dev = devices.setup(a.device, a.threads, a.seed)
-    result = evaluator_for(a.model)(a.model, a.dataset, a.spec, seed=a.seed, device=dev, metrics_csv=a.metrics,
-                          probe_out=a.probe_out or None)
+    evaluate = evaluator_for(a.model)  # by the model's domain: images, sentences, ...
+    result = evaluate(a.model, a.dataset, a.spec, seed=a.seed, device=dev, metrics_csv=a.metrics,
+                      probe_out=a.probe_out or None)
     write_json(a.out, {**result, "spec": a.spec})  # what it was given: the protocol card reads it
 
 

@@ -554,7 +554,8 @@ def check_sentence_settings(spec: Mapping, where: str) -> None:
         raise ConfigError(f"{where}.sentence", f"objective {objective.name} (family {objective.family}) reads no "
                                                f"sentence settings; the sentence family's objectives do")
     if objective.family == "sentence" and "mcl" in spec:
-        raise ConfigError(f"{where}.mcl", f"objective {objective.name} trains on sentences; MCL's stages cluster images")
+        raise ConfigError(f"{where}.mcl",
+                          f"objective {objective.name} trains on sentences; MCL's stages cluster images")
     if objective.family == "sentence" and spec.get("gpus", 1) > 1:
         raise ConfigError(f"{where}.gpus", f"objective {objective.name} trains on one GPU (clbench.train.sentence "
                                            f"is not data-parallel), got {spec['gpus']}")

@@ -224,7 +224,8 @@ def check_root(root: Path) -> DatasetError | None:
     needed = [root / WIKI_FILE, senteval / "STS" / "STSBenchmark" / "sts-dev.csv",
               senteval / "STS" / "STSBenchmark" / "sts-test.csv", senteval / "SICK" / "SICK_test_annotated.txt"]
     for task, sources in STS_SOURCES.items():
-        needed += [senteval / "STS" / f"{task}-en-test" / f"STS.{kind}.{s}.txt" for s in sources for kind in ("input", "gs")]
+        folder = senteval / "STS" / f"{task}-en-test"
+        needed += [folder / f"STS.{kind}.{s}.txt" for s in sources for kind in ("input", "gs")]
     for path in needed:
         if not path.is_file():
             return DatasetError(f"sentence data: {path} is missing.\nExpected layout:\n{LAYOUT}"

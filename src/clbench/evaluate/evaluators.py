@@ -42,5 +42,6 @@ def evaluator_for(model_path: str | Path) -> Callable:
     """The evaluation function of the run whose model is ``model_path``."""
     domain = model_domain(model_path)
     if domain not in EVALUATORS:
-        raise ValueError(f"{model_path} is a {domain!r} model, which no evaluator handles; registered: {sorted(EVALUATORS)}")
+        raise ValueError(f"{model_path} is a {domain!r} model, which no evaluator handles; "
+                         f"registered: {sorted(EVALUATORS)}")
     return resolve_ref(EVALUATORS[domain])

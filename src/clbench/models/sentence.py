@@ -68,7 +68,8 @@ class SentenceEncoder(nn.Module):
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         config = AutoConfig.from_pretrained(folder)
-        return cls(spec, AutoModel.from_config(config, add_pooling_layer=False), AutoTokenizer.from_pretrained(folder))
+        encoder = AutoModel.from_config(config, add_pooling_layer=False)
+        return cls(spec, encoder, AutoTokenizer.from_pretrained(folder))
 
     def tokenize(self, texts: list[str], max_length: int | None, device: torch.device | str) -> dict:
         """Padded to the longest sentence; truncated to ``max_length`` tokens (None: not truncated)."""
@@ -85,7 +86,8 @@ class SentenceEncoder(nn.Module):
         return self.mlp(self.cls(batch))
 
     @torch.no_grad()
-    def embed(self, texts: list[str], device: torch.device | str = "cpu", batch_size: int | None = None) -> torch.Tensor:
+    def embed(self, texts: list[str], device: torch.device | str = "cpu",
+              batch_size: int | None = None) -> torch.Tensor:
         """[CLS] embeddings (before the MLP) of ``texts`` in eval mode, not truncated, as SentEval's batcher."""
         batch_size = batch_size or self.settings["eval_batch_size"]
         was_training = self.training

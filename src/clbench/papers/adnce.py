@@ -97,6 +97,7 @@ def protocol(record: ExperimentRecord) -> dict:
             f"greyscale; test_transform keeps 96 px)", "simclr at 32 px")
     return out
 
+
 # --------------------------------------------------------------------------------------------------
 # sentence embeddings (junkangwu/ADNCE, sentence/: unsupervised SimCSE with the loss replaced)
 
@@ -111,9 +112,10 @@ def _sentence_method_sources(spec: dict) -> dict:
     objective = spec["objective"]
     model = (spec.get("sentence") or {}).get("model")
     src = {
-        "objective": Source(f"{_SENTENCE}simcse/models.py cl_forward (loss_mode {'adnce' if objective == 'adnce_sentence' else 'easy'})",
-                            objective),
-        "sentence.model": Source(f"{_SENTENCE_README}: model_name", model if model in SENTENCE_SETTINGS else "bert-base-uncased"),
+        "objective": Source(f"{_SENTENCE}simcse/models.py cl_forward "
+                            f"(loss_mode {'adnce' if objective == 'adnce_sentence' else 'easy'})", objective),
+        "sentence.model": Source(f"{_SENTENCE_README}: model_name",
+                                 model if model in SENTENCE_SETTINGS else "bert-base-uncased"),
         "sentence.max_length": Source(f"{_RUN} (--max_seq_length 32)", 32, unset=32),
         "sentence.eval_steps": Source(f"{_RUN} (--eval_steps 125, --metric_for_best_model stsb_spearman, "
                                       f"--load_best_model_at_end)", 125, unset=125),

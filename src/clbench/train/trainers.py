@@ -36,5 +36,6 @@ def trainer_for(spec: dict) -> Callable:
                          f"registered: {sorted(TRAINERS)}")
     return resolve_ref(TRAINERS[domain])
 
+
 # sentences (objectives simcse, adnce_sentence): a transformer encoder trained on two dropout passes
 register_trainer("text", "clbench.train.sentence:train")
