@@ -1,7 +1,8 @@
 """CL-DRO / ADNCE: Gaussian-weighted negatives (arXiv 2310.11048).
 
 InfoNCE with detached Gaussian weights (mu, sigma) on the negatives' similarities. The report
-compares ADNCE with InfoNCE (SimCLR) under linear evaluation and weighted k-NN.
+compares ADNCE with InfoNCE (SimCLR) under linear evaluation and weighted k-NN, and, on sentence
+embeddings (paper scale), with unsupervised SimCSE under SentEval's STS Spearman correlation.
 """
 
 from __future__ import annotations
@@ -225,7 +226,8 @@ PAPER = register_paper(Paper(
     key=KEY,
     title="Understanding Contrastive Learning via Distributionally Robust Optimization",
     heading="CL-DRO / ADNCE: Gaussian-weighted negatives (arXiv 2310.11048)",
-    summary="InfoNCE with detached Gaussian weights on the negatives (mu, sigma); CIFAR-10/100, STL-10.",
+    summary="InfoNCE with detached Gaussian weights on the negatives (mu, sigma); CIFAR-10/100, STL-10; "
+            "STS sentence embeddings (BERT, RoBERTa).",
     citation="Junkang Wu, Jiawei Chen, Jiancan Wu, Wentao Shi, Xiang Wang, Xiangnan He. Understanding Contrastive "
              "Learning via Distributionally Robust Optimization. NeurIPS 2023.",
     arxiv="2310.11048",
