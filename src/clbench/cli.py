@@ -112,16 +112,18 @@ def cmd_mcl_combine(a):
 
 
 def cmd_evaluate_run(a):
-    from clbench.evaluate.runner import evaluate_run
+    from clbench.evaluate.evaluators import evaluator_for
     from clbench.io import write_json
     from clbench.train import device as devices
 
     for seed in a.seeds:
         logging.info("seed %d", seed)
         dev = devices.setup(a.device, a.threads, seed)
-        result = evaluate_run(_for_seed(a.model, seed, a.seeds), a.dataset, a.spec, seed=seed, device=dev,
-                              metrics_csv=a.metrics and _for_seed(a.metrics, seed, a.seeds),
-                              probe_out=a.probe_out and _for_seed(a.probe_out, seed, a.seeds) or None)
+        model = _for_seed(a.model, seed, a.seeds)
+        evaluate = evaluator_for(model)  # by the model's domain: images, graphs, sentences
+        result = evaluate(model, a.dataset, a.spec, seed=seed, device=dev,
+                          metrics_csv=a.metrics and _for_seed(a.metrics, seed, a.seeds),
+                          probe_out=a.probe_out and _for_seed(a.probe_out, seed, a.seeds) or None)
         # what it was given: the protocol card reads it
         write_json(_for_seed(a.out, seed, a.seeds), {**result, "spec": a.spec})
 

@@ -462,3 +462,30 @@ register_objective(Objective(
         _positive("sigma", "width of the Gaussian weighting", 1.0),
     ),
 ))
+
+# sentence embeddings (unsupervised, SimCSE-style): two dropout passes of a transformer encoder;
+# trained by clbench.train.sentence, scored on STS by clbench.evaluate.sts
+
+register_objective(Objective(
+    name="simcse",
+    family="sentence",
+    loss="clbench.losses.sentence:simcse",
+    doc="unsupervised SimCSE: InfoNCE over the B x B cosine similarities of two dropout passes",
+    capabilities=("sentences",),
+    domain="text",
+    params=(_positive("temperature", "softmax temperature t", 0.05),),
+))
+
+register_objective(Objective(
+    name="adnce_sentence",
+    family="sentence",
+    loss="clbench.losses.sentence:adnce_sentence",
+    doc="ADNCE on sentences: SimCSE's InfoNCE with detached Gaussian weights over each whole row, positive included",
+    capabilities=("sentences",),
+    domain="text",
+    params=(
+        _positive("temperature", "softmax temperature t", 0.07),
+        Param("mu", "number", 0.4, "centre of the Gaussian weighting of the similarities"),
+        _positive("sigma", "width of the Gaussian weighting", 1.0),
+    ),
+))

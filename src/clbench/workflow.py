@@ -365,6 +365,7 @@ def check_config(cfg: Mapping, schema: Mapping) -> list[str]:
     check_graph_settings(cfg, method_spec)  # graph methods, datasets and evaluations
     for name in cfg["experiments"]:
         check_experiment(cfg, name)
+    check_sentence_experiments(cfg)
     return warnings
 
 
@@ -594,3 +595,39 @@ def verify_datasets(paths: Iterable[str | os.PathLike]) -> None:
 
     for path in existing:
         verify(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# sentence embeddings (objectives of the sentence family)
+
+
+def check_sentence_settings(spec: Mapping, where: str) -> None:
+    """A ``sentence:`` block only on a sentence method; a sentence method is a single-stage one."""
+    objective = OBJECTIVES[spec["objective"]]
+    if "sentence" in spec and objective.family != "sentence":
+        raise ConfigError(f"{where}.sentence", f"objective {objective.name} (family {objective.family}) reads no "
+                                               f"sentence settings; the sentence family's objectives do")
+    if objective.family == "sentence" and "mcl" in spec:
+        raise ConfigError(f"{where}.mcl",
+                          f"objective {objective.name} trains on sentences; MCL's stages cluster images")
+    if objective.family == "sentence" and spec.get("gpus", 1) > 1:
+        raise ConfigError(f"{where}.gpus", f"objective {objective.name} trains on one GPU (clbench.train.sentence "
+                                           f"is not data-parallel), got {spec['gpus']}")
+
+
+def check_sentence_experiments(cfg: Mapping) -> None:
+    """Every method's settings block, and sentence methods on sentence datasets (and only there)."""
+    for name, spec in cfg["methods"].items():
+        check_sentence_settings(spec, f"methods.{name}")
+    for name, exp in cfg["experiments"].items():
+        text_data = cfg["datasets"][exp["dataset"]]["generator"] == "sentences"
+        for method in exp["methods"]:
+            spec = method_spec(cfg, name, method)
+            check_sentence_settings(spec, f"experiments.{name}.method_overrides.{method}")
+            if (OBJECTIVES[spec["objective"]].domain == "text") != text_data:
+                raise ConfigError(
+                    f"experiments.{name}.methods",
+                    f"method {method} ({OBJECTIVES[spec['objective']].domain} objective {spec['objective']}) cannot "
+                    f"train on dataset {exp['dataset']} (generator {cfg['datasets'][exp['dataset']]['generator']}); "
+                    f"the sentence objectives train on a sentences dataset, the others on images",
+                )

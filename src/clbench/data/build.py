@@ -310,3 +310,14 @@ register_generator(Generator(
     },
     relations=(_required("name"),),
 ))
+
+register_generator(Generator(
+    "sentences", "clbench.data.sentences",
+    "SimCSE's Wikipedia sentences for training, SentEval's STS tasks for model selection and test",
+    keys={
+        "n_train": _integer(1, null=True, description="the first n training sentences (unset: all)"),
+        "wiki_url": {"type": "string"}, "senteval_url": {"type": "string"},
+        "models": {"type": "array", "items": {"type": "string"}, "uniqueItems": True,
+                   "description": "Hugging Face models fetched with the data, for the training jobs to load offline"},
+    },
+))

@@ -61,6 +61,10 @@ def show(dataset_dir_path: str | os.PathLike, out_png: str | os.PathLike, split:
 
         return write_png(graphs_figure(dataset_dir_path, split=split), out_png)
     arrays = dataset_dir.load(dataset_dir_path, split)
+    if "text" in arrays:  # a sentence table (clbench.data.sentences): the first sentences, as text
+        from clbench.data.sentences import sentence_figure
+
+        return write_png(sentence_figure(arrays, f"{meta.get('name', Path(dataset_dir_path).name)}: {split}"), out_png)
     values, names = _group_labels(arrays, meta, by)
     groups = [g for g in range(len(names)) if np.any(values == g)][:max_groups]
     title = f"{meta.get('name', Path(dataset_dir_path).name)}: {split}, by {by}"

@@ -191,3 +191,11 @@ def graph_svc(run: EvaluationRun) -> dict:
     from clbench.evaluate.graph_svc import evaluate_graph_svc
 
     return evaluate_graph_svc(run)
+
+
+@register_evaluation("sts", requires=("sentences",))
+def sts(run) -> dict:
+    """Cosine Spearman of a sentence encoder on STS12-16 ("all"), STS-B test and SICK-R test, and their average."""
+    from clbench.evaluate.sts import sts_metrics
+
+    return sts_metrics(run)

@@ -352,3 +352,12 @@ def _graph_method(spec: dict, in_channels: int, num_classes: int, image_size: in
     from clbench.models.graph import GraphContrastive
 
     return GraphContrastive(spec, in_channels, num_classes, image_size)
+
+
+@register_family("sentence")
+def _sentence_encoder(spec: dict, in_channels: int, num_classes: int, image_size: int = 28) -> nn.Module:
+    """A sentence family's model (clbench.models.sentence): the pretrained transformer its spec names;
+    the image shape does not apply."""
+    from clbench.models.sentence import SentenceEncoder
+
+    return SentenceEncoder.pretrained(spec)

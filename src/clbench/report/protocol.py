@@ -66,9 +66,16 @@ METHOD_CATEGORIES = (
     ("augmentation", ("augment", "views", "paired_views", "crop_size", "graph.augment", "graph.node_drop_rate",
                       "graph.subgraph_keep", "graph.edge_perturb_rate", "graph.attr_mask_rate", "graph.subgraph_growth")),
 )
+# a sentence method's sentence: block (clbench.models.sentence): the transformer, its dropout (the augmentation),
+# the learning-rate schedule
+METHOD_CATEGORIES = (("architecture", ("sentence.model", "sentence.max_length")),
+                     ("schedule", ("sentence.schedule",)),
+                     ("augmentation", ("sentence.dropout",))) + METHOD_CATEGORIES
 CATEGORY_ORDER = tuple(c for c, _ in METHOD_CATEGORIES) + ("other", "data recipe", "evaluation protocol", "seeds",
                                                            "provenance")
 SCOPE_CATEGORY = {"data": "data recipe", "evaluation": "evaluation protocol"}
+# evaluations of sentence encoders (clbench.evaluate.sts): they read none of the probe and k-NN settings
+SENTENCE_EVALUATIONS = frozenset({"sts"})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -94,7 +101,11 @@ _UNREAD_BY_FAMILY = {"clear_vae": ("encoder", "projection_", "classifier"), "cla
                      "contrastive": ("classifier",), "sub_embedding": ("classifier",),
                      # the GIN family (clbench.models.graph) reads its graph: block, not the image settings
                      "graph": ("encoder", "projection_", "classifier", "augment", "views", "paired_views",
-                               "crop_size")}
+                               "crop_size"),
+                     # the sentence family (clbench.models.sentence, clbench.train.sentence) reads its sentence:
+                     # block, epochs, batch_size and optimizer, not the image settings its spec carries
+                     "sentence": ("encoder", "projection_", "classifier", "augment", "views", "paired_views",
+                                  "crop_size", "schedule", "warmup_epochs", "warmup_start_lr", "lr_floor")}
 _ENCODER_KEYS = {"small_cnn": ("encoder.name", "encoder.width", "encoder.pool", "encoder.feature_dim")}
 # settings read only when another setting (flat key, its value when unset) has one of some values
 _MI_STYLES = ("tc", "club_sample", "l1out")
@@ -182,6 +193,8 @@ def evaluation_settings(evaluation: Mapping[str, Any]) -> dict[str, Any]:
     """The evaluate job's settings, flat: the linear probe's protocol (and its augmentation) always,
     the MLP probe's settings as it trains (``mlp_probe``'s over the probe's) where the experiment runs
     it, k-NN settings only where it runs k-NN."""
+    if evaluation.get("evaluations") and set(evaluation["evaluations"]) <= SENTENCE_EVALUATIONS:
+        return {"evaluations": evaluation["evaluations"]}  # STS: no probe, no k-NN, no convergence target
     probe = {**PROBE_DEFAULTS, **(evaluation.get("probe") or {})}
     own_mlp = {k: v for k, v in (evaluation.get("mlp_probe") or {}).items() if v is not None}
     mlp = {k: own_mlp.get(k, probe.get(k)) for k in MLP_PROBE_KEYS if own_mlp.get(k, probe.get(k)) is not None}

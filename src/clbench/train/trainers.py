@@ -38,3 +38,6 @@ def trainer_for(spec: dict) -> Callable:
 
 # graphs (GraphCL-style, ADNCE's TU experiments)
 register_trainer("graph", "clbench.train.graph:train")
+
+# sentences (objectives simcse, adnce_sentence): a transformer encoder trained on two dropout passes
+register_trainer("text", "clbench.train.sentence:train")
