@@ -105,14 +105,17 @@ def test_clear_cnn_baseline_is_simple_cnn_classifier_flatten_then_mlp(cfg, exper
 
 
 @pytest.mark.parametrize("experiment", VAE_64PX + ["clear_camelyon17"])
-def test_64px_cnn_baseline_keeps_the_flatten_mlp_head_on_the_three_conv_encoder(cfg, experiment):
-    """The official SimpleCNN64Classifier has five 4x4 convs (2048 values flattened); clbench has no such
-    encoder, so the three-conv small_cnn, flattened, carries the same MLP head (its card says assumed)."""
+def test_64px_cnn_baseline_is_the_five_conv_cnn_with_the_flatten_mlp_head(cfg, experiment):
+    """The official SimpleCNN64Classifier: five 4x4 stride-2 convs (32..512 channels; 64 px ends at 2x2,
+    2048 values flattened), then Linear(2048, 256) - BN - ReLU - Linear."""
     s = spec(cfg, experiment, "cnn")
-    assert s["encoder"]["name"] == "small_cnn" and s["encoder"]["pool"] == "flatten"
+    assert s["encoder"] == {**s["encoder"], "name": "small_cnn", "pool": "flatten", "layers": 5}
     assert s["classifier"] == {"kind": "mlp", "hidden_dim": 256}
     model = build(cfg, experiment, "cnn", channels=3, classes=7, size=64)
-    assert model.encoder.out_dim == 128 * 8 * 8 and layers(model.classifier)[0].out_features == 256
+    convs = [(m.out_channels, m.kernel_size, m.stride) for m in model.encoder.modules() if isinstance(m, nn.Conv2d)]
+    assert convs == [(c, (4, 4), (2, 2)) for c in (32, 64, 128, 256, 512)]
+    assert model.encoder.out_dim == 2048 and layers(model.classifier)[0].in_features == 2048
+    assert layers(model.classifier)[0].out_features == 256
 
 
 @pytest.mark.parametrize("experiment", CLEAR_MLP)

@@ -163,9 +163,10 @@ def test_clear_cards_carry_the_mlp_probe_and_the_cnn_baseline(paper_cfg):
         assert row["category"] == "architecture" and row["value"] == value
         assert row["source"].startswith("CLEAR official code, code/src/models/cnn.py SimpleCNNClassifier"), row
     assert not rows_of(rows, "encoder.feature_dim")  # a flattened map has no further layer
-    # at 64 px the official baseline has five convs, which clbench's small_cnn lacks: the card says so
-    name = one(card(paper_cfg, "pacs_ood_k1"), "encoder.name", "cnn")
-    assert name["source"].startswith("assumed; CLEAR official code, code/src/models/cnn.py SimpleCNN64Classifier")
+    # at 64 px the official baseline has five 4x4 convs, and so does the card's
+    depth = one(card(paper_cfg, "pacs_ood_k1"), "encoder.layers", "cnn")
+    assert depth["value"] == "5"
+    assert depth["source"].startswith("CLEAR official code, code/src/models/cnn.py SimpleCNN64Classifier")
     assert one(card(paper_cfg, "pacs_ood_k1"), "encoder.pool", "cnn")["source"].startswith("CLEAR official code")
 
 

@@ -525,20 +525,19 @@ def _vae_sources(script: str, kind: str, vae_spec: Mapping) -> dict:
 
 
 def _cnn_sources(script: str, kind: str) -> dict:
-    """The plain CNN baseline: SimpleCNNClassifier at 28 px, SimpleCNN64Classifier at 64 px (src/models/cnn.py);
-    clbench's small_cnn has the former's three convs, so at 64 px the encoder row reads "assumed"."""
+    """The plain CNN baseline: SimpleCNNClassifier at 28 px, SimpleCNN64Classifier at 64 px (src/models/cnn.py),
+    clbench's small_cnn with three or five layers."""
     at = f"{_CODE}{script}"
     if kind in ("64px", "camelyon17"):
         net = f"{_CNN} SimpleCNN64Classifier"
-        encoder = Source(f"{net} (five 4x4 stride-2 convs, 32 to 512 channels, BN, ReLU)",
-                         "a five-conv CNN (clbench's small_cnn has three)")
+        layers = Source(f"{net} (five 4x4 stride-2 convs, 32 to 512 channels, BN, ReLU)", 5, unset=3)
     else:
         net = f"{_CNN} SimpleCNNClassifier"
-        encoder = Source(f"{net} (three 3x3 stride-2 convs, 32/64/128 channels, BN, ReLU)", "small_cnn",
-                         unset="small_cnn")
+        layers = Source(f"{net} (three 3x3 stride-2 convs, 32/64/128 channels, BN, ReLU)", 3, unset=3)
     head = f"{net} cls_head (Linear(2048, 256), BN, ReLU, Linear)"
     return {
-        "encoder.name": encoder,
+        "encoder.name": Source(f"{net} (stride-2 convs, BN, ReLU, flattened)", "small_cnn", unset="small_cnn"),
+        "encoder.layers": layers,
         "encoder.width": Source(f"{net} (32 channels in its first conv)", 32),
         "encoder.pool": Source(f"{net} (nn.Flatten of the last conv map: 2048 values)", "flatten", unset="avg"),
         "classifier.kind": Source(head, "mlp", unset="linear"),

@@ -106,7 +106,8 @@ _UNREAD_BY_FAMILY = {"clear_vae": ("encoder", "projection_", "classifier"), "cla
                      # block, epochs, batch_size and optimizer, not the image settings its spec carries
                      "sentence": ("encoder", "projection_", "classifier", "augment", "views", "paired_views",
                                   "crop_size", "schedule", "warmup_epochs", "warmup_start_lr", "lr_floor")}
-_ENCODER_KEYS = {"small_cnn": ("encoder.name", "encoder.width", "encoder.pool", "encoder.feature_dim")}
+_ENCODER_KEYS = {"small_cnn": ("encoder.name", "encoder.width", "encoder.pool", "encoder.feature_dim",
+                                "encoder.layers")}
 # settings read only when another setting (flat key, its value when unset) has one of some values
 _MI_STYLES = ("tc", "club_sample", "l1out")
 _READ_ONLY_WITH = {
