@@ -146,9 +146,9 @@ def test_greater_than_each_of_a_list():
 
 
 def test_ordering():
-    df = frame([("clear", "gmig", {0: 0.35, 1: 0.33, 2: 0.34}), ("clear_snn", "gmig", {0: 0.26, 1: 0.25, 2: 0.27}),
+    df = frame([("clear", "gmig", {0: 0.35, 1: 0.33, 2: 0.34}), ("clear_neg", "gmig", {0: 0.26, 1: 0.25, 2: 0.27}),
                 ("beta_vae", "gmig", {0: 0.01, 1: 0.0, 2: 0.02})])
-    c = claim({"kind": "ordering", "metric": "gmig", "order": ["clear", "clear_snn", "beta_vae"]})
+    c = claim({"kind": "ordering", "metric": "gmig", "order": ["clear", "clear_neg", "beta_vae"]})
     assert one(c, df).verdict == "holds"
     bad = df.copy()
     bad.loc[bad.method == "beta_vae", "value"] = 0.3

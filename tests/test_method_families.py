@@ -169,3 +169,23 @@ def test_resnet_imagenet_stem_downsamples_224px_input_by_32():
         assert trunk(torch.zeros(1, 3, 224, 224)).shape == (1, 512, 7, 7)
     with pytest.raises(ValueError, match="stem"):
         build_encoder({"name": "resnet18", "stem": "tiny"}, in_channels=3)
+
+
+def test_clear_neg_pushes_same_label_style_means_apart():
+    """The official clear-neg ablation (ps=False): the SNN on the style means, subtracted."""
+    import torch
+
+    from clbench.losses.contrastive import snn
+    from clbench.models.methods import build_method
+
+    torch.manual_seed(0)
+    x, y = torch.rand(16, 1, 1, 28, 28), torch.arange(16) % 4
+    out = {}
+    for style in ("neg_snn", "none"):
+        torch.manual_seed(1)
+        method = build_method({"objective": "clear_vae", "vae": {"content": "snn", "style": style}}, 1, 4, 28)
+        torch.manual_seed(2)
+        out[style] = method.loss_terms(x, y)
+    neg = out["neg_snn"]
+    assert torch.allclose(neg["loss"], out["none"]["loss"] - 100.0 * neg["snn_style"], atol=1e-4)
+    assert neg["snn_style"] > 0 and "snn_style" not in out["none"]

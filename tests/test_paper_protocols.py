@@ -170,7 +170,7 @@ def test_styled_mnist_vae(cfg, experiment):
 
 def test_clear_styled_runs_every_variant_and_the_beta_sweep(cfg):
     methods = cfg["experiments"]["clear_styled"]["methods"]
-    assert set(methods) == {"beta_vae", "clear_snn", "clear_l2", *CLEAR_VAES,
+    assert set(methods) == {"beta_vae", "clear_neg", "clear_l2", *CLEAR_VAES,
                             "clear_beta05", "clear_beta1", "clear_beta2"}
     assert (params(cfg, "clear_styled", "beta_vae")["content"], params(cfg, "clear_styled", "beta_vae")["style"]) == (
         "none", "none")

@@ -71,7 +71,7 @@ def test_reported_numbers_present(df):
     assert v("mcl", "mmvp", "mcl") == 32.6
     tc = _value(df, "clear", "ood_top1", "clear_tc")
     assert tc["value"] == 0.747 and tc["std"] == 0.019
-    assert v("clear", "gmig", "clear_snn") == 0.26
+    assert v("clear", "gmig", "clear_neg") == 0.26
     cos = df[df.id == "clear.gmig.cosine"].iloc[0]
     l2 = df[df.id == "clear.gmig.l2"].iloc[0]
     assert (cos.low, cos.high, l2.low, l2.high) == (0.31, 0.46, 0.28, 0.39)

@@ -14,7 +14,7 @@ from clbench.report import html, paper_tables as pt, tables
 
 EXPERIMENTS = {
     "clear_styled": {"title": "Styled digits", "paper": "clear", "dataset": "styled_digits", "seeds": [0, 1, 2],
-                     "methods": ["clear", "clear_snn"]},
+                     "methods": ["clear", "clear_neg"]},
     "clear_camelyon17": {"title": "Camelyon17", "paper": "clear", "dataset": "camelyon17", "seeds": [0, 1, 2],
                          "methods": ["cnn", "clear_tc"], "ood": True},
     "varcon_imagenet1k": {"title": "ImageNet-1K", "paper": "varcon", "dataset": "imagenet_1k", "seeds": [0, 1, 2],
@@ -32,9 +32,9 @@ def _metrics() -> pd.DataFrame:
                          "metric": metric, "value": v})
 
     add("clear_styled", "clear", "clear", "gmig", 0.123, 0.004)
-    add("clear_styled", "clear", "clear_snn", "gmig", 0.05, 0.01)
+    add("clear_styled", "clear", "clear_neg", "gmig", 0.05, 0.01)
     add("clear_styled", "clear", "clear", "linear_top1", 0.91, 0.01)
-    add("clear_styled", "clear", "clear_snn", "linear_top1", 0.88, 0.01)
+    add("clear_styled", "clear", "clear_neg", "linear_top1", 0.88, 0.01)
     for metric in ("linear_top1", "ood_top1"):  # an OOD experiment reports its linear accuracy as ood_top1 too
         add("clear_camelyon17", "clear", "cnn", metric, 0.70, 0.02)
         add("clear_camelyon17", "clear", "clear_tc", metric, 0.76, 0.02)
@@ -57,8 +57,8 @@ def test_tables_put_ours_beside_the_papers_number(summary):
     assert styled.loc["clear", "gmig"] == "0.123 ± 0.004"
     assert styled.loc["clear", "linear_top1"] == "91.0 ± 1.0"  # accuracies in %
     assert styled.loc["clear", "gmig (paper)"] == "≈0.3–0.4; 0.31–0.46"  # both of the paper's statements
-    assert styled.loc["clear_snn", "gmig (paper)"] == "≈0.26"
-    assert any("gmig of clear_snn" in s for s in blocks[0].sources)
+    assert styled.loc["clear_neg", "gmig (paper)"] == "≈0.26"
+    assert any("gmig of clear_neg" in s for s in blocks[0].sources)
     ood = blocks[1].table.set_index("method")
     # OOD experiment: the accuracy column is ood_top1, and the paper's fraction 0.747 ± 0.019 is shown in % like ours
     assert "linear_top1" not in ood.columns and ood.loc["clear_tc", "ood_top1 (paper)"] == "74.7 ± 1.9"

@@ -401,8 +401,9 @@ register_objective(Objective(
         _positive("temperature", "temperature of the SNN / PS-SNN terms", 0.1),
         Param("similarity", "choice", "cosine", "similarity of the SNN / PS-SNN terms", choices=("cosine", "l2")),
         Param("content", "choice", "snn", "content term on the content means", choices=("snn", "none")),
-        Param("style", "choice", "ps_snn", "style term: PS-SNN on the style means, or an MI penalty between z_c and z_s",
-              choices=("ps_snn", "tc", "club_sample", "l1out", "none")),
+        Param("style", "choice", "ps_snn", "style term: PS-SNN on the style means, the SNN on them negated "
+              "(neg_snn: the official clear-neg ablation), or an MI penalty between z_c and z_s",
+              choices=("ps_snn", "neg_snn", "tc", "club_sample", "l1out", "none")),
         Param("penalty_weight", "number", 1.0, "weight of the MI penalty (style tc, club_sample, l1out)", minimum=0),
         Param("estimator_steps", "integer", 5, "updates of the MI estimator per training step", minimum=1),
         _positive("estimator_lr", "learning rate of the MI estimator's Adam", 1e-3),

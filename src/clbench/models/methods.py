@@ -180,12 +180,13 @@ class ClearVAEMethod(Method):
 
     loss = sum_pixels (x - x_hat)^2 + a(t) (KL_c + KL_s) + alpha * content(mu_c, y) + style term, with
     a(t) = beta / (1 + exp(-(t - loc) / scale)) over optimiser steps t (the official code's logistic annealer).
-    content: ``snn`` | ``none``. style: ``ps_snn`` (alpha * ps_snn(mu_s, y)), ``tc`` | ``club_sample`` |
+    content: ``snn`` | ``none``. style: ``ps_snn`` (alpha * ps_snn(mu_s, y)), ``neg_snn`` (-alpha *
+    snn(mu_s, y): the official code's clear-neg ablation, ``ps=False``), ``tc`` | ``club_sample`` |
     ``l1out`` (``penalty_weight`` * an MI penalty between z_c and z_s whose estimator is trained
     ``estimator_steps`` times per step on detached latents, with Adam at ``estimator_lr``: the step's own
     latents with ``estimator_latents: step``, or, as the official trainers do, latents drawn afresh
     for each estimator step from the updated VAE with ``resampled``), or ``none``.
-    beta-VAE = none/none, SNN-only = snn/none, CLEAR-PS = snn/ps_snn. ``features`` is mu_c; ``factors``
+    beta-VAE = none/none, SNN-only = snn/none, CLEAR-neg = snn/neg_snn, CLEAR-PS = snn/ps_snn. ``features`` is mu_c; ``factors``
     gives (mu_c, mu_s), ``latent_params`` the means and log-variances of q(z|x) (capability
     ``factors`` covers both). The settings and their defaults are the ``clear_vae`` objective's parameters.
     """
@@ -236,7 +237,7 @@ class ClearVAEMethod(Method):
         terms = {"reconstruction": recon, "kl_content": kl_c, "kl_style": kl_s}
         loss = recon + a * (kl_c + kl_s)
         sim = dict(temperature=v["temperature"], similarity=v["similarity"])
-        if v["content"] == "snn" or v["style"] == "ps_snn":
+        if v["content"] == "snn" or v["style"] in ("ps_snn", "neg_snn"):
             all_labels = gather_labels(labels)
         if v["content"] == "snn":
             terms["snn_content"] = losses.snn(gather(mu_c), all_labels, **sim)
@@ -244,6 +245,9 @@ class ClearVAEMethod(Method):
         if v["style"] == "ps_snn":
             terms["ps_snn_style"] = losses.ps_snn(gather(mu_s), all_labels, **sim)
             loss = loss + v["alpha"] * terms["ps_snn_style"]
+        elif v["style"] == "neg_snn":  # the official clear-neg ablation: same-label style means pushed apart
+            terms["snn_style"] = losses.snn(gather(mu_s), all_labels, **sim)
+            loss = loss - v["alpha"] * terms["snn_style"]
         elif self.estimator is not None:
             penalty = {"tc": losses.tc_penalty, "club_sample": losses.club_sample, "l1out": losses.l1out}[v["style"]]
             terms[f"{v['style']}_penalty"] = penalty(self.estimator, z_c, z_s)

@@ -494,7 +494,8 @@ def _vae_sources(script: str, kind: str, vae_spec: Mapping) -> dict:
         src["objective"] = Source(f"{_CODE}run_mig_expr_mnist.py (bvae: alpha 0, no PS)", "clear_vae")
         src["vae.content"] = Source(f"{_CODE}run_mig_expr_mnist.py (bvae: alpha 0)", "none")
         src["vae.style"] = Source(f"{_CODE}run_mig_expr_mnist.py (bvae: no PS)", "none")
-    trainers = {"ps_snn": "get_clearvae_trainer(ps=True)", "tc": "get_cleartcvae_trainer",
+    trainers = {"ps_snn": "get_clearvae_trainer(ps=True)", "neg_snn": "get_clearvae_trainer(ps=False): clear-neg, "
+                "the style SNN negated in src/trainer.py", "tc": "get_cleartcvae_trainer",
                 "l1out": "get_clearmimvae_trainer (L1OutUB)", "club_sample": "get_clearmimvae_trainer (CLUBSample)"}
     if style in trainers:
         src["objective"] = Source(f"{_CODE}src/models/vae.py and {_TRAINER} (CLEAR-VAE)", "clear_vae")
@@ -635,7 +636,7 @@ REPORTED = (
      "value": None, "range": [0.3, 0.4], "approx": True,
      "note": "gMIG = (mean_d I(z_c,d; y) - mean_d I(z_s,d; y)) / H(y), KNN MI estimator, on sampled latents"},
     {"id": "clear.gmig.no_ps_snn", **_GMIG_TEXT, "source": "the paper's gMIG ablation on Styled-MNIST",
-     "method": "CLEAR-VAE without PS-SNN (SNN only)", "method_key": "clear_snn", "value": 0.26, "approx": True,
+     "method": "CLEAR-VAE without PS-SNN (the SNN on style negated)", "method_key": "clear_neg", "value": 0.26, "approx": True,
      "note": "reported as ~0.26"},
     {"id": "clear.gmig.no_snn", **_GMIG_TEXT, "source": "the paper's gMIG ablation on Styled-MNIST",
      "method": "CLEAR-VAE without SNN", "method_key": "clear_no_snn", "value": 0.0, "approx": True,
@@ -675,8 +676,8 @@ CLAIMS = (
     {
         "id": "clear.gmig_ordering",
         "paper": KEY,
-        "text": "gMIG: CLEAR (SNN + PS-SNN) > SNN only (no PS-SNN) > beta-VAE (paper: 0.3-0.4, about 0.26, about 0).",
-        "check": {"kind": "ordering", "metric": "gmig", "order": ["clear", "clear_snn", "beta_vae"]},
+        "text": "gMIG: CLEAR (SNN + PS-SNN) > CLEAR-neg (no PS-SNN: the style SNN negated) > beta-VAE (paper: 0.3-0.4, about 0.26, about 0).",
+        "check": {"kind": "ordering", "metric": "gmig", "order": ["clear", "clear_neg", "beta_vae"]},
     },
     {
         "id": "clear.cosine_beats_l2",
