@@ -28,7 +28,11 @@ def test_default_config_is_valid_and_defaults_are_filled(config):
     assert cfg["methods"]["cnn"]["schedule"] == "cosine"
     assert cfg["methods"]["cnn"]["encoder"]["name"] == "small_cnn"
     assert cfg["evaluation"]["probe"]["kind"] == "linear"
-    assert cfg["experiments"]["clear_styled"]["seeds"] == [0]
+    assert cfg["experiments"]["clear_styled"]["seeds"] == [0, 1, 2] and cfg["seeds_per_job"] == "all"
+    cfg = copy.deepcopy(config)
+    del cfg["experiments"]["clear_styled"]["seeds"]
+    validate(cfg, SCHEMA, set_default=True)
+    assert cfg["experiments"]["clear_styled"]["seeds"] == [0]  # the schema's default
 
 
 @pytest.mark.parametrize("path", ["configs/smoke.yaml", "configs/paper.yaml"])

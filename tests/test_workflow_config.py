@@ -374,15 +374,14 @@ def test_augmented_views_are_previewed_per_dataset_with_its_recipes(cfg):
     assert wf.dataset_recipes(cfg, "trifeature") == ["crop_flip", "simclr"]
 
 
-def test_seeds_per_job_all_needs_one_seed_list(cfg):
+def test_seeds_per_job_all_groups_the_experiments_of_the_shared_seed_list(cfg):
     assert cfg["seeds_per_job"] == "all" and wf.shared_seeds(cfg) == [0, 1, 2]
+    assert wf.grouped_experiments(cfg) == list(cfg["experiments"])
     assert wf.per_seed(cfg, "r/{experiment}/seed{seed}/model.pt") == [
         "r/{experiment}/seed0/model.pt", "r/{experiment}/seed1/model.pt", "r/{experiment}/seed2/model.pt"]
     assert wf.seeds_arg(cfg) == "0,1,2"
-    error = refused(cfg, {"experiments": {"clear_styled": {"seeds": [0, 1]}}})
-    assert error.key == "seeds_per_job" and "same seeds" in str(error)
-    from snakemake.utils import update_config
-
-    one = copy.deepcopy(cfg)
-    update_config(one, {"seeds_per_job": "one", "experiments": {"clear_styled": {"seeds": [0, 1]}}})
-    wf.check_config(wf.validate(one, SCHEMA), SCHEMA)  # a job per seed: each experiment its own seeds
+    # an experiment with other seeds gets a job per seed; the list most experiments share stays grouped
+    cfg["experiments"]["clear_styled"]["seeds"] = [0, 1]
+    assert wf.shared_seeds(cfg) == [0, 1, 2] and "clear_styled" not in wf.grouped_experiments(cfg)
+    cfg["seeds_per_job"] = "one"
+    assert wf.shared_seeds(cfg) == [] and wf.grouped_experiments(cfg) == [] and wf.per_seed(cfg, "x{seed}") == []

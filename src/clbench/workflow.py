@@ -158,9 +158,19 @@ def experiment_runs(cfg: Mapping) -> Iterator[tuple[str, str, int]]:
 
 
 def shared_seeds(cfg: Mapping) -> list[int]:
-    """The seeds of every experiment, when they share one list (what ``seeds_per_job: all`` needs), else []."""
-    lists = {tuple(exp["seeds"]) for exp in cfg["experiments"].values()}
-    return list(lists.pop()) if len(lists) == 1 else []
+    """The seeds one job trains (and one evaluates) in turn with ``seeds_per_job: all``: the seed list most
+    experiments share (the first experiment's among equals); [] with ``seeds_per_job: one``."""
+    if cfg["seeds_per_job"] != "all" or not cfg["experiments"]:
+        return []
+    lists = [tuple(exp["seeds"]) for exp in cfg["experiments"].values()]
+    return list(max(dict.fromkeys(lists), key=lists.count))
+
+
+def grouped_experiments(cfg: Mapping) -> list[str]:
+    """The experiments whose methods train all their seeds in one job: those with the shared seed list. The
+    others (another seed list, or ``seeds_per_job: one``) have a job per seed."""
+    seeds = shared_seeds(cfg)
+    return [name for name, exp in cfg["experiments"].items() if seeds and list(exp["seeds"]) == seeds]
 
 
 def per_seed(cfg: Mapping, path: str) -> list[str]:
@@ -361,7 +371,6 @@ def check_config(cfg: Mapping, schema: Mapping) -> list[str]:
         if "evaluation" in exp:
             check_experiment_evaluation(cfg, schema, name)
     check_mcl_batches(cfg)
-    check_seeds_per_job(cfg)
     check_graph_settings(cfg, method_spec)  # graph methods, datasets and evaluations
     for name in cfg["experiments"]:
         check_experiment(cfg, name)
@@ -517,14 +526,6 @@ def check_corruption_settings(corruptions: Mapping) -> None:
                 f"{corruptions[key]!r} is not a directory; point it at the extracted official set, or set it "
                 f"to null to generate the corruptions",
             )
-
-
-def check_seeds_per_job(cfg: Mapping) -> None:
-    """One job per method for all seeds needs every experiment to run the same seeds."""
-    if cfg["seeds_per_job"] == "all" and not shared_seeds(cfg):
-        seeds = {name: exp["seeds"] for name, exp in cfg["experiments"].items()}
-        raise ConfigError("seeds_per_job", f"all needs every experiment to have the same seeds, got {seeds}; "
-                                           f"give them one list, or use one (a job per seed)")
 
 
 def check_mcl_batches(cfg: Mapping) -> None:

@@ -51,16 +51,20 @@ all_dataset_previews = lambda wildcards: wf.all_dataset_previews(config)
 method_gpus = from_wildcards(wf.method_gpus)  # a pretraining job's gpu resource
 
 SINGLE_STAGE_METHODS = wf.name_regex(m for m in config["methods"] if not wf.is_mcl(config, m))
-# seeds_per_job: one job per seed (pretrain, evaluate), or one job for all seeds of a method
-# (pretrain_seeds, evaluate_seeds); the other route's constraint matches nothing
-EVERY_SEED_ALONE = config["seeds_per_job"] == "one"
-NOTHING = wf.name_regex([])
+# seeds_per_job all: the experiments with the shared seed list train (pretrain_seeds) and evaluate
+# (evaluate_seeds) all seeds of a method in one job; the others have a job per seed (pretrain, evaluate)
+GROUPED = wf.grouped_experiments(config)
+GROUPED_EXPERIMENTS = wf.name_regex(GROUPED)
+SEED_EXPERIMENTS = wf.name_regex(e for e in config["experiments"] if e not in GROUPED)
 per_seed = partial(wf.per_seed, config)
 MCL_METHODS = wf.name_regex(m for m in config["methods"] if wf.is_mcl(config, m))
 # Experiments whose evaluation.json is merged from per-cell corruption jobs, and the others
 # (one evaluate job writes it): disjoint wildcard constraints keep the two routes unambiguous.
 CELL_EXPERIMENTS = wf.name_regex(e for e in config["experiments"] if wf.corruption_cells(config, e))
 WHOLE_EXPERIMENTS = wf.name_regex(e for e in config["experiments"] if not wf.corruption_cells(config, e))
+WHOLE_SEED_EXPERIMENTS = wf.name_regex(e for e in config["experiments"]
+                                       if not wf.corruption_cells(config, e) and e not in GROUPED)
+WHOLE_GROUPED_EXPERIMENTS = wf.name_regex(e for e in GROUPED if not wf.corruption_cells(config, e))
 
 
 # Refuse to start when an existing dataset directory holds a truncated or unreadable file. Skipped

@@ -26,7 +26,7 @@ rule evaluate:
         device=config["device"],
         probe_out="",
     wildcard_constraints:
-        experiment=WHOLE_EXPERIMENTS if EVERY_SEED_ALONE else NOTHING,
+        experiment=WHOLE_SEED_EXPERIMENTS,
     threads: config["train_threads"]
     resources:
         **rule_resources(config, "evaluate"),
@@ -57,7 +57,7 @@ rule evaluate_seeds:
         # {seed} stays: the job fills in each seed
         run=lambda wildcards: wf.run_dir(config, wildcards.experiment, wildcards.method, "{seed}"),
     wildcard_constraints:
-        experiment=NOTHING if EVERY_SEED_ALONE else WHOLE_EXPERIMENTS,
+        experiment=WHOLE_GROUPED_EXPERIMENTS,
     threads: config["train_threads"]
     resources:
         **rule_resources(config, "evaluate"),

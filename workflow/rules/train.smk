@@ -12,7 +12,8 @@ rule pretrain:
         # outside the declared outputs, which Snakemake deletes before a job runs: a re-run job resumes
         checkpoints=from_wildcards(wf.checkpoint_dir),
     wildcard_constraints:
-        method=SINGLE_STAGE_METHODS if EVERY_SEED_ALONE else NOTHING,
+        experiment=SEED_EXPERIMENTS,
+        method=SINGLE_STAGE_METHODS,
     threads: config["train_threads"]
     resources:
         **rule_resources(config, "pretrain", method_gpus),
@@ -45,7 +46,8 @@ rule pretrain_seeds:
         out=lambda wildcards: wf.run_dir(config, wildcards.experiment, wildcards.method, "{seed}"),
         checkpoints=lambda wildcards: wf.checkpoint_dir(config, wildcards.experiment, wildcards.method, "{seed}"),
     wildcard_constraints:
-        method=NOTHING if EVERY_SEED_ALONE else SINGLE_STAGE_METHODS,
+        experiment=GROUPED_EXPERIMENTS,
+        method=SINGLE_STAGE_METHODS,
     threads: config["train_threads"]
     resources:
         **rule_resources(config, "pretrain", method_gpus),
