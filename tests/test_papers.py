@@ -144,7 +144,8 @@ def test_targets_of_the_default_config():
         "results/runs/clear_styled/clear/seed0/model.pt", "results/data/styled_digits/meta.json"]
     assert json.loads(targets.analysis_params(w(analysis="clear_latents.npz"))) == {"seed": 0}
     assert targets.analysis_inputs(w(analysis="varcon_temperature.csv")) == [
-        f"results/runs/varcon_digits/varcon/seed{s}/{f}" for s in (0, 1, 2) for f in ("metrics.csv", "run.json")]
+        *[f"results/runs/varcon_digits/varcon/seed{s}/metrics.csv" for s in (0, 1, 2)],
+        *[f"results/runs/varcon_digits/varcon/seed{s}/run.json" for s in (0, 1, 2)]]
     assert targets.figure_inputs(w(figure="varcon_convergence")) == [
         f"results/runs/varcon_digits/{m}/seed{s}/metrics.csv" for m in ("cnn", "supcon", "varcon") for s in (0, 1, 2)]
     assert targets.figure_inputs(w(figure="clear_tsne")) == ["results/analyses/clear_latents.npz"]
