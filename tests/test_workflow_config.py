@@ -210,7 +210,7 @@ def test_method_overrides_are_checked(cfg):
 
 def test_mcl_with_too_many_joint_clusters(cfg):
     error = refused(cfg, {"methods": {"mcl": {"mcl": {"stages": 4, "clusters": 10}}}})
-    assert error.key == "methods.mcl.mcl" and "datasets.trifeature.n_train = 4000" in str(error)
+    assert error.key == "methods.mcl.mcl" and "datasets.trifeature.n_train = 2000" in str(error)
 
 
 def test_missing_dataset_root(cfg, tmp_path):
