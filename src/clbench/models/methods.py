@@ -332,6 +332,8 @@ class StageConcat(Method):
     def __init__(self, stages: list[nn.Module]):
         super().__init__()
         self.stages = nn.ModuleList(stages)
+        # what every stage offers, the concatenation offers too (e.g. CLIP stages' text features)
+        self.capabilities = frozenset({"stages"}) | frozenset.intersection(*(frozenset(m.capabilities) for m in stages))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.normalize(torch.cat([m.features(x) for m in self.stages], 1), dim=1)
@@ -344,3 +346,7 @@ class StageConcat(Method):
 def _stage_concat(spec: dict, in_channels: int, num_classes: int, image_size: int = 28) -> StageConcat:
     """MCL's combined model (``{"objective": "mcl_concat", "stage_specs": [...]}``): one model per stage."""
     return StageConcat([build_method(s, in_channels, num_classes, image_size) for s in spec["stage_specs"]])
+
+
+# families defined in modules of their own register themselves on import
+from clbench.models import clip as _clip_family  # noqa: E402,F401

@@ -35,3 +35,6 @@ def trainer_for(spec: dict) -> Callable:
         raise ValueError(f"objective {spec['objective']} trains on {domain!r} data, which no trainer handles; "
                          f"registered: {sorted(TRAINERS)}")
     return resolve_ref(TRAINERS[domain])
+
+# image-caption pairs (CLIP): open_clip models, captions tokenised per batch
+register_trainer("image_text", "clbench.train.clip_loop:train")
