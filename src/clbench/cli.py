@@ -51,7 +51,8 @@ def cmd_train(a):
         from clbench.data.samplers import ClusterBatchSampler, combine_cluster_ids
 
         ids = combine_cluster_ids(*[np.load(p) for p in a.clusters])
-        sampler = ClusterBatchSampler(ids, batch_size=a.spec.get("batch_size", 128), seed=a.seed)
+        sampler = ClusterBatchSampler(ids, batch_size=a.spec.get("batch_size", 128), seed=a.seed,
+                                      order=a.spec.get("cluster_order", "shuffled"))
         logging.info("MCL stage %d: batches drawn from %d joint clusters", len(a.clusters), len(np.unique(ids)))
     trainer_for(a.spec)(a.spec, a.dataset, a.out, a.checkpoint_dir, seed=a.seed, device=a.device,
                         threads=a.threads, batch_sampler=sampler)

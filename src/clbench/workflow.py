@@ -181,10 +181,23 @@ def pretrain_spec(cfg: Mapping, experiment: str, method: str) -> str:
     return as_json(method_spec(cfg, experiment, method))
 
 
-def stage_spec(cfg: Mapping, experiment: str, method: str) -> str:
-    """Every MCL stage trains the method's own spec (a fresh model); the stage index only changes batches."""
+def stage_spec(cfg: Mapping, experiment: str, method: str, seed: int | str = 0, stage: int | str = 0) -> str:
+    """Every MCL stage trains the method's own spec (a fresh model); the stage index only changes batches.
+
+    Unless the ``mcl:`` block says otherwise: ``first_stage: initial`` makes stage 0 the starting
+    model itself (0 epochs: CLIP's vanilla weights), ``init: previous`` starts each later stage from
+    the previous stage's model (``init_from``), ``order: round_robin`` visits the clusters in turn
+    (``cluster_order``, read by ``clbench train --clusters``). At the defaults the spec is the method's.
+    """
     spec = method_spec(cfg, experiment, method)
-    spec.pop("mcl")
+    mcl = spec.pop("mcl")
+    stage = int(stage)
+    if stage == 0 and mcl.get("first_stage", "train") == "initial":
+        spec["epochs"] = 0
+    if stage > 0 and mcl.get("init", "fresh") == "previous":
+        spec["init_from"] = f"{run_dir(cfg, experiment, method, seed)}/stage{stage - 1}/model.pt"
+    if stage > 0 and mcl.get("order", "shuffled") != "shuffled":
+        spec["cluster_order"] = mcl["order"]
     return as_json(spec)
 
 

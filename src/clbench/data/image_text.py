@@ -8,7 +8,8 @@ Every split is a dataset directory split (:mod:`clbench.data.dataset_dir`) with,
   :class:`CaptionFiles`);
 - ``test``: the pair benchmark. Consecutive rows ``2i, 2i+1`` form pair ``i``; ``qid`` numbers the
   rows from 1 (image 1 of a pair has an odd qid), ``statement`` holds each row's statement (true of
-  its own image), ``y`` the pattern index (``meta["patterns"]`` names them).
+  its own image), ``y`` the pattern index, ``pattern_names`` the patterns' names (also
+  ``meta["patterns"]``) and ``prompt`` the text put before each statement ("a photo of " for MMVP).
 
 Generators:
 
@@ -109,7 +110,8 @@ def trifeature_pairs(n_values: int, n_pairs: int, size: int, seed: int) -> dict:
     statement = split.pop("caption")
     n = len(factors)
     return {**split, "y": np.repeat(np.arange(len(TRIFEATURE_PATTERNS)), 2 * n_pairs).astype(np.int64),
-            "qid": np.arange(1, n + 1, dtype=np.int64), "statement": statement}
+            "qid": np.arange(1, n + 1, dtype=np.int64), "statement": statement,
+            "pattern_names": np.array(TRIFEATURE_PATTERNS, dtype=np.str_), "prompt": np.array("", dtype=np.str_)}
 
 
 TRIFEATURE_CAPTIONS_DEFAULTS: dict[str, Any] = {"image_size": 32, "n_values": 4, "n_pairs": 15, "n_train": 2000,
@@ -276,7 +278,8 @@ def build_cc12m_mmvp(spec: dict, out_dir: Path, resources_dir: Path) -> dict:
         "train": {"path": np.char.add("cc12m/", paths[train]), "y": np.zeros(len(train), np.int64)},
         "val": {"path": np.char.add("cc12m/", paths[val]), "y": np.zeros(len(val), np.int64)},
         "test": {"path": np.char.add("mmvp/", bench["path"]), "y": bench["y"], "qid": bench["qid"],
-                 "statement": bench["statement"]},
+                 "statement": bench["statement"], "pattern_names": np.array(MMVP_PATTERNS, dtype=np.str_),
+                 "prompt": np.array(PROMPT, dtype=np.str_)},
     }
     size = int(p["image_size"])
     meta = {"name": p["name"], "generator": "cc12m_mmvp", "source": "cc12m+mmvp_vlm", "classes": ["image"],

@@ -180,3 +180,6 @@ def corruptions(run: EvaluationRun) -> dict:
             xc = corrupt(x, name, severity, run.seed)
             rows.append(corruption_row(name, severity, predict(run.embed(xc)), y))
     return with_corruption_rows({"metrics": {}, "tables": {}}, rows)
+
+# evaluations in modules of their own register themselves on import
+from clbench.evaluate import mmvp as _mmvp  # noqa: E402,F401
