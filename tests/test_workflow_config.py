@@ -128,7 +128,7 @@ def test_run_paths(cfg):
     assert len(runs) == sum(len(e["methods"]) * len(e["seeds"]) for e in cfg["experiments"].values())
     assert len(wf.all_evaluations(cfg)) == len(runs) and wf.all_metrics(cfg)[0].endswith("/metrics.csv")
     assert wf.all_dataset_previews(cfg) == [f"results/data/{d}/samples.png" for d in sorted(
-        {"styled_digits", "styled_digits_ood3", "digits_on_photos", "trifeature"})]
+        {"styled_digits", "styled_digits_ood3", "digits_on_photos", "trifeature", "trifeature_captions"})]
 
 
 def test_as_json_is_canonical():
