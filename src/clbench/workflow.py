@@ -216,14 +216,19 @@ def mcl_stage_models(cfg: Mapping, experiment: str, method: str, seed: int | str
     return [f"{run}/stage{s}/model.pt" for s in range(method_spec(cfg, experiment, method)["mcl"]["stages"])]
 
 
-def method_gpus(cfg: Mapping, experiment: str, method: str) -> int:
-    """GPUs of one pretraining job: the method's ``gpus``, else ``gpus_per_train_job``."""
-    return method_spec(cfg, experiment, method).get("gpus", cfg["gpus_per_train_job"])
+def method_gpus(cfg: Mapping, experiment: str, method: str, stage: int | str | None = None) -> int:
+    """GPUs of one pretraining job: the method's ``gpus``, else ``gpus_per_train_job``; at most one for an
+    MCL stage 0 that is the starting model itself (``mcl.first_stage: initial``: nothing to train)."""
+    spec = method_spec(cfg, experiment, method)
+    n = spec.get("gpus", cfg["gpus_per_train_job"])
+    if stage is not None and int(stage) == 0 and spec.get("mcl", {}).get("first_stage", "train") == "initial":
+        return min(n, 1)
+    return n
 
 
-def train_command(cfg: Mapping, experiment: str, method: str) -> str:
+def train_command(cfg: Mapping, experiment: str, method: str, stage: int | str | None = None) -> str:
     """``clbench``, or torchrun starting one ``clbench`` process per GPU (data-parallel, one node)."""
-    n = method_gpus(cfg, experiment, method)
+    n = method_gpus(cfg, experiment, method, stage)
     return f"torchrun --standalone --nproc_per_node={n} -m clbench.cli" if n > 1 else "clbench"
 
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from clbench.models.collective import gather
-from clbench.models.methods import Method, register_family
+from clbench.models.methods import Method
 from clbench.objectives import OBJECTIVES, resolved_params
 
 __all__ = ["CLIP_DEFAULTS", "ClipMethod", "clip_settings", "register_model_config", "weight_decay_groups"]
@@ -142,8 +142,3 @@ class ClipMethod(Method):
         img, txt = gather(self.features(images)), gather(self.text_features(tokens))
         loss = self.loss(img, txt, self.clip.logit_scale)
         return {"loss": loss, "clip": loss.detach(), "logit_scale": self.clip.logit_scale.detach().exp()}
-
-
-@register_family("clip")
-def _clip(spec: dict, in_channels: int, num_classes: int, image_size: int = 28) -> ClipMethod:
-    return ClipMethod(spec, in_channels, num_classes, image_size)

@@ -31,8 +31,8 @@ from clbench.objectives import OBJECTIVES, check_method, resolve_ref, resolved_p
 
 __all__ = ["METHOD_FAMILIES", "Method", "build_method", "register_family"]
 
-# family name -> builder(spec, in_channels, num_classes, image_size) -> Method
-METHOD_FAMILIES: dict[str, Callable[..., "Method"]] = {}
+# family name -> builder(spec, in_channels, num_classes, image_size) -> Method, or its "module:builder" reference
+METHOD_FAMILIES: dict[str, Callable[..., "Method"] | str] = {}
 
 
 def register_family(name: str):
@@ -61,7 +61,10 @@ def build_method(spec: dict, in_channels: int, num_classes: int, image_size: int
         family = objective
     else:
         raise ValueError(f"unknown objective {objective!r}; known: {', '.join(sorted(OBJECTIVES))}")
-    return METHOD_FAMILIES[family](spec, in_channels, num_classes, image_size)
+    builder = METHOD_FAMILIES[family]
+    if isinstance(builder, str):  # a family registered by reference
+        builder = resolve_ref(builder)
+    return builder(spec, in_channels, num_classes, image_size)
 
 
 class Method(nn.Module):
@@ -348,5 +351,6 @@ def _stage_concat(spec: dict, in_channels: int, num_classes: int, image_size: in
     return StageConcat([build_method(s, in_channels, num_classes, image_size) for s in spec["stage_specs"]])
 
 
-# families defined in modules of their own register themselves on import
-from clbench.models import clip as _clip_family  # noqa: E402,F401
+# families whose builder lives in a module of its own, by reference ("module:builder"): imported when a
+# model of theirs is first built, so this module imports none of them
+METHOD_FAMILIES["clip"] = "clbench.models.clip:ClipMethod"
