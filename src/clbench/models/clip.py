@@ -119,12 +119,17 @@ class ClipMethod(Method):
         with torch.no_grad():
             self.clip.logit_scale.clamp_(0, math.log(self.max_logit_scale))
 
-    def tokenize(self, texts) -> torch.Tensor:
+    @property
+    def tokenizer(self):
+        """open_clip's tokenizer of the architecture (texts -> token ids [N, context_length])."""
         if self._tokenizer is None:
             import open_clip
 
             self._tokenizer = open_clip.get_tokenizer(self.settings["model"])
-        return self._tokenizer(list(texts))
+        return self._tokenizer
+
+    def tokenize(self, texts) -> torch.Tensor:
+        return self.tokenizer(list(texts))
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         if tuple(x.shape[-2:]) != self.input_size:

@@ -61,7 +61,7 @@ class ImageCaptionDataset(Dataset):
     def __init__(self, x, captions, tokenize):
         self.x, self.captions, self.tokenize = x, captions, tokenize
         # an in-memory caption array is tokenised once; caption files are read and tokenised per item
-        self.tokens = tokenize(list(captions)) if isinstance(captions, np.ndarray) else None
+        self.tokens = tokenize([str(c) for c in captions]) if isinstance(captions, np.ndarray) else None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -134,7 +134,8 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
         log.info("starting from %s", spec["init_from"])
     model = distributed.prepare(model, ctx, dev).to(dev)
     step_model = distributed.wrap(distributed.LossTerms(model), ctx, dev)
-    ds = ImageCaptionDataset(train_split["x"], captions_of(train_split, meta), model.tokenize)
+    # the tokenizer itself, not the model's method: loader workers get a copy of the dataset
+    ds = ImageCaptionDataset(train_split["x"], captions_of(train_split, meta), model.tokenizer)
     batch_size = spec.get("batch_size", 128)
     if batch_size % ctx.world:
         raise ValueError(f"batch_size {batch_size} is the global batch; it must be divisible by the "
