@@ -271,3 +271,15 @@ def test_vanilla_stage_is_the_starting_model(tmp_path):
     train({**spec, "epochs": 0, "init_from": str(tmp_path / "a" / "model.pt")}, data, tmp_path / "b", tmp_path / "ck2")
     a, b = load_model(tmp_path / "a" / "model.pt"), load_model(tmp_path / "b" / "model.pt")
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_previous_stage_init_is_refused_for_image_methods():
+    from clbench import workflow as wf
+    from clbench.errors import ConfigError
+
+    spec = {"objective": "info_nce", "views": 2, "augment": "simclr", "mcl": {"stages": 2, "clusters": 2,
+                                                                              "init": "previous"}}
+    with pytest.raises(ConfigError, match=r"methods\.m\.mcl\.init"):
+        wf.check_method_settings(spec, "methods.m")
+    wf.check_method_settings({"objective": "clip", "clip": {"model": "ViT-B-32"}, "mcl": {"init": "previous"}},
+                             "methods.c")

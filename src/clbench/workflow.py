@@ -443,6 +443,9 @@ def check_method_settings(spec: Mapping, where: str) -> None:
             f"MCL draws each stage's batches from one cluster to shape the in-batch negatives; objective "
             f"{objective.name} has none (use a contrastive objective, e.g. info_nce)",
         )
+    if spec.get("mcl", {}).get("init", "fresh") == "previous" and objective.domain != "image_text":
+        raise ConfigError(f"{where}.mcl.init", f"only image-caption (clip) methods start a stage from the previous "
+                                               f"stage's model; objective {objective.name} trains each stage afresh")
     views = spec.get("views", 1)
     if not objective.uses_labels and views == 2 and spec.get("augment", "none") == "none" and not spec.get("paired_views"):
         raise ConfigError(
