@@ -283,3 +283,48 @@ def test_previous_stage_init_is_refused_for_image_methods():
         wf.check_method_settings(spec, "methods.m")
     wf.check_method_settings({"objective": "clip", "clip": {"model": "ViT-B-32"}, "mcl": {"init": "previous"}},
                              "methods.c")
+
+
+def _clip_step(share=None):
+    from clbench.models.methods import build_method
+
+    torch.manual_seed(0)
+    model = build_method(clip_spec(TINY_RN), 3, 1, 32).eval()  # eval: BatchNorm with running statistics
+    g = torch.Generator().manual_seed(1)
+    images = torch.rand(8, 3, 32, 32, generator=g)
+    tokens = model.tokenize([f"a {c} square with stripes" for c in ("red", "green", "blue", "pink")] * 2)
+    share = share or slice(None)
+    return model, images[share], tokens[share]
+
+
+def _clip_rank_grads(rank, world, init_file, out_dir):
+    import torch.distributed as dist
+
+    from clbench.train import distributed
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    model, images, tokens = _clip_step(slice(rank * 4, (rank + 1) * 4))
+    ddp = distributed.wrap(distributed.LossTerms(model), distributed.Context(rank, world), torch.device("cpu"))
+    terms = ddp(images, tokens)
+    terms["loss"].backward()
+    grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+    torch.save({"loss": terms["loss"].detach(), "grads": grads}, f"{out_dir}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_two_process_clip_step_equals_the_global_batch_step(tmp_path):
+    """The gradient-keeping gather and DDP's averaging give the one-process step on the global batch."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_clip_rank_grads, args=(2, str(tmp_path / "pg"), str(tmp_path)), nprocs=2, join=True)
+    model, images, tokens = _clip_step()
+    ref = model.loss_terms(images, tokens)
+    ref["loss"].backward()
+    ref_grads = {k: p.grad for k, p in model.named_parameters() if p.grad is not None}
+    for rank in range(2):
+        got = torch.load(tmp_path / f"rank{rank}.pt")
+        torch.testing.assert_close(got["loss"], ref["loss"].detach(), rtol=1e-5, atol=1e-6)
+        assert got["grads"].keys() == ref_grads.keys()
+        for k, g in got["grads"].items():
+            torch.testing.assert_close(g, ref_grads[k], rtol=1e-4, atol=1e-6, msg=f"gradient of {k}")
