@@ -303,6 +303,7 @@ def test_no_paper_claim_carries_slack_and_bands_are_the_texts():
         "clear.pacs_relative_range": ("1.1-1.5x", (1.1, 1.5)),
         "subembed.r0_background_chance": ("within 10% ± 2 pp", (0.08, 0.12)),
         "subembed.r1_digit_chance": ("within 10% ± 2 pp", (0.08, 0.12)),
+        "mcl.mmvp_reaches_32_6": ("within 32.6% ± 3 pp", (0.296, 0.356)),
     }
     by_id = {c.id: c for c in load_claims(DEFAULT_CLAIMS)}
     for cid, (words, (lo, hi)) in bands.items():
@@ -311,7 +312,8 @@ def test_no_paper_claim_carries_slack_and_bands_are_the_texts():
         assert (c.check["lo"], c.check["hi"]) == (lo, hi), cid
     assert {cid for cid, c in by_id.items() if c.check["kind"] == "within"} == set(bands)
     magnitudes = {cid for cid, c in by_id.items() if c.scale == "paper"}
-    assert magnitudes == {"clear.gmig_paper_range", "clear.styled_relative_range", "clear.pacs_relative_range"}
+    assert magnitudes == {"clear.gmig_paper_range", "clear.styled_relative_range", "clear.pacs_relative_range",
+                          "mcl.mmvp_reaches_32_6"}
 
 
 def test_the_recovered_attribute_is_fixed_by_the_claim():

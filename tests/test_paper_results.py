@@ -67,8 +67,8 @@ def test_reported_numbers_present(df):
     assert v("varcon", "linear_top1", "varcon", "ImageNet-1K") == 79.36
     assert v("varcon", "linear_top1", "varcon", "CIFAR-100") == 78.29
     assert v("varcon", "linear_top1", "varcon", "ImageNet-100") == 86.34
-    assert v("mcl", "mmvp", "clip") == 20.0
-    assert v("mcl", "mmvp", "mcl") == 32.6
+    assert v("mcl", "mmvp_stage0", "mcl_clip") == 20.0  # the vanilla CLIP is MCL-CLIP's stage 0
+    assert v("mcl", "mmvp", "mcl_clip") == 32.6  # the stages' concatenation
     tc = _value(df, "clear", "ood_top1", "clear_tc")
     assert tc["value"] == 0.747 and tc["std"] == 0.019
     assert v("clear", "gmig", "clear_neg") == 0.26

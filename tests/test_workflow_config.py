@@ -129,8 +129,8 @@ def test_run_paths(cfg):
     runs = list(wf.experiment_runs(cfg))
     assert len(runs) == sum(len(e["methods"]) * len(e["seeds"]) for e in cfg["experiments"].values())
     assert len(wf.all_evaluations(cfg)) == len(runs) and wf.all_metrics(cfg)[0].endswith("/metrics.csv")
-    assert wf.all_dataset_previews(cfg)[:5] == [f"results/data/{d}/samples.png" for d in sorted(
-        {"styled_digits", "styled_digits_ood3", "digits_on_photos", "trifeature", "graph_classes"})]
+    assert wf.all_dataset_previews(cfg)[:6] == [f"results/data/{d}/samples.png" for d in sorted(
+        {"styled_digits", "styled_digits_ood3", "digits_on_photos", "trifeature", "graph_classes", "trifeature_captions"})]
 
 
 def test_as_json_is_canonical():

@@ -78,7 +78,8 @@ def cmd_train(a):
             from clbench.data.samplers import ClusterBatchSampler, combine_cluster_ids
 
             ids = combine_cluster_ids(*[np.load(p) for p in a.clusters])
-            sampler = ClusterBatchSampler(ids, batch_size=a.spec.get("batch_size", 128), seed=seed)
+            sampler = ClusterBatchSampler(ids, batch_size=a.spec.get("batch_size", 128), seed=seed,
+                                          order=a.spec.get("cluster_order", "shuffled"))
             logging.info("MCL stage %d: batches drawn from %d joint clusters", len(a.clusters), len(np.unique(ids)))
         logging.info("seed %d", seed)
         trainer_for(a.spec)(a.spec, a.dataset, _for_seed(a.out, seed, a.seeds),

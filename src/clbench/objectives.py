@@ -490,3 +490,18 @@ register_objective(Objective(
         _positive("sigma", "width of the Gaussian weighting", 1.0),
     ),
 ))
+
+# image-caption objectives (domain image_text, trained by clbench.train.clip_loop)
+
+register_objective(Objective(
+    name="clip",
+    family="clip",
+    loss="clbench.losses.clip:clip_loss",
+    doc="CLIP's symmetric image-text contrastive loss, learned temperature (an open_clip model, clip: block)",
+    domain="image_text",
+    capabilities=("text",),
+    params=(
+        Param("max_logit_scale", "number", 100.0, "upper clamp of exp(logit_scale), the inverse temperature",
+              minimum=1),
+    ),
+))

@@ -209,10 +209,23 @@ def pretrain_spec(cfg: Mapping, experiment: str, method: str) -> str:
     return as_json(method_spec(cfg, experiment, method))
 
 
-def stage_spec(cfg: Mapping, experiment: str, method: str) -> str:
-    """Every MCL stage trains the method's own spec (a fresh model); the stage index only changes batches."""
+def stage_spec(cfg: Mapping, experiment: str, method: str, seed: int | str = 0, stage: int | str = 0) -> str:
+    """Every MCL stage trains the method's own spec (a fresh model); the stage index only changes batches.
+
+    Unless the ``mcl:`` block says otherwise: ``first_stage: initial`` makes stage 0 the starting
+    model itself (0 epochs: CLIP's vanilla weights), ``init: previous`` starts each later stage from
+    the previous stage's model (``init_from``), ``order: round_robin`` visits the clusters in turn
+    (``cluster_order``, read by ``clbench train --clusters``). At the defaults the spec is the method's.
+    """
     spec = method_spec(cfg, experiment, method)
-    spec.pop("mcl")
+    mcl = spec.pop("mcl")
+    stage = int(stage)
+    if stage == 0 and mcl.get("first_stage", "train") == "initial":
+        spec["epochs"] = 0
+    if stage > 0 and mcl.get("init", "fresh") == "previous":
+        spec["init_from"] = f"{run_dir(cfg, experiment, method, seed)}/stage{stage - 1}/model.pt"
+    if stage > 0 and mcl.get("order", "shuffled") != "shuffled":
+        spec["cluster_order"] = mcl["order"]
     return as_json(spec)
 
 
@@ -231,14 +244,19 @@ def mcl_stage_models(cfg: Mapping, experiment: str, method: str, seed: int | str
     return [f"{run}/stage{s}/model.pt" for s in range(method_spec(cfg, experiment, method)["mcl"]["stages"])]
 
 
-def method_gpus(cfg: Mapping, experiment: str, method: str) -> int:
-    """GPUs of one pretraining job: the method's ``gpus``, else ``gpus_per_train_job``."""
-    return method_spec(cfg, experiment, method).get("gpus", cfg["gpus_per_train_job"])
+def method_gpus(cfg: Mapping, experiment: str, method: str, stage: int | str | None = None) -> int:
+    """GPUs of one pretraining job: the method's ``gpus``, else ``gpus_per_train_job``; at most one for an
+    MCL stage 0 that is the starting model itself (``mcl.first_stage: initial``: nothing to train)."""
+    spec = method_spec(cfg, experiment, method)
+    n = spec.get("gpus", cfg["gpus_per_train_job"])
+    if stage is not None and int(stage) == 0 and spec.get("mcl", {}).get("first_stage", "train") == "initial":
+        return min(n, 1)
+    return n
 
 
-def train_command(cfg: Mapping, experiment: str, method: str) -> str:
+def train_command(cfg: Mapping, experiment: str, method: str, stage: int | str | None = None) -> str:
     """``clbench``, or torchrun starting one ``clbench`` process per GPU (data-parallel, one node)."""
-    n = method_gpus(cfg, experiment, method)
+    n = method_gpus(cfg, experiment, method, stage)
     return f"torchrun --standalone --nproc_per_node={n} -m clbench.cli" if n > 1 else "clbench"
 
 
@@ -481,6 +499,9 @@ def check_method_settings(spec: Mapping, where: str) -> None:
             f"MCL draws each stage's batches from one cluster to shape the in-batch negatives; objective "
             f"{objective.name} has none (use a contrastive objective, e.g. info_nce)",
         )
+    if spec.get("mcl", {}).get("init", "fresh") == "previous" and objective.domain != "image_text":
+        raise ConfigError(f"{where}.mcl.init", f"only image-caption (clip) methods start a stage from the previous "
+                                               f"stage's model; objective {objective.name} trains each stage afresh")
     views = spec.get("views", 1)
     if not objective.uses_labels and views == 2 and spec.get("augment", "none") == "none" and not spec.get("paired_views"):
         raise ConfigError(

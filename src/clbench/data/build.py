@@ -321,3 +321,26 @@ register_generator(Generator(
                    "description": "Hugging Face models fetched with the data, for the training jobs to load offline"},
     },
 ))
+
+# image-caption datasets for CLIP (clbench.data.image_text): captions beside the images, a pair benchmark as test
+register_generator(Generator(
+    "trifeature_captions", "clbench.data.trifeature_captions",
+    "captioned Trifeature ('a red square with stripes') with an MMVP-style pair test per attribute",
+    keys={
+        "image_size": _integer(8, default=32), "n_values": _integer(2, 10, default=4,
+                                                                     description="shapes, colours and textures used"),
+        "n_pairs": _integer(1, default=15, description="test pairs per attribute"),
+        "n_train": _integer(1, default=2000), "n_val": _integer(1, default=200),
+    },
+))
+
+register_generator(Generator(
+    "cc12m_mmvp", "clbench.data.cc12m_mmvp",
+    "CC12M image-caption pairs (img2dataset files) for training, MMVP-VLM's 135 pairs as test",
+    keys={
+        "image_size": _integer(1, default=224), "n_train": _integer(1, null=True), "n_val": _integer(1, default=1000),
+        "mmvp_root": {"type": ["string", "null"], "description": "an existing MMVP-VLM copy (Questions.csv + images)"},
+        "url_list": {"type": ["string", "null"], "description": "CC12M's list file, downloaded with img2dataset"},
+        "workers": _WORKERS,
+    },
+))

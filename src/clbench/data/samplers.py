@@ -20,8 +20,10 @@ Per epoch, each cluster's members are shuffled and cut into batches of ``batch_s
 smaller than one batch skipped in that stage; every batch is one cluster's, with no sample repeated.
 With cluster sizes 1000/700/300/120/50 and batches of 256 that is 3 + 2 + 1 = 6 pure batches of
 1,536 samples from 3 of the 5 clusters (:meth:`ClusterBatchSampler.summary` says so per stage).
-The official sampler visits clusters round-robin; here the order of all batches is shuffled every
-epoch (the official code calls its schedule naive; the set of batches is the same).
+The official sampler visits clusters round-robin: batch b comes from the next cluster (in order of
+cluster id) that still has a full batch left. ``order="round_robin"`` does the same; the default
+(``"shuffled"``) shuffles the order of all batches every epoch (the official code calls its
+schedule naive; the set of batches is the same).
 
 Other policies, kept as options (MCL's training uses the defaults):
 
@@ -43,6 +45,7 @@ import numpy as np
 from clbench.data.embedded import rng_for
 
 SMALL_POLICIES = ("skip", "merge", "replace", "keep")
+ORDERS = ("shuffled", "round_robin")
 
 
 def combine_cluster_ids(*stages: np.ndarray | Sequence[int], dense: bool = True) -> np.ndarray:
@@ -81,7 +84,8 @@ class ClusterBatchSampler:
     ``"replace"`` or ``"keep"``), ``drop_last``. The defaults are the official MCL sampler's.
     """
 
-    def __init__(self, cluster_ids, batch_size: int, *, seed: int = 0, small: str = "skip", drop_last: bool = True):
+    def __init__(self, cluster_ids, batch_size: int, *, seed: int = 0, small: str = "skip", drop_last: bool = True,
+                 order: str = "shuffled"):
         ids = np.asarray(cluster_ids)
         if ids.ndim == 2:  # [stages, N] or a list of per-stage arrays
             ids = combine_cluster_ids(ids)
@@ -92,6 +96,9 @@ class ClusterBatchSampler:
             raise ValueError("batch_size must be >= 1")
         if small not in SMALL_POLICIES:
             raise ValueError(f"small must be one of {SMALL_POLICIES}, got {small!r}")
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+        self.order = order
         self.cluster_ids = ids
         self.batch_size = int(batch_size)
         self.seed = int(seed)
@@ -126,6 +133,7 @@ class ClusterBatchSampler:
         flat = np.concatenate(batches) if batches else np.empty(0, dtype=np.int64)
         ids = self.cluster_ids
         return {"batch_size": self.batch_size, "small_clusters": self.small, "drop_last": self.drop_last,
+                **({"order": self.order} if self.order != "shuffled" else {}),  # recorded where it is not the default
                 "clusters": int(self.n_clusters), "clusters_used": int(len(np.unique(ids[flat]))),
                 "samples": int(len(ids)), "samples_used": int(len(np.unique(flat))), "batches": len(batches),
                 "mixed_batches": int(sum(len(np.unique(ids[b])) > 1 for b in batches)),
@@ -150,7 +158,9 @@ class ClusterBatchSampler:
         rng = rng_for(self.seed, "cluster_batch_sampler", self.epoch if epoch is None else int(epoch))
         B = self.batch_size
         out: list[np.ndarray] = []
+        per_group: list[int] = []  # batches of each group, for the round-robin order
         for group, kind in zip(self.groups, self.group_kind):
+            per_group.append(len(out))
             perm = group[rng.permutation(len(group))]
             if len(group) < B:
                 if kind == "small" and self.small == "keep":
@@ -167,9 +177,18 @@ class ClusterBatchSampler:
                 others = perm[: full * B]
                 fill = others[rng.choice(len(others), B - len(rest), replace=False)]
                 out.append(np.concatenate([rest, fill]))
+        if self.order == "round_robin":
+            return _round_robin(out, per_group)
         order = rng.permutation(len(out))
         return [out[i] for i in order]
 
     def __iter__(self) -> Iterator[list[int]]:
         for batch in self.batches():
             yield batch.tolist()
+
+
+def _round_robin(batches: list[np.ndarray], starts: list[int]) -> list[np.ndarray]:
+    """The groups' batches interleaved: round r takes the r-th batch of every group that has one, in group order."""
+    ends = starts[1:] + [len(batches)]
+    queues = [batches[s:e] for s, e in zip(starts, ends)]
+    return [q[r] for r in range(max((len(q) for q in queues), default=0)) for q in queues if r < len(q)]

@@ -199,3 +199,7 @@ def sts(run) -> dict:
     from clbench.evaluate.sts import sts_metrics
 
     return sts_metrics(run)
+
+
+# evaluations in modules of their own register themselves on import
+from clbench.evaluate import mmvp as _mmvp  # noqa: E402,F401

@@ -31,8 +31,8 @@ from clbench.objectives import OBJECTIVES, check_method, resolve_ref, resolved_p
 
 __all__ = ["METHOD_FAMILIES", "Method", "build_method", "register_family"]
 
-# family name -> builder(spec, in_channels, num_classes, image_size) -> Method
-METHOD_FAMILIES: dict[str, Callable[..., "Method"]] = {}
+# family name -> builder(spec, in_channels, num_classes, image_size) -> Method, or its "module:builder" reference
+METHOD_FAMILIES: dict[str, Callable[..., "Method"] | str] = {}
 
 
 def register_family(name: str):
@@ -61,7 +61,10 @@ def build_method(spec: dict, in_channels: int, num_classes: int, image_size: int
         family = objective
     else:
         raise ValueError(f"unknown objective {objective!r}; known: {', '.join(sorted(OBJECTIVES))}")
-    return METHOD_FAMILIES[family](spec, in_channels, num_classes, image_size)
+    builder = METHOD_FAMILIES[family]
+    if isinstance(builder, str):  # a family registered by reference
+        builder = resolve_ref(builder)
+    return builder(spec, in_channels, num_classes, image_size)
 
 
 class Method(nn.Module):
@@ -336,6 +339,8 @@ class StageConcat(Method):
     def __init__(self, stages: list[nn.Module]):
         super().__init__()
         self.stages = nn.ModuleList(stages)
+        # what every stage offers, the concatenation offers too (e.g. CLIP stages' text features)
+        self.capabilities = frozenset({"stages"}) | frozenset.intersection(*(frozenset(m.capabilities) for m in stages))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.normalize(torch.cat([m.features(x) for m in self.stages], 1), dim=1)
@@ -365,3 +370,8 @@ def _sentence_encoder(spec: dict, in_channels: int, num_classes: int, image_size
     from clbench.models.sentence import SentenceEncoder
 
     return SentenceEncoder.pretrained(spec)
+
+
+# families whose builder lives in a module of its own, by reference ("module:builder"): imported when a
+# model of theirs is first built, so this module imports none of them
+METHOD_FAMILIES["clip"] = "clbench.models.clip:ClipMethod"

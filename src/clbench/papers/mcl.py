@@ -108,13 +108,13 @@ FIGURES = (
 
 REPORTED = (
     {"id": "mcl.mmvp.clip_vit", "source": "MMVP evaluation of CLIP ViT (Sec. 5.5)", "dataset": "MMVP-VLM",
-     "method": "CLIP ViT (original)", "method_key": "clip", "experiment": "mcl_mmvp", "metric": "mmvp",
+     "method": "CLIP ViT (original)", "method_key": "mcl_clip", "experiment": "mcl_mmvp", "metric": "mmvp_stage0",
      "value": 20.0, "unit": "%", "scale": "paper",
      "checked": "the official README points to Sec. 5.5 for the CLIP ViT MMVP results; a third-party summary of "
                 "the paper gives the same ViT numbers (20.0 -> 32.6; ResNet 19.3 -> 24.4); the table number is not "
                 "verified"},
     {"id": "mcl.mmvp.mcl_vit", "source": "MMVP evaluation of CLIP ViT (Sec. 5.5)", "dataset": "MMVP-VLM",
-     "method": "MCL (CLIP ViT, fine-tuned on CC12M)", "method_key": "mcl", "experiment": "mcl_mmvp",
+     "method": "MCL (CLIP ViT, fine-tuned on CC12M)", "method_key": "mcl_clip", "experiment": "mcl_mmvp",
      "metric": "mmvp", "value": 32.6, "unit": "%", "scale": "paper",
      "checked": "the official README points to Sec. 5.5 for the CLIP ViT MMVP results; a third-party summary of "
                 "the paper gives the same ViT numbers (20.0 -> 32.6; ResNet 19.3 -> 24.4); the table number is not "
@@ -143,6 +143,9 @@ def protocol(record) -> dict:
     settings are not stated, so the rest of an MCL card reads "assumed"."""
     out: dict = {}
     for method, spec in record.methods.items():
+        if spec.get("objective") == "clip":
+            out[method] = clip_protocol(spec)
+            continue
         if "mcl" not in spec:
             continue
         sampler = "MCL official code, my_training/data.py MCL_batch_sampler_DDP"
@@ -161,6 +164,80 @@ def protocol(record) -> dict:
     return out
 
 
+# ---- MCL on CLIP, evaluated on MMVP-VLM (experiment mcl_mmvp) ---------------------------------------------
+# At paper scale (configs/paper.yaml) open_clip ViT-L-14 with the OpenAI weights, fine-tuned on CC12M in stages;
+# at tiny scale a CLIP trained from scratch on captioned Trifeature with a pair test per attribute
+# (clbench.data.image_text). Stage 0 is the vanilla model at paper scale, the first trained stage at tiny scale.
+
+# MMVP.ipynb's visual patterns (clbench.data.image_text.MMVP_PATTERNS) and the Trifeature analogue's attributes
+_MMVP_PATTERN_METRICS = ("mmvp_orientation_and_direction", "mmvp_presence_of_specific_features",
+                         "mmvp_state_and_condition", "mmvp_quantity_and_count", "mmvp_positional_and_relational_context",
+                         "mmvp_color_and_appearance", "mmvp_structural_characteristics", "mmvp_texts",
+                         "mmvp_viewpoint_and_perspective", "mmvp_colour", "mmvp_shape", "mmvp_texture")
+# the experiment's table: the concatenation's mean, each stage's mean, then the concatenation per pattern
+MMVP_METRICS = ("mmvp", "mmvp_stage0", "mmvp_stage1", "mmvp_stage2", "mmvp_stage3", *_MMVP_PATTERN_METRICS)
+
+CLIP_CLAIMS = (
+    {
+        "id": "mcl.mmvp_concat_beats_stage0",
+        "paper": KEY,
+        "experiment": "mcl_mmvp",
+        "text": "On the MMVP pair test, the concatenation of MCL's stages scores above its stage 0 alone "
+                "(the vanilla CLIP at paper scale, Sec. 5.5: 20.0 -> 32.6).",
+        "check": {"kind": "greater", "method": "mcl_clip", "a": {"metric": "mmvp"}, "b": {"metric": "mmvp_stage0"}},
+    },
+    {
+        "id": "mcl.mmvp_reaches_32_6",
+        "paper": KEY,
+        "experiment": "mcl_mmvp",
+        "scale": "paper",
+        "text": "MCL's concatenated CLIP ViT-L/14 scores the paper's MMVP-VLM mean of 32.6% (Sec. 5.5), "
+                "within 32.6% ± 3 pp.",
+        "check": {"kind": "within", "method": "mcl_clip", "metric": "mmvp", "lo": 0.296, "hi": 0.356},
+    },
+)
+
+_CODE = "MCL official code"
+
+
+def clip_protocol(spec) -> dict:
+    """Sources of an MCL-CLIP method's settings: the official readme.md commands and main.py / my_training
+    (an open_clip fork), cluster.py and MMVP.ipynb. Whether a stage starts from the OpenAI weights or from the
+    previous stage is not stated (mcl.init is assumed)."""
+    readme = f"{_CODE}, readme.md training command"
+    sampler = f"{_CODE}, my_training/data.py MCL_batch_sampler_DDP"
+    return {
+        "objective": Source(f"{_CODE}, my_open_clip/loss.py ClipLoss (symmetric CLIP loss)", "clip"),
+        "clip.model": Source(f"{readme} (--model ViT-L-14)", "ViT-L-14"),
+        "clip.pretrained": Source(f"{readme} (--pretrained openai)", "openai"),
+        "clip.quick_gelu": Source(f"{readme} (--force-quick-gelu)", True),
+        "clip.lock_text": Source(f"{readme} (--lock-text)", True),
+        "clip.unlocked_image_groups": Source(f"{readme} (--lock-image --lock-image-unlocked-groups 6)", 6),
+        "loss.max_logit_scale": Source(f"{_CODE}, my_training/train.py (logit_scale clamped at ln 100)", 100),
+        "clip.warmup_steps": Source(f"{readme} (--warmup 600)", 600),
+        "clip.betas": Source(f"{_CODE}, my_training/params.py (ViT defaults beta1 0.9, beta2 0.98)", [0.9, 0.98]),
+        "clip.eps": Source(f"{_CODE}, my_training/params.py (ViT default eps 1e-6)", 1.0e-6),
+        "clip.crop_scale": Source(f"{_CODE}, my_open_clip/transform.py (AugmentationCfg scale (0.9, 1.0), RandomResizedCrop bicubic)",
+                                  [0.9, 1.0]),
+        "optimizer.name": Source(f"{_CODE}, main.py (AdamW; no decay on gains, biases, logit_scale)", "adamw"),
+        "optimizer.lr": Source(f"{_CODE}, my_training/params.py (ViT default lr 5e-4; the command sets none)", 0.0005),
+        "optimizer.weight_decay": Source(f"{_CODE}, my_training/params.py (--wd default 0.2; the command sets none)", 0.2),
+        "schedule": Source(f"{readme} (--lr-scheduler const)", "constant"),
+        "epochs": Source(f"{readme} (--epochs 20 per stage)", 20),
+        "batch_size": Source(f"{readme} (--batch-size 1000 on 8 GPUs: global 8000)", 8000),
+        "mcl.clusters": Source(f"{_CODE}, readme.md and cluster.py (--num-clusters 10)", 10),
+        "mcl.stages": Source("MCL paper Sec. 5.5 and MMVP.ipynb (vanilla + stages 1-3 concatenated)", 4),
+        "mcl.first_stage": Source(f"{_CODE}, MMVP.ipynb (checkpoint_dirs [None, stage 1-3]: stage 0 is the "
+                                  f"OpenAI model)", "initial"),
+        "mcl.order": Source(f"{sampler} (clusters visited round-robin)", "round_robin"),
+        "batch_sampler.one_cluster_per_batch": Source(
+            f"{sampler} (every batch drawn from one cluster of the earlier stages)", True, unset=True),
+        "batch_sampler.small_clusters": Source(f"{sampler} (clusters smaller than a batch skipped)", "skip",
+                                               unset="skip"),
+        "batch_sampler.drop_last": Source(f"{sampler} (each cluster cut into full batches)", True, unset=True),
+    }
+
+
 PAPER = register_paper(Paper(
     key=KEY,
     title="Learning the Unlearned: Mitigating Feature Suppression in Contrastive Learning",
@@ -172,9 +249,9 @@ PAPER = register_paper(Paper(
              "Mitigating Feature Suppression in Contrastive Learning. ECCV 2024.",
     arxiv="2402.11816",
     code="https://github.com/MajorDavidZhang/MCL",
-    metrics=("linear_top1", "knn_top1", "probe_colour_top1", "probe_texture_top1", "probe_shape_top1"),
+    metrics=("linear_top1", "knn_top1", "probe_colour_top1", "probe_texture_top1", "probe_shape_top1", *MMVP_METRICS),
     reported=REPORTED,
-    claims=CLAIMS,
+    claims=CLAIMS + CLIP_CLAIMS,
     figures=FIGURES,
     claim_data=claim_data,
     protocol=protocol,

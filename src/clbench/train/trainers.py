@@ -41,3 +41,6 @@ register_trainer("graph", "clbench.train.graph:train")
 
 # sentences (objectives simcse, adnce_sentence): a transformer encoder trained on two dropout passes
 register_trainer("text", "clbench.train.sentence:train")
+
+# image-caption pairs (CLIP): open_clip models, captions tokenised per batch
+register_trainer("image_text", "clbench.train.clip_loop:train")
