@@ -53,7 +53,10 @@ def test_every_evaluation_is_documented_and_requires_known_capabilities():
         assert ev.requires <= offered, name
 
 
-def test_models_offer_what_their_objectives_declare():
+def test_models_offer_what_their_objectives_declare(tmp_path):
+    from test_clip import TINY_RN, clip_spec
+    from test_sentences import write_tiny_bert
+
     assert set(FAMILIES) < set(METHOD_FAMILIES)
     specs = {"cross_entropy": CNN, "info_nce": {**CNN, "objective": "info_nce", "views": 2},
              "adnce": {**CNN, "objective": "adnce", "views": 2}, "supcon": {**CNN, "objective": "supcon"},
@@ -61,6 +64,9 @@ def test_models_offer_what_their_objectives_declare():
              "clear_vae": {"objective": "clear_vae", "vae": {"z_content": 2, "z_style": 2, "width": 4}},
              "sub_embedding": {**CNN, "objective": "sub_embedding", "views": 2}}
     specs |= {"graph_info_nce": {"objective": "graph_info_nce"}, "graph_adnce": {"objective": "graph_adnce"}}
+    bert = str(write_tiny_bert(tmp_path / "bert"))
+    specs |= {name: {"objective": name, "sentence": {"model": bert}} for name in ("simcse", "adnce_sentence")}
+    specs |= {"clip": clip_spec(TINY_RN)}
     assert set(specs) == set(OBJECTIVES)
     for name, spec in specs.items():
         model = build_method(spec, 1, 4, 16)
