@@ -77,12 +77,13 @@ def cmd_train(a):
 
             from clbench.data.samplers import ClusterBatchSampler, combine_cluster_ids
 
-            ids = combine_cluster_ids(*[np.load(p) for p in a.clusters])
+            ids = combine_cluster_ids(*[np.load(_for_seed(p, seed, a.seeds)) for p in a.clusters])
             sampler = ClusterBatchSampler(ids, batch_size=a.spec.get("batch_size", 128), seed=seed,
                                           order=a.spec.get("cluster_order", "shuffled"))
             logging.info("MCL stage %d: batches drawn from %d joint clusters", len(a.clusters), len(np.unique(ids)))
         logging.info("seed %d", seed)
-        trainer_for(a.spec)(a.spec, a.dataset, _for_seed(a.out, seed, a.seeds),
+        spec = {**a.spec, "init_from": _for_seed(a.spec["init_from"], seed, a.seeds)} if "init_from" in a.spec else a.spec
+        trainer_for(spec)(spec, a.dataset, _for_seed(a.out, seed, a.seeds),
                             _for_seed(a.checkpoint_dir, seed, a.seeds), seed=seed, device=a.device,
                             threads=a.threads, batch_sampler=sampler)
 
@@ -97,19 +98,23 @@ def cmd_cluster(a):
     from clbench.train import device as devices
     from clbench.train.mcl import kmeans
 
-    dev = devices.setup(a.device, a.threads, a.seed)
-    feats = embed(load_model(a.model, dev), dataset_dir.load(a.dataset, "train")["x"], dev).numpy()
-    ids = kmeans(feats, a.k, seed=a.seed)
-    with atomic_path(a.out) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, ids)
-    logging.info("%d clusters; sizes min %d max %d", a.k, np.bincount(ids, minlength=a.k).min(), np.bincount(ids).max())
+    images = dataset_dir.load(a.dataset, "train")["x"]
+    for seed in a.seeds:
+        dev = devices.setup(a.device, a.threads, seed)
+        feats = embed(load_model(_for_seed(a.model, seed, a.seeds), dev), images, dev).numpy()
+        ids = kmeans(feats, a.k, seed=seed)
+        with atomic_path(_for_seed(a.out, seed, a.seeds)) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, ids)
+        logging.info("seed %d: %d clusters; sizes min %d max %d", seed, a.k, np.bincount(ids, minlength=a.k).min(),
+                     np.bincount(ids).max())
 
 
 def cmd_mcl_combine(a):
     from clbench.train.mcl import combine_stages
 
-    combine_stages(a.stages, a.out)
+    for seed in a.seeds:
+        combine_stages([_for_seed(stage, seed, a.seeds) for stage in a.stages], _for_seed(a.out, seed, a.seeds))
 
 
 def cmd_evaluate_run(a):
@@ -271,7 +276,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--model", required=True)
     c.add_argument("--dataset", required=True)
     c.add_argument("--k", type=int, required=True)
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", dest="seeds", type=_seeds_arg, default=[0],
+                   help="a seed, or seeds as 0,1,2 (--model and --out then templates with {seed})")
     c.add_argument("--device", default="auto")
     c.add_argument("--threads", type=int, default=1)
     c.add_argument("--out", required=True)
@@ -280,6 +286,8 @@ def parser() -> argparse.ArgumentParser:
     mc = sub.add_parser("mcl-combine", help="MCL: the concatenated multi-stage model of one run")
     mc.add_argument("--stages", nargs="+", required=True, help="stage run directories, in order")
     mc.add_argument("--out", required=True)
+    mc.add_argument("--seed", dest="seeds", type=_seeds_arg, default=[0],
+                    help="seeds as 0,1,2 to combine several runs in turn (--stages and --out templates with {seed})")
     mc.set_defaults(fn=cmd_mcl_combine)
 
     ev = sub.add_parser("evaluate", help="evaluate frozen encoders").add_subparsers(dest="eval_command", required=True)

@@ -239,6 +239,25 @@ def previous_stage_clusters(cfg: Mapping, experiment: str, method: str, seed: in
     return [f"{run}/stage{s}/clusters.npy" for s in range(int(stage))]
 
 
+def previous_stage_clusters_of_seeds(cfg: Mapping, experiment: str, method: str, stage: int | str) -> list[str]:
+    """Every shared seed's previous-stage clusters: the inputs of a stage job that trains all seeds."""
+    return [path for seed in shared_seeds(cfg) for path in previous_stage_clusters(cfg, experiment, method, seed, stage)]
+
+
+def mcl_stage_models_of_seeds(cfg: Mapping, experiment: str, method: str) -> list[str]:
+    """Every shared seed's stage models: the inputs of a combine job for all seeds."""
+    return [path for seed in shared_seeds(cfg) for path in mcl_stage_models(cfg, experiment, method, seed)]
+
+
+def stage_templates(cfg: Mapping, experiment: str, method: str, stage: int | str | None = None,
+                    name: str = "") -> str:
+    """Space-separated per-seed templates (``{seed}`` kept) of the stages before ``stage`` (all stages when
+    None): their directories, or the file ``name`` in each."""
+    n = int(stage) if stage is not None else method_spec(cfg, experiment, method)["mcl"]["stages"]
+    run = run_dir(cfg, experiment, method, "{seed}")
+    return " ".join(f"{run}/stage{s}" + (f"/{name}" if name else "") for s in range(n))
+
+
 def mcl_stage_models(cfg: Mapping, experiment: str, method: str, seed: int | str) -> list[str]:
     run = run_dir(cfg, experiment, method, seed)
     return [f"{run}/stage{s}/model.pt" for s in range(method_spec(cfg, experiment, method)["mcl"]["stages"])]

@@ -4,6 +4,7 @@
 
 localrules:
     combine_stages,
+    combine_stages_seeds,
     collect_results,
     plot_training_curves,
     paper_figure,

@@ -77,6 +77,7 @@ rule pretrain_stage:
         command=from_wildcards(wf.train_command),
         checkpoints=from_wildcards(wf.checkpoint_dir),
     wildcard_constraints:
+        experiment=SEED_EXPERIMENTS,
         method=MCL_METHODS,
         stage=r"\d+",
     threads: config["train_threads"]
@@ -105,6 +106,7 @@ rule cluster_stage:
         k=from_wildcards(wf.mcl_clusters),
         device=config["device"],
     wildcard_constraints:
+        experiment=SEED_EXPERIMENTS,
         method=MCL_METHODS,
         stage=r"\d+",
     threads: config["train_threads"]
@@ -129,6 +131,7 @@ rule combine_stages:
         metrics=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/metrics.csv",
         run=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/run.json",
     wildcard_constraints:
+        experiment=SEED_EXPERIMENTS,
         method=MCL_METHODS,
     log:
         f"{RESULTS}/logs/combine_stages/{{experiment}}/{{method}}/seed{{seed}}.log",
@@ -136,3 +139,96 @@ rule combine_stages:
         "../../envs/clbench.yaml"
     shell:
         "clbench mcl-combine --stages $(dirname {input:q}) --out $(dirname {output.model:q}) > {log:q} 2>&1"
+
+
+# seeds_per_job: all: the MCL stage jobs of all seeds of a method, one job per stage (templates keep {seed})
+STAGE = f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/stage{{stage}}"
+
+
+rule pretrain_stage_seeds:
+    input:
+        meta=from_wildcards(wf.dataset_meta),
+        clusters=from_wildcards(wf.previous_stage_clusters_of_seeds),
+    output:
+        models=per_seed(f"{STAGE}/model.pt"),
+        metrics=per_seed(f"{STAGE}/metrics.csv"),
+        runs=per_seed(f"{STAGE}/run.json"),
+    params:
+        spec=lambda wildcards: wf.stage_spec(config, wildcards.experiment, wildcards.method, "{seed}", wildcards.stage),
+        device=config["device"],
+        command=from_wildcards(wf.train_command),
+        seeds=wf.seeds_arg(config),
+        out=lambda wildcards: f"{wf.run_dir(config, wildcards.experiment, wildcards.method, '{seed}')}/stage{wildcards.stage}",
+        checkpoints=lambda wildcards: wf.checkpoint_dir(config, wildcards.experiment, wildcards.method, "{seed}",
+                                                        wildcards.stage),
+        clusters=lambda wildcards: wf.stage_templates(config, wildcards.experiment, wildcards.method, wildcards.stage,
+                                                      "clusters.npy"),
+    wildcard_constraints:
+        experiment=GROUPED_EXPERIMENTS,
+        method=MCL_METHODS,
+        stage=r"\d+",
+    threads: config["train_threads"]
+    resources:
+        **rule_resources(config, "pretrain_stage", method_gpus),
+    log:
+        f"{RESULTS}/logs/pretrain_stage/{{experiment}}/{{method}}/seeds/stage{{stage}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/pretrain_stage/{{experiment}}/{{method}}/seeds/stage{{stage}}.tsv"
+    conda:
+        "../../envs/clbench.yaml"
+    shell:
+        "{params.command} train --spec {params.spec:q} --dataset $(dirname {input.meta:q})"
+        " --out {params.out:q} --checkpoint-dir {params.checkpoints:q} --clusters {params.clusters}"
+        " --seed {params.seeds} --device {params.device} --threads {threads} > {log:q} 2>&1"
+
+
+rule cluster_stage_seeds:
+    input:
+        models=per_seed(f"{STAGE}/model.pt"),
+        meta=from_wildcards(wf.dataset_meta),
+    output:
+        per_seed(f"{STAGE}/clusters.npy"),
+    params:
+        k=from_wildcards(wf.mcl_clusters),
+        device=config["device"],
+        seeds=wf.seeds_arg(config),
+        stage=lambda wildcards: f"{wf.run_dir(config, wildcards.experiment, wildcards.method, '{seed}')}/stage{wildcards.stage}",
+    wildcard_constraints:
+        experiment=GROUPED_EXPERIMENTS,
+        method=MCL_METHODS,
+        stage=r"\d+",
+    threads: config["train_threads"]
+    resources:
+        **rule_resources(config, "cluster_stage"),
+    log:
+        f"{RESULTS}/logs/cluster_stage/{{experiment}}/{{method}}/seeds/stage{{stage}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/cluster_stage/{{experiment}}/{{method}}/seeds/stage{{stage}}.tsv"
+    conda:
+        "../../envs/clbench.yaml"
+    shell:
+        "clbench cluster --model {params.stage:q}/model.pt --dataset $(dirname {input.meta:q}) --k {params.k}"
+        " --seed {params.seeds} --device {params.device} --threads {threads} --out {params.stage:q}/clusters.npy"
+        " > {log:q} 2>&1"
+
+
+rule combine_stages_seeds:
+    input:
+        from_wildcards(wf.mcl_stage_models_of_seeds),
+    output:
+        models=per_seed(f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/model.pt"),
+        metrics=per_seed(f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/metrics.csv"),
+        runs=per_seed(f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/run.json"),
+    params:
+        seeds=wf.seeds_arg(config),
+        stages=lambda wildcards: wf.stage_templates(config, wildcards.experiment, wildcards.method),
+        out=lambda wildcards: wf.run_dir(config, wildcards.experiment, wildcards.method, "{seed}"),
+    wildcard_constraints:
+        experiment=GROUPED_EXPERIMENTS,
+        method=MCL_METHODS,
+    log:
+        f"{RESULTS}/logs/combine_stages/{{experiment}}/{{method}}/seeds.log",
+    conda:
+        "../../envs/clbench.yaml"
+    shell:
+        "clbench mcl-combine --stages {params.stages} --out {params.out:q} --seed {params.seeds} > {log:q} 2>&1"
