@@ -16,7 +16,8 @@ import pytest
 from PIL import Image
 
 from clbench.data import dataset_dir
-from clbench.data.build import build_dataset
+from clbench.data.build import build_dataset, check_spec
+from clbench.errors import ConfigError
 from clbench.data.dataset_dir import DatasetError
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "MNIST" / "raw"
@@ -386,6 +387,31 @@ def test_celeba_content_and_style(tmp_path):
     with pytest.raises(DatasetError) as e:
         build_dataset(spec, tmp_path / "o3", tmp_path)
     assert_clear_error(e.value, tmp_path / "root" / "celeba" / "img_align_celeba" / "000014.jpg")
+
+
+def test_celeba_ood_k_holds_out_hair_colours_per_class(tmp_path):
+    """CLEAR's CelebA OOD-k (kceleba_train_test_split): CelebA's training partition only, k of the 4 hair colours
+    seen per class; seen pairs give train and val, unseen pairs the test split. hair: official keeps, as the
+    official code, images with some hair colour that are not blurry."""
+    src = make_celeba(tmp_path / "root", n=96)
+    spec = {"generator": "torchvision", "name": "celeba", "root": str(tmp_path / "root"), "image_size": 16,
+            "recipe": "ood_k", "k": 2, "hair": "official"}
+    meta = build_dataset(spec, tmp_path / "o", tmp_path)
+    d = check_dir(tmp_path / "o")
+    seen = meta["recipe"]["seen"]
+    assert meta["recipe"]["kind"] == "ood_k" and all(len(v) == 2 for v in seen.values())
+    blurry = CELEBA_ATTRS.index("Blurry")
+    hair_names = meta["factors"]["hair"]
+    for split in ("train", "val", "test"):
+        ids, y, hair = d[split]["id"], d[split]["y"], d[split]["factor_hair"]
+        assert (src["part"][ids] == 0).all() and (src["attr"][ids, blurry] == 0).all()
+        pairs_seen = [hair_names[h] in seen[meta["classes"][c]] for c, h in zip(y, hair)]
+        assert all(pairs_seen) if split != "test" else not any(pairs_seen), split
+    kept = [i for i in range(48) if i % 6 != 5 and src["attr"][i, blurry] == 0]
+    assert sum(len(d[s]["id"]) for s in ("train", "val", "test")) == len(kept)
+    assert 0 < len(d["val"]["id"]) < len(d["train"]["id"])
+    with pytest.raises(ConfigError, match="k: applies only with recipe"):
+        check_spec({"generator": "torchvision", "name": "celeba", "k": 2}, "datasets.celeba")
 
 
 # ----------------------------------------------------------------------------------------- PACS

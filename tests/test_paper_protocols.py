@@ -331,3 +331,16 @@ def test_every_pretraining_job_gets_the_resolved_spec(cfg):
     for experiment, method, _ in wf.experiment_runs(cfg):
         if not wf.is_mcl(cfg, method):
             assert json.loads(wf.pretrain_spec(cfg, experiment, method)) == spec(cfg, experiment, method)
+
+
+def test_celeba_ood_k_studies_hold_out_hair_colours(cfg):
+    """run_celeba_downstream_expr.py: for k in 1..3, kceleba_train_test_split (k hair colours per class seen), the
+    64 px models, the MLP probe; get_process_celeba's hair rule (some hair colour, not blurry)."""
+    for k in (1, 2, 3):
+        exp = cfg["experiments"][f"clear_celeba_ood_k{k}"]
+        data = cfg["datasets"][exp["dataset"]]
+        assert (data["name"], data["recipe"], data["k"], exp["k"]) == ("celeba", "ood_k", k, k) and exp["ood"]
+        assert data["options"] == {"hair": "official", "ood_design": "random"} and data["image_size"] == 64
+        assert exp["baseline"] == "cnn" and "mlp_probe" in exp["evaluations"]
+        assert spec(cfg, f"clear_celeba_ood_k{k}", "cnn")["encoder"]["layers"] == 5
+    assert cfg["datasets"]["celeba"]["options"] == {"hair": "official"}

@@ -236,10 +236,16 @@ register_generator(Generator(
         "name": {"enum": ["mnist", "cifar10", "cifar100", "stl10", "celeba"]},
         "image_size": _integer(1), "channels": {"enum": [1, 3]}, **_CAPS, "val_fraction": _fraction(),
         "unlabeled": {"type": "boolean"}, "n_unlabeled": _integer(0, null=True),
-        "hair": {"enum": ["exclusive", "all"]}, "workers": _WORKERS,
+        "hair": {"enum": ["exclusive", "official", "all"]}, "workers": _WORKERS,
+        "recipe": {"enum": ["official_partition", "ood_k"],
+                   "description": "celeba: the official partition (default) or CLEAR's OOD-k split by hair colour"},
+        "k": _integer(1, 3, description="celeba ood_k: hair colours per class seen in training, 1..3 of 4"),
+        "ood_design": {"enum": ["random", "cyclic"],
+                       "description": "celeba ood_k: each class's k hair colours at random (the official draw) or cyclic"},
     },
     relations=(_required("name"), _only_with("unlabeled", "name", ("stl10",)), _only_with("n_unlabeled", "name", ("stl10",)),
-               _only_with("hair", "name", ("celeba",))),
+               _only_with("hair", "name", ("celeba",)), _only_with("recipe", "name", ("celeba",)),
+               _only_with("k", "recipe", ("ood_k",)), _only_with("ood_design", "recipe", ("ood_k",))),
 ))
 
 register_generator(Generator(

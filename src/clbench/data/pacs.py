@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from clbench.data.dataset_dir import DatasetError
+from clbench.data.ood_split import OOD_DESIGNS, seen_styles
 from clbench.data.imagefolder import (
     is_image_file,
     cap,
@@ -120,30 +121,18 @@ def scan(root: str | os.PathLike) -> dict[str, Any]:
     return {"files": files, "y": np.asarray(ys, np.int64), "domain": np.asarray(ds, np.int64), "base": base}
 
 
-OOD_DESIGNS = ("random", "cyclic")
-
-
 def seen_domains(k: int, seed: int, design: str = "random") -> dict[str, list[str]]:
     """For each class, the ``k`` domains whose images may appear in train/val (OOD-k recipe).
 
     ``design``: ``random`` (each class's domains drawn at random, the official CLEAR code's draw) or
-    ``cyclic`` (every domain seen for some class); see the module docstring. Both are nested in ``k``.
+    ``cyclic`` (every domain seen for some class); see :func:`clbench.data.ood_split.seen_styles`.
     """
     if not 1 <= k <= len(DOMAINS) - 1:
         raise ValueError(f"PACS OOD-k needs 1 <= k <= {len(DOMAINS) - 1}, got k={k}")
-    if design == "random":
-        # one random order of the domains per class; its first k are seen
-        order = np.argsort(rng_for(seed, 8).random((len(CLASSES), len(DOMAINS))), axis=1)
-        return {c: sorted(DOMAINS[d] for d in order[ci, :k]) for ci, c in enumerate(CLASSES)}
-    if design != "cyclic":
+    if design not in OOD_DESIGNS:
         raise ValueError(f"PACS: unknown ood_design {design!r}; expected one of {list(OOD_DESIGNS)}")
-    rng = rng_for(seed, 7)
-    dom_order = rng.permutation(len(DOMAINS))
-    cls_rank = rng.permutation(len(CLASSES))
-    return {
-        c: sorted(DOMAINS[dom_order[(cls_rank[ci] + j) % len(DOMAINS)]] for j in range(k))
-        for ci, c in enumerate(CLASSES)
-    }
+    seen = seen_styles(len(CLASSES), len(DOMAINS), k, seed, design)
+    return {c: sorted(DOMAINS[d] for d in seen[ci]) for ci, c in enumerate(CLASSES)}
 
 
 def _fetch(url: str, md5: str | None):

@@ -31,9 +31,13 @@ Splits and factors:
   ``y`` = gender x smiling (``2 * Male + Smiling``: female_not_smiling, female_smiling,
   male_not_smiling, male_smiling), as CLEAR uses it; style ``factor_hair`` = hair colour (black,
   blond, brown, gray); also ``factor_gender`` and ``factor_smiling``. By default only images with
-  exactly one of the four hair-colour attributes are kept (``hair: exclusive``); ``hair: all`` keeps
-  every image and adds the value ``other`` (none or several). Images are centre-cropped to a square
-  and resized to ``image_size`` (default 64).
+  exactly one of the four hair-colour attributes are kept (``hair: exclusive``); ``hair: official`` keeps,
+  as the official CLEAR code, images with some hair colour that are not blurry (several: the first of
+  black, blond, brown, gray); ``hair: all`` keeps every image and adds the value ``other`` (none or
+  several). Images are centre-cropped to a square and resized to ``image_size`` (default 64).
+  ``recipe: ood_k`` (``k`` 1..3, ``ood_design`` random | cyclic) is CLEAR's CelebA OOD-k: for each of
+  the 4 classes ``k`` hair colours are seen; the official training partition's seen pairs give
+  ``train`` and ``val`` (15%), its unseen pairs ``test``.
 
 Every split carries ``id``: ``meta["id_offsets"][official_split] + index in that official split``,
 so ids are unique across splits and map back to the source files (e.g. to CIFAR-10-C rows).
@@ -51,7 +55,8 @@ Spec keys (``generator: torchvision``; keys may also sit under ``options``):
 - ``val_fraction`` (default 0.1): share of the training set carved off as val when ``n_val`` is unset
   (ignored for celeba).
 - ``unlabeled`` (stl10, default false), ``n_unlabeled`` (cap on it).
-- ``hair`` (celeba): ``exclusive`` (default) or ``all``.
+- ``hair`` (celeba): ``exclusive`` (default), ``official`` or ``all``; ``recipe`` (celeba):
+  ``official_partition`` (default) or ``ood_k``, with ``k`` and ``ood_design``.
 - ``seed`` (default 0), ``workers`` (celeba JPEG decoding threads, default 4).
 """
 
@@ -68,6 +73,7 @@ import numpy as np
 
 from clbench.data import dataset_dir
 from clbench.data.dataset_dir import DatasetError
+from clbench.data.ood_split import seen_styles
 from clbench.data.imagefolder import (
     cap,
     carve,
@@ -86,7 +92,7 @@ SOURCES = ("mnist", "cifar10", "cifar100", "stl10", "celeba")
 
 ACCEPTED = {
     "image_size", "channels", "n_train", "n_val", "n_test", "val_fraction",
-    "unlabeled", "n_unlabeled", "hair", "workers",
+    "unlabeled", "n_unlabeled", "hair", "workers", "recipe", "k", "ood_design",
 }
 
 LAYOUTS = {
@@ -549,17 +555,47 @@ def _build_celeba(
         keep = n_hair == 1
         hair = hair_onehot.argmax(1)
         hair_names = list(HAIR)
+    elif mode == "official":
+        # the official CLEAR code (get_process_celeba): some hair colour, not blurry; several -> the first
+        keep = (n_hair >= 1) & (attr[:, col["Blurry"]] == 0)
+        hair = hair_onehot.argmax(1)
+        hair_names = list(HAIR)
     elif mode == "all":
         keep = np.ones(len(male), dtype=bool)
         hair = np.where(n_hair == 1, hair_onehot.argmax(1), len(HAIR))
         hair_names = [*HAIR, "other"]
     else:
-        raise ValueError(f"hair must be 'exclusive' or 'all', got {mode!r}")
+        raise ValueError(f"hair must be 'exclusive', 'official' or 'all', got {mode!r}")
     y = 2 * male + smiling
     ids = np.arange(len(y), dtype=np.int64)
     seed = int(spec.get("seed", 0))
     part = lists["partition"]
     caps = {"train": spec.get("n_train"), "val": spec.get("n_val"), "test": spec.get("n_test")}
+    recipe = spec.get("recipe") or "official_partition"
+    if recipe == "ood_k":
+        if mode == "all":
+            raise ValueError("recipe ood_k splits by hair colour: hair must be 'exclusive' or 'official'")
+        k, design = int(spec.get("k") or 2), spec.get("ood_design") or "random"
+        seen = seen_styles(len(CELEBA_CLASSES), len(HAIR), k, seed, design)
+        seen_row = np.zeros((len(CELEBA_CLASSES), len(HAIR)), dtype=bool)
+        for c, styles in enumerate(seen):
+            seen_row[c, styles] = True
+        # the official kceleba_train_test_split: CelebA's training partition only; seen (class, hair colour)
+        # pairs give train and, by random_split(0.85, 0.15), val; the unseen pairs are the test split
+        pool = (part == 0) & keep
+        is_seen = seen_row[y, np.minimum(hair, len(HAIR) - 1)]
+        seen_ix = rng_for(seed, 20).permutation(np.flatnonzero(pool & is_seen))
+        n_val = int(round(len(seen_ix) * 0.15))
+        chosen = {"train": np.sort(seen_ix[n_val:]), "val": np.sort(seen_ix[:n_val]),
+                  "test": np.flatnonzero(pool & ~is_seen)}
+        recipe_meta = {"kind": "ood_k", "k": k, "design": design,
+                       "seen": {CELEBA_CLASSES[c]: [HAIR[h] for h in styles] for c, styles in enumerate(seen)},
+                       "val": "0.15 of the seen pairs (random_split)", "partition": "official train only"}
+    elif recipe == "official_partition":
+        chosen = {s: np.flatnonzero((part == k) & keep) for k, s in enumerate(("train", "val", "test"))}
+        recipe_meta = {"kind": "official_partition"}
+    else:
+        raise ValueError(f"celeba recipe must be 'official_partition' or 'ood_k', got {recipe!r}")
     factors = {"gender": male, "smiling": smiling, "hair": hair}
     img_dir = root / "celeba" / "img_align_celeba"
     files = np.asarray(lists["files"])
@@ -572,7 +608,7 @@ def _build_celeba(
 
     splits = {}
     for k, s in enumerate(("train", "val", "test")):
-        ix = cap(np.flatnonzero((part == k) & keep), caps[s], rng_for(seed, 10 + k))
+        ix = cap(chosen[s], caps[s], rng_for(seed, 10 + k))
         d = split_arrays(None, y, ids, factors, ix)
         x = load_images([img_dir / f for f in files[ix]], size, 3, workers, err)
         d["x"] = to_channels(x, channels)
@@ -584,7 +620,7 @@ def _build_celeba(
             "content_factors": ["gender", "smiling"],
             "style_factors": ["hair"],
             "recipe": {
-                "kind": "official_partition",
+                **recipe_meta,
                 "hair": mode,
                 "caps": {k: v for k, v in caps.items() if v is not None},
                 "crop": "centre square, then resize",

@@ -612,6 +612,16 @@ def protocol(record) -> dict:
             out["data"]["k"] = Source(f"{at} (for k in range(1, 4): one split per k)")
             out["data"]["ood_design"] = Source(f"{at} generate_style_dict (np.random.choice: each class's k "
                                                f"domains drawn at random)", "random")
+        if record.dataset.get("name") == "celeba":
+            out["data"]["hair"] = Source(f"{_CODE}src/utils/data_utils.py get_process_celeba (some hair colour, not "
+                                         f"blurry; several: the first)", "official")
+            if record.dataset.get("recipe") == "ood_k":
+                split = f"{_CODE}expr/expr_utils.py kceleba_train_test_split"
+                out["data"]["recipe"] = Source(f"{split} (k hair colours per class in training, the others in test)",
+                                               "ood_k")
+                out["data"]["k"] = Source(f"{at} (for k in range(1, 4): one split per k)")
+                out["data"]["ood_design"] = Source(f"{split} (generate_style_dict: np.random.choice per class)",
+                                                   "random")
     out["evaluation"] = _mlp_probe_sources(script, kind)
     out["evaluation"]["evaluations"] = (
         Source(f"{at} (trainer.evaluate: gMIG of the sampled latents)", ["gmig"]) if kind == "gmig" else
