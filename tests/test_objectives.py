@@ -85,7 +85,7 @@ def test_the_key_names_where_the_method_was_configured():
         ({"objective": "cross_entropy", "loss": {"temperature": 0.1}}, "m.loss.temperature",
          "unknown parameter of objective cross_entropy; known: none"),
         ({"objective": "clear_vae", "vae": {"styel": "tc"}}, "m.vae.styel", "unknown parameter of objective clear_vae"),
-        ({"objective": "clear_vae", "vae": {"style": "club"}}, "m.vae.style", "one of ps_snn, tc, club_sample, l1out, none"),
+        ({"objective": "clear_vae", "vae": {"style": "club"}}, "m.vae.style", "one of ps_snn, neg_snn, tc, club_sample, l1out, none"),
         ({"objective": "clear_vae", "vae": {"estimator_steps": 0}}, "m.vae.estimator_steps", "must be >= 1, got 0"),
         ({"objective": "clear_vae", "vae": {"z_content": 8.0}}, "m.vae.z_content", "must be an integer"),
         ({"objective": "clear_vae", "vae": {"estimator_lr": 0.0}}, "m.vae.estimator_lr", "must be > 0"),

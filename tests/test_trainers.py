@@ -25,5 +25,5 @@ def test_unknown_domain_and_second_trainer_are_refused():
         Objective(name="x", family="classifier", loss=None, doc="", domain="audio")
     with pytest.raises(ValueError, match="domain must be one of"):
         trainers.register_trainer("audio", "m:f")
-    with pytest.raises(ValueError, match="already trains"):
+    with pytest.raises(ValueError, match="already has the trainer"):
         trainers.register_trainer("image", "somewhere.else:train")

@@ -30,6 +30,7 @@ __all__ = [
     "Statistic",
     "check_method",
     "method_capabilities",
+    "register_by_domain",
     "register_objective",
     "resolve_ref",
     "resolved_params",
@@ -216,6 +217,16 @@ def register_objective(obj: Objective) -> Objective:
         raise ValueError(f"objective {obj.name!r} is already registered")
     OBJECTIVES[obj.name] = obj
     return obj
+
+
+def register_by_domain(table: dict[str, str], domain: str, ref: str, role: str) -> None:
+    """Add ``domain -> ref`` (``"module:function"``) to a per-domain registry (trainers, evaluators), refusing an
+    unknown domain or a second function for one domain; ``role`` names the registry in the messages."""
+    if domain not in DOMAINS:
+        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
+    if table.get(domain, ref) != ref:
+        raise ValueError(f"domain {domain!r} already has the {role} {table[domain]}")
+    table[domain] = ref
 
 
 def resolve_ref(ref: str) -> Any:

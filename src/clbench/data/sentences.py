@@ -114,33 +114,31 @@ def read_sts_source(folder: str | os.PathLike, source: str) -> Pairs:
     return s1, s2, np.asarray(scores, dtype=np.float64)
 
 
-def read_stsb(path: str | os.PathLike) -> Pairs:
-    """An STS-B ``sts-*.csv``: tab-separated genre, file, year, id, score, sentence 1, sentence 2 (no header)."""
+def _read_scored_pairs(path: str | os.PathLike, first: int, sentences: tuple[int, int], score: int) -> Pairs:
+    """Tab-separated rows from line ``first`` on: two sentences and a gold score, at the given columns."""
     s1, s2, scores = [], [], []
+    needed = max(*sentences, score) + 1
     with io.open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
+            if n < first:
+                continue
             cols = line.strip().split("\t")
-            if len(cols) < 7:
-                raise DatasetError(f"{path} line {n}: expected >= 7 tab-separated columns, got {len(cols)}")
-            scores.append(float(cols[4]))
-            s1.append(normalise(cols[5]))
-            s2.append(normalise(cols[6]))
+            if len(cols) < needed:
+                raise DatasetError(f"{path} line {n}: expected >= {needed} tab-separated columns, got {len(cols)}")
+            s1.append(normalise(cols[sentences[0]]))
+            s2.append(normalise(cols[sentences[1]]))
+            scores.append(float(cols[score]))
     return s1, s2, np.asarray(scores, dtype=np.float64)
+
+
+def read_stsb(path: str | os.PathLike) -> Pairs:
+    """An STS-B ``sts-*.csv``: tab-separated genre, file, year, id, score, sentence 1, sentence 2 (no header)."""
+    return _read_scored_pairs(path, first=1, sentences=(5, 6), score=4)
 
 
 def read_sick(path: str | os.PathLike) -> Pairs:
     """A SICK ``SICK_*.txt``: a header line, then pair_ID, sentence_A, sentence_B, relatedness_score, ..."""
-    s1, s2, scores = [], [], []
-    with io.open(path, encoding="utf-8") as f:
-        next(f, None)
-        for n, line in enumerate(f, 2):
-            cols = line.strip().split("\t")
-            if len(cols) < 4:
-                raise DatasetError(f"{path} line {n}: expected >= 4 tab-separated columns, got {len(cols)}")
-            s1.append(normalise(cols[1]))
-            s2.append(normalise(cols[2]))
-            scores.append(float(cols[3]))
-    return s1, s2, np.asarray(scores, dtype=np.float64)
+    return _read_scored_pairs(path, first=2, sentences=(1, 2), score=3)
 
 
 def read_task(senteval: str | os.PathLike, task: str, split: str = "test") -> list[tuple[str, Pairs]]:

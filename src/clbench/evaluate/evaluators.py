@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from clbench.objectives import DOMAINS, OBJECTIVES, resolve_ref
+from clbench.objectives import OBJECTIVES, register_by_domain, resolve_ref
 
 # domain -> "module:function"
 EVALUATORS: dict[str, str] = {
@@ -24,11 +24,7 @@ EVALUATORS: dict[str, str] = {
 
 def register_evaluator(domain: str, ref: str) -> None:
     """Evaluate runs of ``domain`` with the function ``ref`` (``"module:function"``)."""
-    if domain not in DOMAINS:
-        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
-    if EVALUATORS.get(domain, ref) != ref:
-        raise ValueError(f"domain {domain!r} is already evaluated by {EVALUATORS[domain]}")
-    EVALUATORS[domain] = ref
+    register_by_domain(EVALUATORS, domain, ref, "evaluator")
 
 
 def model_domain(model_path: str | Path) -> str:

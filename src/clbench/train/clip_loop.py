@@ -43,7 +43,7 @@ from clbench.models.methods import build_method
 from clbench.train import device as devices
 from clbench.train import distributed
 from clbench.train.data import make_loader
-from clbench.train.loop import CheckpointMismatch, rows_to_csv, save_checkpoint, spec_hash
+from clbench.train.loop import restore_state, rows_to_csv, save_checkpoint, spec_hash
 
 log = logging.getLogger(__name__)
 
@@ -159,15 +159,9 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
     checkpoint = Path(checkpoint_dir) / "last.pt"
     rows, start = [], 0
     epochs = int(spec.get("epochs", 10))
-    if checkpoint.exists():
-        state = torch.load(checkpoint, map_location=dev, weights_only=False)
-        if state.get("run_hash") != run_hash:
-            raise CheckpointMismatch(f"{checkpoint} was written for another configuration; delete "
-                                     f"{checkpoint_dir} to start this run afresh")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        scaler.load_state_dict(state["scaler"])
+    state = restore_state(checkpoint, run_hash, dev, {"model": model, "optimizer": optimizer, "schedule": schedule,
+                                                      "scaler": scaler})
+    if state is not None:
         rows, start = state["rows"], state["epoch"] + 1
         log.info("resuming from %s after epoch %d", checkpoint, state["epoch"])
     step = start * steps_per_epoch

@@ -28,12 +28,12 @@ from clbench.data import dataset_dir
 from clbench.data.embedded import rng_for
 from clbench.data.graph_augment import GraphAugment
 from clbench.data.graphs import graph, graph_batch, num_graphs
-from clbench.io import atomic_path, write_json, write_text
+from clbench.io import write_json, write_text
 from clbench.models.checkpoint import save_model
 from clbench.models.graph import graph_settings
 from clbench.models.methods import build_method
 from clbench.train import device as devices
-from clbench.train.loop import CheckpointMismatch, build_optimizer, build_schedule, rows_to_csv, spec_hash
+from clbench.train.loop import build_optimizer, build_schedule, restore_state, rows_to_csv, save_state, spec_hash
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +76,9 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
     run_hash = spec_hash(spec, seed, meta.get("hash", ""))
     checkpoint = Path(checkpoint_dir) / "last.pt"
     rows, start = [], 0
-    if checkpoint.exists():
-        state = torch.load(checkpoint, map_location=dev, weights_only=False)
-        if state.get("run_hash") != run_hash:
-            raise CheckpointMismatch(f"{checkpoint} was written for another configuration; delete {checkpoint_dir} "
-                                     f"to start this run afresh")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
+    stateful = {"model": model, "optimizer": optimizer, "schedule": schedule}
+    state = restore_state(checkpoint, run_hash, dev, stateful)
+    if state is not None:
         rows, start = state["rows"], state["epoch"] + 1
         log.info("resuming from %s after epoch %d", checkpoint, state["epoch"] + 1)
     for epoch in range(start, epochs):
@@ -91,9 +86,7 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
                            epoch, dev))
         model.snapshot(epoch + 1)
         log.info("epoch %d/%d loss=%.4g (%.1f s)", epoch + 1, epochs, rows[-1]["loss"], rows[-1]["seconds"])
-        with atomic_path(checkpoint) as tmp:
-            torch.save({"epoch": epoch, "run_hash": run_hash, "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "rows": rows}, tmp)
+        save_state(checkpoint, run_hash, stateful, epoch=epoch, rows=rows)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_model(out / "model.pt", model, spec, shape)

@@ -247,25 +247,42 @@ def setup(spec: dict, data_dir: str | Path, checkpoint_dir: str | Path, *, seed:
                checkpoint_dir=Path(checkpoint_dir), epochs=spec.get("epochs", 10), started=t0)
 
 
+def restore_state(path: Path, run_hash: str, device, objects: dict) -> dict | None:
+    """The checkpoint at ``path``, if there is one, loaded into ``objects`` (name -> an object with a state dict,
+    or None), refusing a checkpoint another configuration wrote; returns the whole checkpoint (epoch, rows, ...)."""
+    if not path.exists():
+        return None
+    state = torch.load(path, map_location=device, weights_only=False)
+    if state.get("run_hash") != run_hash:
+        raise CheckpointMismatch(f"{path} was written for another configuration (hash {state.get('run_hash')} != "
+                                 f"{run_hash}); delete {path.parent} to start this run afresh")
+    for name, obj in objects.items():
+        if obj is not None:
+            obj.load_state_dict(state[name])
+    return state
+
+
+def save_state(path: Path, run_hash: str, objects: dict, **extra) -> None:
+    """Write ``objects``' state dicts and ``extra`` (epoch, rows, ...) atomically: what :func:`restore_state` reads."""
+    state = {"run_hash": run_hash, **extra,
+             **{name: obj.state_dict() if obj is not None else None for name, obj in objects.items()}}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
 def resume(run: Run) -> None:
     """Continue from the run's last epoch checkpoint, if there is one (refusing another configuration's)."""
-    path = run.checkpoint_path
-    if path.exists():
-        state = torch.load(path, map_location=run.device, weights_only=False)
-        if state.get("run_hash") != run.run_hash:
-            raise CheckpointMismatch(
-                f"{path} was written for another configuration (hash {state.get('run_hash')} != {run.run_hash}); "
-                f"delete {run.checkpoint_dir} to start this run afresh"
-            )
-        run.model.load_state_dict(state["model"])
-        run.optimizer.load_state_dict(state["optimizer"])
-        run.schedule.load_state_dict(state["schedule"])
-        run.scaler.load_state_dict(state["scaler"])
-        if run.aux_optimizer is not None:
-            run.aux_optimizer.load_state_dict(state["aux_optimizer"])
+    state = restore_state(run.checkpoint_path, run.run_hash, run.device, _stateful(run.model, run.optimizer,
+                          run.schedule, run.scaler, run.aux_optimizer))
+    if state is not None:
         run.rows, run.start_epoch = state["rows"], state["epoch"] + 1
-        log.info("resuming from %s after epoch %d", path, state["epoch"])
+        log.info("resuming from %s after epoch %d", run.checkpoint_path, state["epoch"])
     run.step = run.start_epoch * run.steps_per_epoch
+
+
+def _stateful(model, optimizer, schedule, scaler=None, aux_optimizer=None) -> dict:
+    return {"model": model, "optimizer": optimizer, "schedule": schedule, "scaler": scaler,
+            "aux_optimizer": aux_optimizer}
 
 
 def train_epoch(run: Run, epoch: int) -> dict:
@@ -364,11 +381,7 @@ def distribution_columns(spreads: dict[str, list[torch.Tensor]]) -> dict[str, fl
 
 def save_checkpoint(path: Path, epoch: int, run_hash: str, model, optimizer, schedule, scaler, rows,
                     aux_optimizer=None) -> None:
-    state = {"epoch": epoch, "run_hash": run_hash, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "schedule": schedule.state_dict(), "scaler": scaler.state_dict(), "rows": rows,
-             "aux_optimizer": aux_optimizer.state_dict() if aux_optimizer is not None else None}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_state(path, run_hash, _stateful(model, optimizer, schedule, scaler, aux_optimizer), epoch=epoch, rows=rows)
 
 
 def rows_to_csv(rows: list[dict]) -> str:

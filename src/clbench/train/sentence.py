@@ -31,12 +31,12 @@ import torch
 from clbench.data import dataset_dir
 from clbench.data.sentences import sentences
 from clbench.evaluate.sts import dev_spearman
-from clbench.io import atomic_path, write_json, write_text
+from clbench.io import write_json, write_text
 from clbench.models.methods import build_method
 from clbench.models.sentence import SentenceEncoder, save_sentence_model, sentence_settings
 from clbench.objectives import OBJECTIVES, resolved_params
 from clbench.train import device as devices
-from clbench.train.loop import build_optimizer, rows_to_csv, spec_hash
+from clbench.train.loop import build_optimizer, restore_state, rows_to_csv, save_state, spec_hash
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +86,9 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
     run_hash = spec_hash(spec, seed, meta.get("hash", ""))
     checkpoint = Path(checkpoint_dir) / "last.pt"
     state = {"step": 0, "rows": [], "best": -math.inf, "best_step": None, "best_state": None}
-    if checkpoint.exists():
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if saved["run_hash"] != run_hash:
-            raise RuntimeError(f"{checkpoint} belongs to another configuration; delete it to start afresh")
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        schedule.load_state_dict(saved["schedule"])
-        scaler.load_state_dict(saved["scaler"])
+    stateful = {"model": model, "optimizer": optimizer, "schedule": schedule, "scaler": scaler}
+    saved = restore_state(checkpoint, run_hash, "cpu", stateful)
+    if saved is not None:
         torch.set_rng_state(saved["rng"])
         if dev.type == "cuda" and saved.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(saved["cuda_rng"], dev)
@@ -146,11 +141,8 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
             model.train()
             losses, t0 = [], time.time()
             state["step"] = step
-            with atomic_path(checkpoint) as tmp:
-                torch.save({**state, "run_hash": run_hash, "model": model.state_dict(),
-                            "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                            "scaler": scaler.state_dict(), "rng": torch.get_rng_state(),
-                            "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None}, tmp)
+            save_state(checkpoint, run_hash, stateful, **state, rng=torch.get_rng_state(),
+                       cuda_rng=torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None)
     if not state["rows"]:  # no evaluation step reached: the last model, scored once
         evaluate_and_keep(step, losses, t0)
     if state["best_state"] is not None:

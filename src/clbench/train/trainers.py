@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from clbench.objectives import DOMAINS, OBJECTIVES, resolve_ref
+from clbench.objectives import OBJECTIVES, register_by_domain, resolve_ref
 
 # domain -> "module:function"
 TRAINERS: dict[str, str] = {
@@ -21,11 +21,7 @@ TRAINERS: dict[str, str] = {
 
 def register_trainer(domain: str, ref: str) -> None:
     """Train methods of ``domain`` with the function ``ref`` (``"module:function"``)."""
-    if domain not in DOMAINS:
-        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
-    if TRAINERS.get(domain, ref) != ref:
-        raise ValueError(f"domain {domain!r} already trains with {TRAINERS[domain]}")
-    TRAINERS[domain] = ref
+    register_by_domain(TRAINERS, domain, ref, "trainer")
 
 
 def trainer_for(spec: dict) -> Callable:
