@@ -21,7 +21,7 @@ from conftest import REPO
 SCHEMA = wf.load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
 STYLED_MNIST_OOD = [f"clear_ood_k{k}" for k in range(1, 6)]
-VAE_64PX = ["pacs_ood_k1", "pacs_ood_k2", "pacs_ood_k3", "clear_celeba"]
+VAE_64PX = ["pacs_ood_k1", "pacs_ood_k2", "pacs_ood_k3", "clear_celeba"] + [f"clear_celeba_ood_k{k}" for k in (1, 2, 3)]
 CLEAR_OOD = STYLED_MNIST_OOD + VAE_64PX + ["clear_camelyon17"]
 CLEAR_VAES = ["clear", "clear_tc", "clear_l1out", "clear_club"]
 ADNCE = {"adnce_cifar10": {"temperature": 0.4, "mu": 0.7, "sigma": 0.5},

@@ -35,7 +35,8 @@ def metrics(workdir):
 @pytest.fixture(scope="module")
 def overlay(tmp_path_factory):
     path = tmp_path_factory.mktemp("overlay") / "overlay.yaml"
-    path.write_text(yaml.safe_dump({"methods": {"supcon": {"epochs": 4}}}))
+    # a job per seed: the killed job is seed 0's own (a job of several seeds resumes each from the same checkpoints)
+    path.write_text(yaml.safe_dump({"seeds_per_job": "one", "methods": {"supcon": {"epochs": 4}}}))
     return path
 
 
