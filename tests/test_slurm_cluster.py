@@ -188,7 +188,8 @@ def test_after_a_sigkill_a_job_that_finished_is_not_retrained(cluster_run):
     assert unlock.returncode == 0, unlock.log[-3000:]
     proc = run(workdir)
     assert proc.returncode == 0, proc.log[-6000:]
-    assert [call_rule(c) for c in sbatch_calls(proc.log)] == ["evaluate"]  # not the finished pretraining
+    # not the finished pretraining (one job trained both seeds of configs/smoke.yaml: seeds_per_job all)
+    assert [call_rule(c) for c in sbatch_calls(proc.log)] == ["evaluate_seeds"]
     assert "varcon_digits/supcon/seed0/evaluation.json" in proc.log
 
 
@@ -202,8 +203,9 @@ def test_changed_learning_rate_on_the_command_line_reruns_only_its_branch(cluste
     comments = sorted(re.search(r"--comment (\S+)", c).group(1) for c in calls)
     # that run's training and evaluation, and the analyses reading its logs; nothing of another method
     trained = [c for c in comments if not c.startswith("rule_analyse_")]
-    assert trained == ["rule_evaluate_wildcards_varcon_digits_varcon_0", "rule_pretrain_wildcards_varcon_digits_varcon_0"]
-    assert all(call_rule(c) in ("pretrain", "evaluate", "analyse") for c in calls), comments
+    assert trained == ["rule_evaluate_seeds_wildcards_varcon_digits_varcon",
+                       "rule_pretrain_seeds_wildcards_varcon_digits_varcon"]  # one job each for both seeds
+    assert all(call_rule(c) in ("pretrain_seeds", "evaluate_seeds", "analyse") for c in calls), comments
     assert json.loads(run_json.read_text())["spec"]["optimizer"]["lr"] == 0.0012  # a number, inside the job too
     states = job_states(slurm_job_ids(proc.log))
     assert all(state == "COMPLETED" for state, _ in states.values()), states
