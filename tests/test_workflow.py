@@ -78,8 +78,9 @@ def test_report_has_every_paper_section(smoke_run):
 
 
 def test_logs_record_device_seed_progress_and_time(smoke_run):
-    log = (smoke_run / "results" / "logs" / "pretrain" / "varcon_digits" / "supcon" / "seed0.log").read_text()
-    assert "device=cpu" in log and "seed=0" in log
+    # seeds_per_job all: one job, one log for both smoke seeds of a method
+    log = (smoke_run / "results" / "logs" / "pretrain" / "varcon_digits" / "supcon" / "seeds.log").read_text()
+    assert "device=cpu" in log and "seed=0" in log and "seed=1" in log
     assert "epochs: 100%" in log  # the tqdm bar
     assert re.search(r"finished in [\d.]+ s", log)
 
@@ -98,24 +99,27 @@ def test_changed_learning_rate_reruns_only_that_method(smoke_run, tmp_path):
     proc = snakemake(smoke_run, "-n", configs=(str(tmp_path / "changed.yaml"),))
     assert proc.returncode == 0, proc.stderr
     jobs = planned_jobs(proc)
-    assert jobs.get("pretrain") == 1 and jobs.get("evaluate") == 1, proc.stdout
-    assert "build_dataset" not in jobs
-    assert "/supcon/seed0/model.pt" in proc.stdout
+    assert jobs.get("pretrain_seeds") == 1 and jobs.get("evaluate_seeds") == 1, proc.stdout  # both seeds, one job
+    assert "build_dataset" not in jobs and "pretrain" not in jobs
+    assert "/supcon/seed0/model.pt" in proc.stdout and "/supcon/seed1/model.pt" in proc.stdout
     for other in ("cnn", "varcon", "clear"):  # other methods' pretrain and evaluation stay put
         assert f"/{other}/seed0/model.pt" not in proc.stdout
 
 
-def test_added_seed_runs_only_new_jobs(smoke_run, tmp_path):
+def test_added_seed_reruns_only_that_experiment(smoke_run, tmp_path):
+    """A seed added to one experiment takes it out of the grouped seeds (seeds_per_job all): its methods get a
+    job per seed, so they re-run; no other experiment's job does."""
     with open(REPO / "configs" / "smoke.yaml") as f:
         cfg = yaml.safe_load(f)
-    cfg["experiments"] = {"varcon_digits": {"seeds": [0, 1]}}
+    cfg["experiments"]["varcon_digits"]["seeds"] = [0, 1, 2]
     (tmp_path / "seed.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake(smoke_run, "-n", configs=(str(tmp_path / "seed.yaml"),))
     assert proc.returncode == 0, proc.stderr
     jobs = planned_jobs(proc)
-    assert jobs.get("pretrain") == 3 and jobs.get("evaluate") == 3, jobs  # cnn, supcon, varcon with seed 1
-    assert "build_dataset" not in jobs and "pretrain_stage" not in jobs
-    assert "seed0/model.pt" not in proc.stdout  # nothing of seed 0 is retrained or re-evaluated
+    assert jobs.get("pretrain") == 9 and jobs.get("evaluate") == 9, jobs  # cnn, supcon, varcon x seeds 0-2
+    assert "build_dataset" not in jobs and "pretrain_seeds" not in jobs and "pretrain_stage_seeds" not in jobs
+    planned = set(re.findall(r"results/runs/(\w+)/", proc.stdout))
+    assert planned == {"varcon_digits"}, planned
     assert {"collect_results", "html_report"} <= set(jobs)
 
 

@@ -294,7 +294,7 @@ def test_paper_scale_dataset_settings_are_checked():
         ({"datasets": {"pacs_ood3": {"recipe": "lodo"}}}, "datasets.pacs_ood3.k", "applies only with recipe: ood_k"),
         ({"datasets": {"cifar10": {"options": {"unlabeled": True}}}}, "datasets.cifar10.options.unlabeled", "stl10"),
         ({"datasets": {"cifar10": {"name": "cifar11"}}}, "datasets.cifar10.name", "cifar100"),
-        ({"datasets": {"cifar10": {"k": 3}}}, "datasets.cifar10.k", "reads no k"),
+        ({"datasets": {"cifar10": {"k": 3}}}, "datasets.cifar10.k", "applies only with recipe: ood_k"),
         ({"datasets": {"camelyon17": {"options": {"storage": "disk"}}}}, "datasets.camelyon17.options.storage", "paths"),
     ]:
         error = refused(cfg, overlay)
