@@ -333,6 +333,13 @@ def _k_for_regularizer(p: dict, spec: dict) -> str | None:
     return f"must be >= 2 for regularizer {p['regularizer']} (it couples different slices), got {p['k']}"
 
 
+def _adnce_params(temperature: float, mu: float) -> tuple[Param, ...]:
+    """ADNCE's parameters in every domain (images, graphs, sentences), with that domain's defaults."""
+    return (_positive("temperature", "softmax temperature t", temperature),
+            Param("mu", "number", mu, "centre of the Gaussian weighting of the similarities"),
+            _positive("sigma", "width of the Gaussian weighting", 1.0))
+
+
 register_objective(Objective(
     name="cross_entropy",
     family="classifier",
@@ -358,12 +365,7 @@ register_objective(Objective(
     doc="ADNCE (CL-DRO): InfoNCE with detached Gaussian weights on the negatives",
     views=2,
     view_layout="pair",
-    params=(
-        _positive("temperature", "softmax temperature t", 0.5),
-        Param("mu", "number", 0.7, "centre of the Gaussian weighting of negative similarities"),
-        _positive("sigma", "width of the Gaussian weighting", 1.0),
-        _SIMILARITY,
-    ),
+    params=(*_adnce_params(temperature=0.5, mu=0.7), _SIMILARITY),
 ))
 
 register_objective(Objective(
@@ -468,11 +470,7 @@ register_objective(Objective(
     doc="ADNCE on graphs: GraphCL's loss with detached Gaussian weights on the negatives",
     domain="graph",
     capabilities=("graphs",),
-    params=(
-        _positive("temperature", "softmax temperature t", 0.2),
-        Param("mu", "number", 0.7, "centre of the Gaussian weighting of negative cosine similarities"),
-        _positive("sigma", "width of the Gaussian weighting", 1.0),
-    ),
+    params=_adnce_params(temperature=0.2, mu=0.7),
 ))
 
 # sentence embeddings (unsupervised, SimCSE-style): two dropout passes of a transformer encoder;
@@ -495,11 +493,7 @@ register_objective(Objective(
     doc="ADNCE on sentences: SimCSE's InfoNCE with detached Gaussian weights over each whole row, positive included",
     capabilities=("sentences",),
     domain="text",
-    params=(
-        _positive("temperature", "softmax temperature t", 0.07),
-        Param("mu", "number", 0.4, "centre of the Gaussian weighting of the similarities"),
-        _positive("sigma", "width of the Gaussian weighting", 1.0),
-    ),
+    params=_adnce_params(temperature=0.07, mu=0.4),
 ))
 
 # image-caption objectives (domain image_text, trained by clbench.train.clip_loop)
