@@ -865,3 +865,31 @@ def test_mi_penalties_keep_dtype():
             assert value.dtype == torch.float32 and torch.isfinite(value)
     x64, y64 = x.double(), y.double()
     assert L.l1out(est.double(), x64, y64).dtype == torch.float64
+
+
+def _official_l1out_broadcast(est, x, y):
+    """The official L1OutUB forward, its [B, B, 1] diagonal mask broadcasting to B x B x B included."""
+    b = y.shape[0]
+    mu, logvar = est.get_mu_logvar(x)
+    positive = (-((mu - y) ** 2) / 2.0 / logvar.exp() - logvar / 2.0).sum(-1)
+    all_probs = (-((y.unsqueeze(0) - mu.unsqueeze(1)) ** 2) / 2.0 / logvar.unsqueeze(1).exp()
+                 - logvar.unsqueeze(1) / 2.0).sum(-1)
+    mask = torch.ones(b, dtype=x.dtype).diag().unsqueeze(-1) * -20.0
+    negative = torch.logsumexp(all_probs + mask, dim=0) - math.log(b - 1)
+    return (positive - negative).mean()
+
+
+def test_l1out_official_form_equals_the_official_broadcast():
+    torch.manual_seed(1)
+    est = L1OutUB(3, 4, hidden_size=8, l1out_form="official").double()
+    x, y = _rand(9, 3, seed=30), 3.0 * _rand(9, 4, seed=31)
+    ours = L.l1out(est, x, y, form="official")
+    ref = _official_l1out_broadcast(est, x, y)
+    assert_close(ours, ref, atol=1e-7)  # the official mask leaves e^-20 terms in
+    for a, b in zip(_grad(ours, x, y), _grad(ref, x, y)):
+        assert_close(a, b, atol=1e-6)
+    assert_close(est(x, y), ours, atol=TIGHT)  # the estimator's forward follows its form
+    # and the form differs from the leave-one-out bound as written
+    assert abs(float(L.l1out(est, x, y)) - float(ours)) > 1e-3
+    with pytest.raises(ValueError, match="l1out form"):
+        L.l1out(est, x, y, form="loo")

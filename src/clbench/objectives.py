@@ -418,6 +418,10 @@ register_objective(Objective(
               "(neg_snn: the official clear-neg ablation), or an MI penalty between z_c and z_s",
               choices=("ps_snn", "neg_snn", "tc", "club_sample", "l1out", "none")),
         Param("penalty_weight", "number", 1.0, "weight of the MI penalty (style tc, club_sample, l1out)", minimum=0),
+        Param("l1out_form", "choice", "official",
+              "the L1Out bound (style l1out): as the official L1OutUB computes it (its broadcast diagonal mask "
+              "makes it the all-pairs CLUB mean) or Poole et al.'s leave-one-out log-sum-exp as written",
+              choices=("official", "leave_one_out")),
         Param("estimator_steps", "integer", 5, "updates of the MI estimator per training step", minimum=1),
         _positive("estimator_lr", "learning rate of the MI estimator's Adam", 1e-3),
         Param("estimator_latents", "choice", "step",

@@ -135,7 +135,7 @@ def club_sample(estimator, x: Tensor, y: Tensor, perm: Tensor | None = None,
     return ((positive - negative).mean() / 2.0).to(x.dtype)
 
 
-def l1out(estimator, x: Tensor, y: Tensor) -> Tensor:
+def l1out(estimator, x: Tensor, y: Tensor, form: str = "leave_one_out") -> Tensor:
     r"""L1Out: the leave-one-out variational upper bound on ``I(x; y)`` (Poole et al. 2019).
 
     With the estimator's Gaussian ``q(y|x)``::
@@ -147,6 +147,15 @@ def l1out(estimator, x: Tensor, y: Tensor) -> Tensor:
     matmuls (no B x B x D tensor) and the inner sum is an exact logsumexp over ``j != i``. (The
     official CLEAR/CLUB code adds -20 on the diagonal and broadcasts to B x B x B by accident;
     this is the bound as written.)
+
+    ``form="official"`` is what the official L1OutUB computes: its ``-20`` mask of shape ``[B, B, 1]``
+    broadcasts the B x B matrix to B x B x B, so the log-sum-exp over the first axis adds
+    ``log(B - 1)`` to every pair and the "negative" becomes ``log q(y_j|x_i)`` for every (i, j). The
+    value is then ``1/B sum_i log q(y_i|x_i) - 1/B^2 sum_{i,j} log q(y_j|x_i)``: the all-pairs CLUB
+    bound (up to ``e^-20`` terms). CLEAR's L1Out numbers come from that form. The leave-one-out form
+    is unbounded below in the encoder's latents while the estimator lags (a log-sum-exp rewards
+    moving ``y_i`` towards another sample's mean), and a VAE that minimises it can blow its style
+    latents up; the all-pairs mean cannot be exploited that way.
 
     Train the estimator with ``estimator.learning_loss(x.detach(), y.detach())``; the bound is the
     penalty.
@@ -167,6 +176,10 @@ def l1out(estimator, x: Tensor, y: Tensor) -> Tensor:
     quad = (yc * yc) @ prec.T - 2.0 * (yc @ (mu * prec).T) + ((mu * mu) * prec).sum(1)[None, :]
     logq = -0.5 * quad - 0.5 * logvar.sum(1)[None, :]
     positive = logq.diagonal()
+    if form == "official":
+        return (positive.mean() - logq.mean()).to(x.dtype)
+    if form != "leave_one_out":
+        raise ValueError(f"unknown l1out form {form!r}; expected 'official' or 'leave_one_out'")
     off = logq.masked_fill(torch.eye(b, dtype=torch.bool, device=x.device), float("-inf"))
     negative = torch.logsumexp(off, dim=1) - math.log(b - 1)
     return (positive - negative).mean().to(x.dtype)

@@ -18,6 +18,7 @@ copy of it.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Callable
 
 import torch
@@ -208,7 +209,7 @@ class ClearVAEMethod(Method):
         if v["style"] in ("tc", "club_sample", "l1out"):
             from clbench.models.mi_estimators import build_mi_estimator
 
-            self.estimator = build_mi_estimator(v["style"], v["z_content"], v["z_style"])
+            self.estimator = build_mi_estimator(v["style"], v["z_content"], v["z_style"], l1out_form=v["l1out_form"])
         self._latents: tuple[torch.Tensor, torch.Tensor] | None = None
         self._images: torch.Tensor | None = None
 
@@ -252,7 +253,8 @@ class ClearVAEMethod(Method):
             terms["snn_style"] = losses.snn(gather(mu_s), all_labels, **sim)
             loss = loss - v["alpha"] * terms["snn_style"]
         elif self.estimator is not None:
-            penalty = {"tc": losses.tc_penalty, "club_sample": losses.club_sample, "l1out": losses.l1out}[v["style"]]
+            penalty = {"tc": losses.tc_penalty, "club_sample": losses.club_sample,
+                       "l1out": partial(losses.l1out, form=v["l1out_form"])}[v["style"]]
             terms[f"{v['style']}_penalty"] = penalty(self.estimator, z_c, z_s)
             loss = loss + v["penalty_weight"] * terms[f"{v['style']}_penalty"]
             self._latents = (z_c.detach(), z_s.detach())

@@ -74,8 +74,9 @@ class GaussianConditional(nn.Module):
 
     bound = "club_sample"
 
-    def __init__(self, x_dim: int, y_dim: int, hidden_size: int | None = None):
+    def __init__(self, x_dim: int, y_dim: int, hidden_size: int | None = None, l1out_form: str = "leave_one_out"):
         super().__init__()
+        self.l1out_form = l1out_form
         hidden = max(int(hidden_size or (x_dim + y_dim)) // 2, 1)
         self.p_mu = nn.Sequential(nn.Linear(x_dim, hidden), nn.ReLU(), nn.Linear(hidden, y_dim))
         self.p_logvar = nn.Sequential(
@@ -94,7 +95,7 @@ class GaussianConditional(nn.Module):
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         if self.bound == "l1out":
-            return l1out(self, x, y)
+            return l1out(self, x, y, form=self.l1out_form)
         return club_sample(self, x, y)
 
 
@@ -110,7 +111,8 @@ class L1OutUB(GaussianConditional):
     bound = "l1out"
 
 
-def build_mi_estimator(kind: str, x_dim: int, y_dim: int, hidden_size: int | None = None) -> nn.Module:
+def build_mi_estimator(kind: str, x_dim: int, y_dim: int, hidden_size: int | None = None,
+                       l1out_form: str = "leave_one_out") -> nn.Module:
     """``"tc"`` -> :class:`TCDiscriminator` (on ``x_dim + y_dim``), ``"club_sample"``/``"club-s"``
     -> :class:`CLUBSample`, ``"l1out"`` -> :class:`L1OutUB`. ``hidden_size`` defaults to
     ``x_dim + y_dim`` (the official code's ``hidden_size = z_dim``)."""
@@ -120,5 +122,5 @@ def build_mi_estimator(kind: str, x_dim: int, y_dim: int, hidden_size: int | Non
     if key in ("club_sample", "club_s", "clubsample"):
         return CLUBSample(x_dim, y_dim, hidden_size)
     if key in ("l1out", "l1outub", "l1out_ub"):
-        return L1OutUB(x_dim, y_dim, hidden_size)
+        return L1OutUB(x_dim, y_dim, hidden_size, l1out_form=l1out_form)
     raise ValueError(f"unknown MI estimator {kind!r}; expected 'tc', 'club_sample' or 'l1out'")
