@@ -71,6 +71,7 @@ __all__ = [
     "divergence_ratios",
     "effective_rank",
     "embedding_spread",
+    "log_health",
     "majority_rate",
     "settings",
     "stage_health",
@@ -299,29 +300,31 @@ def stage_health(stages: Sequence[Mapping[str, Any] | None]) -> dict:
     return combine(checks, stages=[h or combine([]) for h in stages])
 
 
-def stop_if_diverged(losses: Sequence[float], given: Mapping[str, Any] | None = None, *, epoch: int | None = None,
+def stop_if_diverged(losses: Sequence[float], given: Mapping[str, Any] | None = None, *, at: str | None = None,
                      logger: logging.Logger | None = None) -> None:
-    """The per-epoch guard: raise :class:`TrainingDiverged` when the last epoch's loss is non-finite or
-    rises more than ``divergence_factor`` loss scales above the best before it (with ``stop_early:
-    false`` a divergence is only logged). ``epoch``: the epoch's number (1-based) for the message."""
+    """The per-epoch guard: raise :class:`TrainingDiverged` when the last loss of ``losses`` (one per epoch,
+    or per evaluation step) is non-finite or rises more than ``divergence_factor`` loss scales above the
+    best before it (with ``stop_early: false`` a divergence is only logged). ``at`` names the point for
+    the message (default ``epoch <len(losses)>``)."""
     s = settings(given)
     logger = logger or log
     v = np.asarray(losses, dtype=float)
     if len(v) == 0:
         return
-    epoch = len(v) if epoch is None else epoch
+    at = at or f"epoch {len(v)}"
     if not np.isfinite(v[-1]):
-        msg = f"training stopped at epoch {epoch}: the loss is {v[-1]} (not finite)"
+        msg = f"training stopped at {at}: the loss is {v[-1]} (not finite)"
         logger.error(msg)
         raise TrainingDiverged(msg)
     ratio = divergence_ratios(v)[-1]
     if ratio > s["divergence_factor"]:
         best = np.nanmin(v[:-1])
-        msg = (f"training stopped at epoch {epoch}: the loss {v[-1]:.4g} is {ratio:.4g} loss scales above the best "
-               f"earlier loss {best:.4g}, beyond health.divergence_factor = {s['divergence_factor']:g}")
+        msg = (f"the loss {v[-1]:.4g} at {at} is {ratio:.4g} loss scales above the best earlier loss {best:.4g}, "
+               f"beyond health.divergence_factor = {s['divergence_factor']:g} (divergence)")
         if not s["stop_early"]:
-            logger.warning("%s (health.stop_early is false: training goes on)", msg.replace("training stopped", "at"))
+            logger.warning("%s; health.stop_early is false: training goes on", msg)
             return
+        msg = f"training stopped at {at}: {msg}"
         logger.error(msg)
         raise TrainingDiverged(msg)
 
@@ -416,3 +419,12 @@ def check_probe_above_chance(accuracy: float | None, chance: float | None, margi
                      f"(needs health.chance_margin = {margin:g} above)", value=accuracy, threshold=limit)
     return check("probe_above_chance", OK, f"the {probe} scores {accuracy:.1%} on {split} data, chance {chance:.1%}",
                  value=accuracy, threshold=limit)
+
+
+def log_health(health: Mapping[str, Any], logger: logging.Logger | None = None) -> None:
+    """One log line for the run's health, a warning with its reasons unless it is ok."""
+    logger = logger or log
+    if health["status"] == OK:
+        logger.info("health: ok")
+    else:
+        logger.warning("health: %s: %s", health["status"], "; ".join(health["reasons"]))
