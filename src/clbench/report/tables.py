@@ -154,7 +154,7 @@ HEALTH_COLUMNS = ["experiment", "paper", "method", "seed", "stage", "status", "r
 def health_table(results_dir) -> pd.DataFrame | None:
     """``tables/health.csv`` of a results directory, or None when it has none (runs from before health)."""
     path = Path(results_dir) / "tables" / "health.csv"
-    return pd.read_csv(path, keep_default_na=False, na_values={"seed": []}) if path.exists() else None
+    return pd.read_csv(path, keep_default_na=False) if path.exists() else None
 
 
 def health_rows(run: dict, health: dict | None) -> list[dict]:
