@@ -366,3 +366,26 @@ def test_collect_writes_the_health_table(tmp_path):
     assert table["paper"].tolist() == ["varcon"] * 5
     assert table.loc[1, "reasons"].startswith("stage 1: the loss diverges")
     assert table.loc[3, "reasons"].startswith("the loss diverges") and table.loc[2, "reasons"] == ""
+
+
+def test_the_report_reads_health_csv_into_the_claims(tmp_path):
+    from clbench.report.claims import evaluate_claims
+    from clbench.report.tables import health_rows, health_table
+
+    assert health_table(tmp_path) is None  # results from before run health: no run is taken as unhealthy
+    failed = health.training_health(rows([2.0, 3e3]))
+    table = pd.DataFrame([*(r for s in (0, 1) for r in health_rows({"experiment": "e", "paper": "t", "method": "a",
+                                                                     "seed": s}, health.training_health(rows([2.0, 1.0])))),
+                          *health_rows({"experiment": "e", "paper": "t", "method": "b", "seed": 1},
+                                       health.stage_health([failed])),
+                          *health_rows({"experiment": "e", "paper": "t", "method": "b", "seed": 0},
+                                       health.training_health(rows([2.0, 1.0])))])
+    (tmp_path / "tables").mkdir()
+    table.to_csv(tmp_path / "tables" / "health.csv", index=False)
+    results = pd.DataFrame([{"experiment": "e", "method": m, "seed": s, "metric": "acc", "value": v}
+                            for m, s, v in (("a", 0, 0.9), ("a", 1, 0.95), ("b", 0, 0.5), ("b", 1, 0.52))])
+    claim = {"id": "t.a_beats_b", "paper": "t", "text": "a beats b",
+             "check": {"kind": "greater", "metric": "acc", "a": "a", "b": "b"}}
+    out = evaluate_claims(results, [claim], health=health_table(tmp_path))
+    assert out["verdict"].tolist() == ["undecided"]
+    assert out["summary"].iloc[0].startswith("undecided: b seed 1 did not train (stage 0: the loss diverges")
