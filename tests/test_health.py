@@ -79,7 +79,7 @@ def test_a_diverging_loss_fails():
     h = health.training_health(rows([1.2, 1.9e3, 1.7e5]))
     assert status(h, "loss_divergence") == "failed" and h["status"] == "failed"
     assert "epoch 3" in h["reasons"][0] or "epoch 2" in h["reasons"][0]
-    assert "health.divergence_factor = 10" in h["reasons"][0]
+    assert "health.divergence_factor = 5" in h["reasons"][0]
     spike = health.training_health(rows([6.0, 5.5, 5.2, 80.0, 5.1]))
     assert status(spike, "loss_divergence") == "failed"  # a spike, even when the loss comes back
     assert status(health.training_health(rows([6.0, 5.5, 5.2, 80.0, 5.1]), {"divergence_factor": 20}),
@@ -285,7 +285,7 @@ def test_evaluate_run_records_health_and_flags_a_probe_at_chance(tmp_path):
 
 def test_the_epoch_guard_stops_a_diverging_run():
     health.stop_if_diverged([5.0, 4.0, 3.9])  # healthy: nothing happens
-    with pytest.raises(health.TrainingDiverged, match=r"epoch 3.*1e\+04.*health.divergence_factor = 10"):
+    with pytest.raises(health.TrainingDiverged, match=r"epoch 3.*1e\+04.*health.divergence_factor = 5"):
         health.stop_if_diverged([5.0, 4.0, 1e4])
     with pytest.raises(health.TrainingDiverged, match="epoch 2.*not finite"):
         health.stop_if_diverged([5.0, float("nan")])

@@ -87,7 +87,7 @@ OK, WARN, FAILED, SKIPPED = "ok", "warn", "failed", "skipped"
 # the config's health: block (workflow/schemas/config.schema.yaml documents each)
 DEFAULTS: dict[str, Any] = {
     "stop_early": True,
-    "divergence_factor": 10.0,
+    "divergence_factor": 5.0,
     "min_loss_change": 0.01,
     "collapse_margin": 0.01,
     "mi_bound": 100.0,
