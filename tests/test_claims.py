@@ -99,7 +99,7 @@ def test_no_slack_in_the_claims_favour():
     # a tiny difference against the claim is against it, at every number of seeds
     one_seed = frame([("a", "acc", {0: 0.700}), ("b", "acc", {0: 0.703})])
     assert one(claim(GREATER), one_seed).direction == "against the claim"
-    seeds = frame([("a", "acc", {0: 0.700, 1: 0.701, 2: 0.699}), ("b", "acc", {0: 0.703, 1: 0.704, 2: 0.702})])
+    seeds = frame([("a", "acc", {0: 0.700, 1: 0.701, 2: 0.699}), ("b", "acc", {0: 0.703, 1: 0.705, 2: 0.702})])
     assert one(claim(GREATER), seeds).verdict == "fails"
     with pytest.raises(ValueError, match="no tolerance"):
         claim({**GREATER, "tolerance": 0.005})
@@ -124,12 +124,49 @@ def test_a_difference_that_is_not_finite_is_inconclusive():
     assert r.verdict == "inconclusive" and "not finite" in r.summary
 
 
-def test_identical_differences_decide_without_a_variance():
-    same = frame([("a", "m", {0: 0.8, 1: 0.82}), ("b", "m", {0: 0.6, 1: 0.62})])
-    assert one(claim({**GREATER, "metric": "m"}), same).verdict == "holds"
-    assert one(claim({**GREATER, "metric": "m", "a": "b", "b": "a"}), same).verdict == "fails"
+def test_identical_differences_use_the_exact_sign_test():
+    # sd = 0 has no t statistic: p = 0.5^n one-sided, so 3 identical seeds cannot reach 0.05
+    three = frame([("a", "m", {0: 0.8, 1: 0.8, 2: 0.8}), ("b", "m", {0: 0.6, 1: 0.6, 2: 0.6})])
+    r = one(claim({**GREATER, "metric": "m"}), three)
+    assert r.verdict == "inconclusive" and r.p_value == pytest.approx(0.125)
+    assert RULES["identical"] in r.rule and "sign test" in r.summary
+    assert one(claim({**GREATER, "metric": "m", "a": "b", "b": "a"}), three).verdict == "inconclusive"
+    five = frame([("a", "m", {s: 0.8 for s in range(5)}), ("b", "m", {s: 0.6 for s in range(5)})])
+    r = one(claim({**GREATER, "metric": "m"}), five)
+    assert r.verdict == "holds" and r.p_value == pytest.approx(0.5**5)
+    assert one(claim({**GREATER, "metric": "m", "a": "b", "b": "a"}), five).verdict == "fails"
     tie = frame([("a", "m", {0: 0.8, 1: 0.8}), ("b", "m", {0: 0.8, 1: 0.8})])
-    assert one(claim({**GREATER, "metric": "m"}), tie).verdict == "inconclusive"
+    r = one(claim({**GREATER, "metric": "m"}), tie)
+    assert r.verdict == "inconclusive" and r.p_value == 1.0
+    # equal differences up to rounding (0.81 - 0.61 vs 0.8 - 0.6) are identical too
+    rounded = frame([("a", "m", {0: 0.8, 1: 0.81, 2: 0.82}), ("b", "m", {0: 0.6, 1: 0.61, 2: 0.62})])
+    assert one(claim({**GREATER, "metric": "m"}), rounded).p_value == pytest.approx(0.125)
+    # quantised values, differences not identical: the t-test as before
+    varied = frame([("a", "m", {0: 0.8, 1: 0.9, 2: 1.0}), ("b", "m", {0: 0.6, 1: 0.6, 2: 0.6})])
+    assert "sign test" not in one(claim({**GREATER, "metric": "m"}), varied).rule
+    # a band: every seed the same value inside it
+    inside = frame([("a", "m", {0: 0.5, 1: 0.5, 2: 0.5})])
+    r = one(claim({"kind": "within", "metric": "m", "method": "a", "lo": 0.3}), inside)
+    assert r.verdict == "inconclusive" and r.p_value == pytest.approx(0.125)
+
+
+def test_alpha_is_005_and_the_test_one_sided():
+    assert ALPHA == 0.05 and "alpha = 0.05" in RULES["paired"]
+
+    def diffs(d):
+        return frame([("a", "m", {s: 10 + x for s, x in enumerate(d)}), ("b", "m", {s: 10.0 for s in range(len(d))})])
+
+    # one-sided p = 0.037 (two-sided 0.074): holds only with a one-sided test at 0.05
+    r = one(claim({**GREATER, "metric": "m"}), diffs([1, 2, 3]))
+    assert r.verdict == "holds" and r.p_value == pytest.approx(stats.ttest_1samp([1, 2, 3], 0, alternative="greater").pvalue)
+    # one-sided p = 0.059: inconclusive at 0.05 (it would hold at 0.1)
+    r = one(claim({**GREATER, "metric": "m"}), diffs([1, 2, 4]))
+    assert r.verdict == "inconclusive" and 0.05 < r.p_value < 0.1
+    # a clear difference the other way: fails, never holds (the claimed direction is what is tested)
+    r = one(claim({**GREATER, "metric": "m"}), diffs([-1, -2, -3]))
+    assert r.verdict == "fails" and r.p_value > 0.9
+    r = one(claim({**GREATER, "kind": "less", "metric": "m"}), diffs([1, 2, 3]))
+    assert r.verdict == "fails"
 
 
 def test_greater_than_each_of_a_list():
@@ -147,7 +184,7 @@ def test_greater_than_each_of_a_list():
 
 def test_ordering():
     df = frame([("clear", "gmig", {0: 0.35, 1: 0.33, 2: 0.34}), ("clear_neg", "gmig", {0: 0.26, 1: 0.25, 2: 0.27}),
-                ("beta_vae", "gmig", {0: 0.01, 1: 0.0, 2: 0.02})])
+                ("beta_vae", "gmig", {0: 0.01, 1: 0.0, 2: 0.03})])
     c = claim({"kind": "ordering", "metric": "gmig", "order": ["clear", "clear_neg", "beta_vae"]})
     assert one(c, df).verdict == "holds"
     bad = df.copy()
@@ -186,7 +223,7 @@ def test_within_holds_fails_inconclusive_and_one_seed():
 
 
 def test_metric_vs_metric_sides():
-    df = frame([("subembed", "probe_r0_dc", {0: 0.97, 1: 0.96}), ("subembed", "probe_r1_dc", {0: 0.12, 1: 0.11})])
+    df = frame([("subembed", "probe_r0_dc", {0: 0.97, 1: 0.96}), ("subembed", "probe_r1_dc", {0: 0.12, 1: 0.10})])
     c = claim({"kind": "greater", "method": "subembed", "a": {"metric": "probe_r0_dc"}, "b": {"metric": "probe_r1_dc"}})
     r = one(c, df)
     assert r.verdict == "holds" and "metric=probe_r0_dc" in r.summary
@@ -265,9 +302,58 @@ def test_experiments_seeds_and_names():
     assert {x.experiment: x.verdict for x in r}["cifar10"] == "holds"
 
 
-def test_nan_values_are_not_run():
+def test_a_nan_or_missing_seed_is_never_dropped():
+    # NaN on one side: undecided, naming the side and the seed (not a pairing over the other seeds)
+    df = frame([("a", "m", {0: float("nan"), 1: 0.9, 2: 0.91}), ("b", "m", {0: 0.5, 1: 0.5, 2: 0.52})])
+    r = one(claim({**GREATER, "metric": "m"}), df)
+    assert r.verdict == "undecided" and r.summary == "undecided: a seed 0 has no value (NaN)"
+    assert r.rule == RULES["missing"]
+    # a seed one side has and the other lacks
+    df = frame([("a", "m", {0: 0.9, 1: 0.9, 2: 0.91}), ("b", "m", {0: 0.5, 1: 0.5})])
+    r = one(claim({**GREATER, "metric": "m"}), df)
+    assert r.verdict == "undecided" and r.summary == "undecided: b seed 2 has no value (missing)"
+    # a side all NaN, and NaN on a band's only side
     df = frame([("a", "m", {0: float("nan")}), ("b", "m", {0: 0.5})])
-    assert one(claim({**GREATER, "metric": "m"}), df).verdict == "not run"
+    assert one(claim({**GREATER, "metric": "m"}), df).verdict == "undecided"
+    band = frame([("a", "m", {0: 0.5, 1: float("nan"), 2: 0.4})])
+    r = one(claim({"kind": "within", "metric": "m", "method": "a", "lo": 0.3}), band)
+    assert r.verdict == "undecided" and "seed 1" in r.summary
+    # one NaN among the rows a seed averages makes that seed's value NaN
+    rows = pd.concat([frame([("a", "m", {0: 0.9, 1: 0.9, 2: 0.8}), ("b", "m", {0: 0.5, 1: 0.5, 2: 0.5})]),
+                      frame([("a", "m", {2: float("nan")})])], ignore_index=True)
+    assert one(claim({**GREATER, "metric": "m"}), rows).summary == "undecided: a seed 2 has no value (NaN)"
+
+
+def health_frame(rows):
+    """rows: (experiment, method, seed, stage, status, reasons)."""
+    return pd.DataFrame(rows, columns=["experiment", "method", "seed", "stage", "status", "reasons"]).assign(
+        paper="t")
+
+
+def test_a_claim_over_an_unhealthy_run_is_undecided():
+    df = frame([("varcon", "acc", {0: 0.80, 1: 0.82, 2: 0.81}), ("supcon", "acc", {0: 0.39, 1: 0.40, 2: 0.38})])
+    c = claim({"kind": "greater", "metric": "acc", "a": "varcon", "b": "supcon"})
+    assert one(c, df).verdict == "holds"
+    reason = "the supcon loss ends at 5.53, within 1% of ln(BV - 1) = ln(255) = 5.541 (collapse)"
+    unhealthy = health_frame([("exp", m, s, "", "ok", "") for m in ("varcon", "supcon") for s in (0, 2)]
+                             + [("exp", "supcon", 1, "", "failed", reason), ("exp", "varcon", 1, "", "warn", "x")])
+    r = one(c, df, health=unhealthy)
+    assert r.verdict == "undecided" and r.summary == f"undecided: supcon seed 1 did not train ({reason})"
+    assert r.rule == RULES["health"] and len(r.numbers) == 2
+    # warn is not failed; another experiment's failed run is not this claim's
+    healthy = unhealthy.assign(status=unhealthy["status"].replace("failed", "warn"))
+    assert one(c, df, health=healthy).verdict == "holds"
+    assert one(c, df, health=unhealthy.assign(experiment="other")).verdict == "holds"
+    # through evaluate_claims, with a failed MCL stage: the whole run's row gives the reason
+    staged = health_frame([("exp", "varcon", 0, "", "failed", "stage 1: diverged"),
+                           ("exp", "varcon", 0, 1, "failed", "diverged")])
+    table = evaluate_claims(df, [c], health=staged)
+    assert table["verdict"].tolist() == ["undecided"]
+    assert table["summary"].tolist() == ["undecided: varcon seed 0 did not train (stage 1: diverged)"]
+    # an undecided claim stays undecided at another scale
+    paper_scale = claim({"kind": "greater", "metric": "acc", "a": "varcon", "b": "supcon"}, scale="paper")
+    assert one(paper_scale, df, health=unhealthy, scale="tiny").verdict == "undecided"
+    assert "undecided" in VERDICTS
 
 
 # ---- the papers' claims -----------------------------------------------------------------------------

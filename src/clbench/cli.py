@@ -85,7 +85,7 @@ def cmd_train(a):
         spec = {**a.spec, "init_from": _for_seed(a.spec["init_from"], seed, a.seeds)} if "init_from" in a.spec else a.spec
         trainer_for(spec)(spec, a.dataset, _for_seed(a.out, seed, a.seeds),
                             _for_seed(a.checkpoint_dir, seed, a.seeds), seed=seed, device=a.device,
-                            threads=a.threads, batch_sampler=sampler)
+                            threads=a.threads, batch_sampler=sampler, health=a.health)
 
 
 def cmd_cluster(a):
@@ -129,7 +129,7 @@ def cmd_evaluate_run(a):
         evaluate = evaluator_for(model)  # by the model's domain: images, graphs, sentences
         result = evaluate(model, a.dataset, a.spec, seed=seed, device=dev,
                           metrics_csv=a.metrics and _for_seed(a.metrics, seed, a.seeds),
-                          probe_out=a.probe_out and _for_seed(a.probe_out, seed, a.seeds) or None)
+                          probe_out=a.probe_out and _for_seed(a.probe_out, seed, a.seeds) or None, health=a.health)
         # what it was given: the protocol card reads it
         write_json(_for_seed(a.out, seed, a.seeds), {**result, "spec": a.spec})
 
@@ -270,6 +270,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto")
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--clusters", nargs="*", default=[], help="MCL: cluster ids (.npy) of the previous stages")
+    t.add_argument("--health", type=_json_arg, default={},
+                   help="the config's health: thresholds, as JSON (unset keys: clbench.health.DEFAULTS)")
     t.set_defaults(fn=cmd_train)
 
     c = sub.add_parser("cluster", help="MCL: K-means on a stage's normalised training features")
@@ -302,6 +304,8 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--threads", type=int, default=1)
     pr.add_argument("--out", required=True)
     pr.add_argument("--probe-out", default="", help="also save the fitted linear probe here (for the per-cell jobs)")
+    pr.add_argument("--health", type=_json_arg, default={},
+                    help="the config's health: thresholds and the experiment's ood flag, as JSON")
     pr.set_defaults(fn=cmd_evaluate_run)
     co = ev.add_parser("corruption", help="one corruption cell: the run's saved probe on one corrupted test split")
     co.add_argument("--model", required=True)

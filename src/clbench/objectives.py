@@ -24,6 +24,7 @@ __all__ = [
     "FAMILIES",
     "OBJECTIVES",
     "VIEW_LAYOUTS",
+    "ConstantLoss",
     "Objective",
     "Param",
     "Relation",
@@ -141,6 +142,31 @@ class Statistic:
 
 
 @dataclass(frozen=True)
+class ConstantLoss:
+    """The loss an objective takes when every sample is embedded alike (all similarities equal): what a
+    collapsed encoder scores, which a trained one must stay clearly below (:mod:`clbench.health`).
+
+    It is ``times x ln(count(B, V))``: each anchor's softmax spread evenly over ``count`` candidates
+    (``B`` the batch size, ``V`` the views per sample), summed over ``times`` (a parameter's name, e.g.
+    the sub-embeddings' ``k``; None: once). ``formula`` says it in words.
+    """
+
+    formula: str
+    count: Callable[[int, int], int]
+    times: str | None = None
+
+    def at(self, batch_size: int, views: int, params: dict) -> tuple[float, str]:
+        """The loss at this batch and how it comes about, e.g. ``(5.541, "ln(2B - 1) = ln(255)")``."""
+        n, k = max(int(self.count(batch_size, views)), 1), params[self.times] if self.times else 1
+        return k * math.log(n), f"{self.formula} = {f'{k:g} ln' if self.times else 'ln'}({n})"
+
+
+# each anchor's softmax runs over its 2B - 1 other rows (two views), or over the B candidates of its row
+TWO_VIEW_CONSTANT = ConstantLoss("ln(2B - 1)", lambda b, v: 2 * b - 1)
+ROW_CONSTANT = ConstantLoss("ln(B)", lambda b, v: b)
+
+
+@dataclass(frozen=True)
 class Objective:
     """A training objective: its loss, the family that trains it, its data needs and parameters.
 
@@ -155,6 +181,9 @@ class Objective:
     - ``capabilities``: what its trained model offers evaluations besides ``features``
       (``factors``: CLEAR's (mu_c, mu_s); ``slices``: the sub-embeddings).
     - ``domain``: what it trains on (:data:`DOMAINS`), which picks the trainer.
+    - ``constant_loss``: its loss when every sample is embedded alike (:class:`ConstantLoss`), which
+      the collapse check of :mod:`clbench.health` compares the final loss with; None where no such
+      reference exists (cross-entropy, VarCon, the VAE).
     """
 
     name: str
@@ -170,6 +199,7 @@ class Objective:
     statistic: Statistic | None = None
     capabilities: tuple[str, ...] = ()
     domain: str = "image"
+    constant_loss: ConstantLoss | None = None
     _by_name: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -356,6 +386,7 @@ register_objective(Objective(
     views=2,
     view_layout="pair",
     params=(_positive("temperature", "softmax temperature t", 0.5), _SIMILARITY),
+    constant_loss=TWO_VIEW_CONSTANT,
 ))
 
 register_objective(Objective(
@@ -366,6 +397,7 @@ register_objective(Objective(
     views=2,
     view_layout="pair",
     params=(*_adnce_params(temperature=0.5, mu=0.7), _SIMILARITY),
+    constant_loss=TWO_VIEW_CONSTANT,
 ))
 
 register_objective(Objective(
@@ -376,6 +408,7 @@ register_objective(Objective(
     uses_labels=True,
     view_layout="grouped",
     params=(_positive("temperature", "softmax temperature t", 0.1), _SIMILARITY),
+    constant_loss=ConstantLoss("ln(BV - 1)", lambda b, v: b * v - 1),
 ))
 
 register_objective(Objective(
@@ -451,6 +484,7 @@ register_objective(Objective(
         Relation("k", "k divides projection_dim", _k_divides_projection),
         Relation("k", "k >= 2 with a regulariser", _k_for_regularizer),
     ),
+    constant_loss=ConstantLoss("k ln(2B - 1)", lambda b, v: 2 * b - 1, times="k"),
 ))
 
 # --------------------------------------------------------------------------------------------------
@@ -465,6 +499,7 @@ register_objective(Objective(
     domain="graph",
     capabilities=("graphs",),
     params=(_positive("temperature", "softmax temperature t", 0.2),),
+    constant_loss=ConstantLoss("ln 1 (positive = mean negative)", lambda b, v: 1),
 ))
 
 register_objective(Objective(
@@ -475,6 +510,7 @@ register_objective(Objective(
     domain="graph",
     capabilities=("graphs",),
     params=_adnce_params(temperature=0.2, mu=0.7),
+    constant_loss=ConstantLoss("ln 1 (positive = mean negative)", lambda b, v: 1),
 ))
 
 # sentence embeddings (unsupervised, SimCSE-style): two dropout passes of a transformer encoder;
@@ -488,6 +524,7 @@ register_objective(Objective(
     capabilities=("sentences",),
     domain="text",
     params=(_positive("temperature", "softmax temperature t", 0.05),),
+    constant_loss=ROW_CONSTANT,
 ))
 
 register_objective(Objective(
@@ -498,6 +535,7 @@ register_objective(Objective(
     capabilities=("sentences",),
     domain="text",
     params=_adnce_params(temperature=0.07, mu=0.4),
+    constant_loss=ROW_CONSTANT,
 ))
 
 # image-caption objectives (domain image_text, trained by clbench.train.clip_loop)
@@ -513,4 +551,5 @@ register_objective(Objective(
         Param("max_logit_scale", "number", 100.0, "upper clamp of exp(logit_scale), the inverse temperature",
               minimum=1),
     ),
+    constant_loss=ROW_CONSTANT,
 ))

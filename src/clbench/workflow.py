@@ -309,6 +309,12 @@ def evaluation_spec(cfg: Mapping, experiment: str) -> str:
     return as_json({**spec, "evaluations": exp["evaluations"], "y_factor": exp["y_factor"]})
 
 
+def health_spec(cfg: Mapping, experiment: str) -> str:
+    """The ``--health`` of an experiment's train and evaluate jobs: the ``health:`` thresholds and whether the
+    experiment is OOD (its accuracy is not held to chance on in-distribution data)."""
+    return as_json({**cfg["health"], "ood": bool(cfg["experiments"][experiment].get("ood", False))})
+
+
 def corrupted_dir(cfg: Mapping, dataset: str, corruption: str, severity: int | str) -> str:
     return f"{dataset_dir(cfg, dataset)}/corrupted/{corruption}/s{severity}"
 

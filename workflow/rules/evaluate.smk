@@ -23,6 +23,7 @@ rule evaluate:
         evaluation=f"{RUN}/evaluation.json",
     params:
         spec=from_wildcards(wf.evaluation_spec),
+        health=from_wildcards(wf.health_spec),
         device=config["device"],
         probe_out="",
     wildcard_constraints:
@@ -39,7 +40,7 @@ rule evaluate:
     shell:
         "clbench evaluate run --model {input.model:q} --metrics {input.metrics:q} --dataset $(dirname {input.meta:q})"
         " --spec {params.spec:q} --seed {wildcards.seed} --device {params.device} --threads {threads}"
-        " --out {output.evaluation:q} --probe-out={params.probe_out:q} > {log:q} 2>&1"
+        " --out {output.evaluation:q} --probe-out={params.probe_out:q} --health {params.health:q} > {log:q} 2>&1"
 
 
 # seeds_per_job: all: one job evaluates every seed of a method in turn
@@ -52,6 +53,7 @@ rule evaluate_seeds:
         evaluations=per_seed(f"{RUN}/evaluation.json"),
     params:
         spec=from_wildcards(wf.evaluation_spec),
+        health=from_wildcards(wf.health_spec),
         device=config["device"],
         seeds=wf.seeds_arg(config),
         # {seed} stays: the job fills in each seed
@@ -70,7 +72,7 @@ rule evaluate_seeds:
     shell:
         "clbench evaluate run --model {params.run:q}/model.pt --metrics {params.run:q}/metrics.csv"
         " --dataset $(dirname {input.meta:q}) --spec {params.spec:q} --seed {params.seeds} --device {params.device}"
-        " --threads {threads} --out {params.run:q}/evaluation.json > {log:q} 2>&1"
+        " --threads {threads} --out {params.run:q}/evaluation.json --health {params.health:q} > {log:q} 2>&1"
 
 
 # The clean evaluation of a run whose corruption cells are their own jobs: also saves the linear probe,

@@ -30,6 +30,7 @@ rule collect_results:
         summary_tex=f"{RESULTS}/tables/summary.tex",
         stage_probes=f"{RESULTS}/tables/stage_probes.csv",
         corruptions=f"{RESULTS}/tables/corruptions.csv",
+        health=f"{RESULTS}/tables/health.csv",
         paper_csv=[
             report(f"{RESULTS}/tables/paper_{paper}.csv", caption="../report/paper_tables.rst", category="Tables")
             for paper in REPORT.table_papers

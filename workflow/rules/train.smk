@@ -9,6 +9,7 @@ rule pretrain:
         spec=from_wildcards(wf.pretrain_spec),
         device=config["device"],
         command=from_wildcards(wf.train_command),
+        health=from_wildcards(wf.health_spec),
         # outside the declared outputs, which Snakemake deletes before a job runs: a re-run job resumes
         checkpoints=from_wildcards(wf.checkpoint_dir),
     wildcard_constraints:
@@ -25,7 +26,7 @@ rule pretrain:
         "../../envs/clbench.yaml"
     shell:
         "{params.command} train --spec {params.spec:q} --dataset $(dirname {input.meta:q})"
-        " --out $(dirname {output.model:q}) --checkpoint-dir {params.checkpoints:q}"
+        " --out $(dirname {output.model:q}) --checkpoint-dir {params.checkpoints:q} --health {params.health:q}"
         " --seed {wildcards.seed} --device {params.device} --threads {threads} > {log:q} 2>&1"
 
 
@@ -41,6 +42,7 @@ rule pretrain_seeds:
         spec=from_wildcards(wf.pretrain_spec),
         device=config["device"],
         command=from_wildcards(wf.train_command),
+        health=from_wildcards(wf.health_spec),
         seeds=wf.seeds_arg(config),
         # {seed} stays in these two: the job fills in each seed
         out=lambda wildcards: wf.run_dir(config, wildcards.experiment, wildcards.method, "{seed}"),
@@ -59,7 +61,7 @@ rule pretrain_seeds:
         "../../envs/clbench.yaml"
     shell:
         "{params.command} train --spec {params.spec:q} --dataset $(dirname {input.meta:q})"
-        " --out {params.out:q} --checkpoint-dir {params.checkpoints:q}"
+        " --out {params.out:q} --checkpoint-dir {params.checkpoints:q} --health {params.health:q}"
         " --seed {params.seeds} --device {params.device} --threads {threads} > {log:q} 2>&1"
 
 
@@ -75,6 +77,7 @@ rule pretrain_stage:
         spec=from_wildcards(wf.stage_spec),
         device=config["device"],
         command=from_wildcards(wf.train_command),
+        health=from_wildcards(wf.health_spec),
         checkpoints=from_wildcards(wf.checkpoint_dir),
     wildcard_constraints:
         experiment=SEED_EXPERIMENTS,
@@ -91,7 +94,7 @@ rule pretrain_stage:
         "../../envs/clbench.yaml"
     shell:
         "{params.command} train --spec {params.spec:q} --dataset $(dirname {input.meta:q})"
-        " --out $(dirname {output.model:q}) --checkpoint-dir {params.checkpoints:q}"
+        " --out $(dirname {output.model:q}) --checkpoint-dir {params.checkpoints:q} --health {params.health:q}"
         " --clusters {input.clusters:q}"
         " --seed {wildcards.seed} --device {params.device} --threads {threads} > {log:q} 2>&1"
 
@@ -157,6 +160,7 @@ rule pretrain_stage_seeds:
         spec=lambda wildcards: wf.stage_spec(config, wildcards.experiment, wildcards.method, "{seed}", wildcards.stage),
         device=config["device"],
         command=from_wildcards(wf.train_command),
+        health=from_wildcards(wf.health_spec),
         seeds=wf.seeds_arg(config),
         out=lambda wildcards: f"{wf.run_dir(config, wildcards.experiment, wildcards.method, '{seed}')}/stage{wildcards.stage}",
         checkpoints=lambda wildcards: wf.checkpoint_dir(config, wildcards.experiment, wildcards.method, "{seed}",
@@ -178,7 +182,8 @@ rule pretrain_stage_seeds:
         "../../envs/clbench.yaml"
     shell:
         "{params.command} train --spec {params.spec:q} --dataset $(dirname {input.meta:q})"
-        " --out {params.out:q} --checkpoint-dir {params.checkpoints:q} --clusters {params.clusters}"
+        " --out {params.out:q} --checkpoint-dir {params.checkpoints:q} --health {params.health:q}"
+        " --clusters {params.clusters}"
         " --seed {params.seeds} --device {params.device} --threads {threads} > {log:q} 2>&1"
 
 

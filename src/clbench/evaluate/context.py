@@ -63,6 +63,10 @@ class EvaluationRun:
             self._features[split] = self.embed(self.split(split)["x"])
         return self._features[split]
 
+    def cached_features(self, split: str) -> torch.Tensor | None:
+        """The features of ``split`` if an evaluation has computed them, else None (nothing is embedded)."""
+        return self._features.get(split)
+
     def probe(self, train_features, train_labels, test_features, test_labels, *, settings: dict | None = None,
               **kw) -> Any:
         """Fit a probe on cached features and score it: the configured one (``settings["probe"]``), or

@@ -3,7 +3,8 @@
 The counterpart of :mod:`clbench.train.trainers` for ``clbench evaluate run``: image models are
 evaluated by :func:`clbench.evaluate.runner.evaluate_run`; a domain whose models load and embed
 differently registers its own evaluator by reference. Every evaluator takes the arguments of
-:func:`~clbench.evaluate.runner.evaluate_run` and returns ``{"metrics": ..., "tables": ...}``.
+:func:`~clbench.evaluate.runner.evaluate_run` (``health=``: the config's health thresholds) and returns
+``{"metrics": ..., "tables": ..., "health": ...}`` (the run's health, :mod:`clbench.health`).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from clbench.data import dataset_dir
 from clbench.evaluate.cells import corruption_row
 from clbench.evaluate.context import EvaluationRun
 from clbench.evaluate.embed import embed
+from clbench.evaluate.health_checks import evaluation_health
 from clbench.evaluate.linear_probe import FittedProbe
 from clbench.evaluate.suite import EVALUATIONS
 from clbench.models.checkpoint import load_model
@@ -51,10 +52,12 @@ def evaluation_settings(spec: dict) -> dict:
 
 
 def evaluate_run(model_path, data_dir, spec: dict, *, seed: int = 0, device: torch.device | str = "cpu",
-                 metrics_csv: str | Path | None = None, probe_out: str | Path | None = None) -> dict:
-    """Every evaluation of ``spec`` on the run's frozen model: ``{"metrics": {...}, "tables": {...}}``.
+                 metrics_csv: str | Path | None = None, probe_out: str | Path | None = None,
+                 health: dict | None = None) -> dict:
+    """Every evaluation of ``spec`` on the run's frozen model: ``{"metrics": {...}, "tables": {...}, "health": {...}}``.
 
-    ``probe_out``: where to save the fitted linear probe (for the per-cell corruption jobs).
+    ``probe_out``: where to save the fitted linear probe (for the per-cell corruption jobs). ``health``: the
+    config's ``health:`` thresholds and the experiment's ``ood`` (:mod:`clbench.evaluate.health_checks`).
     """
     cfg = evaluation_settings(spec)
     unknown = [name for name in cfg["evaluations"] if name not in EVALUATIONS]
@@ -80,6 +83,7 @@ def evaluate_run(model_path, data_dir, spec: dict, *, seed: int = 0, device: tor
         run.fitted_linear_probe.save(probe_out)
     if metrics_csv is not None and Path(metrics_csv).exists():
         result["metrics"]["epochs_to_target"] = epochs_to_target(metrics_csv, cfg["convergence_target"])
+    result["health"] = evaluation_health(run, data_dir, model_path, health)
     log.info("evaluated %s in %.1f s: %s", model_path, time.time() - t0, result["metrics"])
     return result
 

@@ -37,11 +37,13 @@ class SentenceRun:
 
 
 def evaluate_sentence_run(model_path, data_dir, spec: dict, *, seed: int = 0, device: torch.device | str = "cpu",
-                          metrics_csv: str | Path | None = None, probe_out: str | Path | None = None) -> dict:
+                          metrics_csv: str | Path | None = None, probe_out: str | Path | None = None,
+                          health: dict | None = None) -> dict:
     """Every evaluation of ``spec`` on a trained sentence encoder: ``{"metrics": ..., "tables": ...}``.
 
     The same call as :func:`clbench.evaluate.runner.evaluate_run`; only evaluations that need a
-    sentence model (``requires`` ``sentences``) apply, and there is no probe to save.
+    sentence model (``requires`` ``sentences``) apply, and there is no probe to save. Its ``health`` is
+    the training health its run.json recorded.
     """
     from clbench.evaluate.suite import EVALUATIONS
     from clbench.models.sentence import load_sentence_model
@@ -62,5 +64,8 @@ def evaluate_sentence_run(model_path, data_dir, spec: dict, *, seed: int = 0, de
         part = EVALUATIONS[name].fn(run)
         result["metrics"].update(part.get("metrics", {}))
         result["tables"].update(part.get("tables", {}))
+    from clbench.evaluate.health_checks import recorded_only
+
+    result["health"] = recorded_only(model_path, health)
     log.info("evaluated %s in %.1f s: %s", model_path, time.time() - t0, result["metrics"])
     return result

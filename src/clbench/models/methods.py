@@ -224,6 +224,11 @@ class ClearVAEMethod(Method):
         """``(mu_c, logvar_c, mu_s, logvar_s)`` of q(z|x)."""
         return self.vae.encode(x)
 
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """The decoded means of q(z|x): the VAE's reconstruction of ``x`` (the run-health check reads it)."""
+        mu_c, _, mu_s, _ = self.vae.encode(x)
+        return self.vae.decode(mu_c, mu_s)
+
     def anneal(self) -> float:
         v = self.cfg
         return v["beta"] / (1.0 + math.exp(-(float(self.step) - v["anneal_loc"]) / v["anneal_scale"]))

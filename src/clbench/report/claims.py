@@ -4,7 +4,8 @@ A claim is an id, a paper, a sentence and a *check* over a long results DataFram
 ``experiment, method, seed, metric, value`` plus any others, e.g. ``stage``, ``attribute``,
 ``split``). Each side of a check selects rows and averages them within a seed; the seeds are the
 evidence. The paper modules (:mod:`clbench.papers`) define the claims; nothing here names a paper.
-No torch import: pandas, numpy and SciPy's Student t distribution.
+No torch import: pandas, numpy and SciPy's Student t distribution. ``evaluate_claims(...,
+health=)`` takes the runs' health table (``results/tables/health.csv``, :mod:`clbench.health`).
 
 Check kinds (the claimed direction is what the rule tests; there is no slack in its favour)
     greater   a > b; ``b`` may be a list (a above each of them)
@@ -24,8 +25,20 @@ Verdicts (:data:`VERDICTS`) and the rule that decides them (:data:`RULES`)
                               within: one-sided one-sample t-tests against each edge -> "holds" when
                               the mean is inside both edges at alpha = 0.05, "fails" when it is outside
                               one of them at alpha = 0.05, else "inconclusive".
+    identical differences     (every seed's difference the same, sd = 0: a t-test has no variance)
+                              the exact one-sided sign test: p = 0.5^n for the claimed direction
+                              when every difference goes that way (so 3 seeds cannot reach 0.05:
+                              inconclusive; 5 can), and all-zero differences are inconclusive (p = 1).
+                              The same for a band's edge.
     ``scale: paper`` claims   a magnitude of the paper's scale: at another scale the verdict is
                               "not comparable at this scale" (the numbers are still shown)
+    an unhealthy run          "undecided": a side reads a run whose health (``health.csv``, passed as
+                              ``health=``) is "failed"; the summary names it: ``undecided: <method>
+                              seed <s> did not train (<reason>)``. Checked before any test.
+    a missing or NaN seed     "undecided": a seed that has a value on one side of the claim but none
+                              (NaN or no row) on another, or NaN on its only side, is never dropped
+                              from the pairing: the summary names it, ``undecided: <side> seed <s>
+                              has no value (NaN)`` (or ``(missing)``)
     no data                   "not run"
 
 Sides: a string is a method name; a dict is a set of column filters. Other keys of the check
@@ -47,6 +60,7 @@ __all__ = [
     "Claim",
     "ClaimResult",
     "VERDICTS",
+    "UNDECIDED",
     "RULES",
     "ALPHA",
     "load_claims",
@@ -59,7 +73,8 @@ HOLDS, FAILS, INCONCLUSIVE = "holds", "fails", "inconclusive"
 DIRECTION_ONLY = "direction only (n=1)"
 NOT_COMPARABLE = "not comparable at this scale"
 NOT_RUN = "not run"
-VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, DIRECTION_ONLY, NOT_COMPARABLE, NOT_RUN)
+UNDECIDED = "undecided"
+VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, DIRECTION_ONLY, NOT_COMPARABLE, UNDECIDED, NOT_RUN)
 
 ALPHA = 0.05  # the one-sided tests' level
 
@@ -74,6 +89,11 @@ RULES = {
     "band": f"one-sided one-sample t-tests against the band's edges, alpha = {ALPHA:g}: holds when the mean is "
             f"inside every edge, fails when it is outside one, else inconclusive",
     "scale": "a magnitude at the paper's scale: not compared at another scale",
+    "identical": f"identical paired differences (sd = 0): the exact one-sided sign test, p = 0.5^n for the "
+                 f"claimed direction (3 seeds cannot reach alpha = {ALPHA:g}); all-zero differences are inconclusive",
+    "health": "a side reads a run whose health check failed: undecided, naming the run and the reason",
+    "missing": "a seed with a value on one side but NaN or none on another is never dropped: undecided, "
+               "naming the seed",
 }
 
 
@@ -183,18 +203,26 @@ def load_claims(source: str | Path | Iterable[Mapping]) -> list[Claim]:
 # ---- the statistics ------------------------------------------------------------------------------
 
 
+def _identical(values: np.ndarray) -> bool:
+    """Equal up to floating-point rounding (0.81 - 0.61 and 0.8 - 0.6 differ in the last bit)."""
+    return bool(np.ptp(values) <= 1e-9 * float(np.max(np.abs(values))))
+
+
 def _one_sided_p(values: np.ndarray) -> tuple[float, float]:
-    """One-sample t-test of the values' mean against 0: (p for mean > 0, p for mean < 0).
-    Needs n >= 2; identical values give p = 0 on their side (nan for both when they are all 0)."""
+    """One-sample t-test of the values' mean against 0: (p for mean > 0, p for mean < 0). Needs n >= 2.
+
+    Identical values (sd = 0) have no t statistic: the exact one-sided sign test decides, p = 0.5^n on
+    their side and 1 on the other (1 on both when they are all 0), so a handful of seeds that tie
+    exactly (a quantised metric) cannot reach significance by accident."""
     from scipy.special import stdtr
 
     n = len(values)
     mean = float(np.mean(values))
-    sd = float(np.std(values, ddof=1))
-    if sd == 0.0:
+    if _identical(values):  # (np.std of equal floats can round to 1e-17 and fake a huge t)
         if mean == 0.0:
-            return float("nan"), float("nan")
-        return (0.0, 1.0) if mean > 0 else (1.0, 0.0)
+            return 1.0, 1.0
+        return (0.5**n, 1.0) if mean > 0 else (1.0, 0.5**n)
+    sd = float(np.std(values, ddof=1))
     t = mean / (sd / math.sqrt(n))
     below = float(stdtr(n - 1, t))  # P(T <= t)
     return 1.0 - below, below
@@ -230,7 +258,9 @@ def _decide_pair(a: dict, b: dict, sign: float) -> _Decision:
                                  "needs finite differences")
     p_claim, p_against = _one_sided_p(d)
     verdict = HOLDS if p_claim < ALPHA else FAILS if p_against < ALPHA else INCONCLUSIVE
-    return _Decision(verdict, _direction(mean), p_claim, agreement, len(d))
+    identical = _identical(d)
+    return _Decision(verdict, _direction(mean), p_claim, agreement, len(d),
+                     "identical differences: sign test" if identical else "")
 
 
 def _combine(decisions: list[_Decision]) -> _Decision:
@@ -269,11 +299,10 @@ def _decide_band(values: np.ndarray, lo: float | None, hi: float | None) -> _Dec
         p_in, p_out = _one_sided_p(sign * (values - edge))
         ps_in.append(p_in)
         outside |= p_out < ALPHA
-    if any(math.isnan(p) for p in ps_in):
-        verdict = INCONCLUSIVE  # every seed exactly on an edge
-    else:
-        verdict = FAILS if outside else HOLDS if all(p < ALPHA for p in ps_in) else INCONCLUSIVE
-    return _Decision(verdict, direction, max(ps_in), agreement, len(values))
+    verdict = FAILS if outside else HOLDS if all(p < ALPHA for p in ps_in) else INCONCLUSIVE
+    identical = _identical(values)
+    return _Decision(verdict, direction, max(ps_in), agreement, len(values),
+                     "identical differences: sign test" if identical else "")
 
 
 # ---- evaluation ---------------------------------------------------------------------------------
@@ -332,10 +361,59 @@ def _select(df: pd.DataFrame, sel: Mapping[str, Any]) -> tuple[pd.DataFrame | No
 
 
 def _seed_values(rows: pd.DataFrame) -> pd.Series:
+    """The side's value per seed: the mean of its rows, NaN when any of them is NaN (never skipped)."""
     vals = pd.to_numeric(rows["value"], errors="coerce")
     if "seed" in rows.columns:
-        return vals.groupby(rows["seed"].astype(str)).mean()
-    return pd.Series([vals.mean()], index=["all"])
+        return vals.groupby(rows["seed"].astype(str)).agg(lambda v: v.mean(skipna=False))
+    return pd.Series([vals.mean(skipna=False)], index=["all"])
+
+
+def _seed_order(seed: str):
+    return (0, int(seed), "") if seed.lstrip("-").isdigit() else (1, 0, seed)
+
+
+def _missing_seeds(sides: Sequence[tuple[str, pd.DataFrame]]) -> list[str]:
+    """Every (side, seed) without a value: NaN, or no row where another side has one (see RULES["missing"])."""
+    if any("seed" not in rows.columns for _, rows in sides):
+        return []
+    values = [(label, _seed_values(rows)) for label, rows in sides]
+    seeds = sorted({s for _, v in values for s in v.index}, key=_seed_order)
+    out = []
+    for label, v in values:
+        for seed in seeds:
+            if seed not in v.index:
+                out.append(f"{label} seed {seed} has no value (missing)")
+            elif pd.isna(v[seed]):
+                out.append(f"{label} seed {seed} has no value (NaN)")
+    return out
+
+
+RUN_KEYS = ("experiment", "method", "seed")
+
+
+def _unhealthy_runs(sides: Sequence[tuple[str, pd.DataFrame]], health: pd.DataFrame | None) -> list[str]:
+    """``<method> seed <s> did not train (<reason>)`` for every run a side reads whose health failed."""
+    if health is None or health.empty or "status" not in health.columns:
+        return []
+    failed = health[health["status"].astype(str) == "failed"]
+    out: list[str] = []
+    for _, rows in sides:
+        keys = [c for c in RUN_KEYS if c in rows.columns and c in failed.columns]
+        if "method" not in keys or "seed" not in keys:
+            continue
+        for key in rows[keys].drop_duplicates().itertuples(index=False):
+            match = failed
+            for col, val in zip(keys, key):
+                match = match[match[col].astype(str) == str(val)]
+            if match.empty:
+                continue
+            if "stage" in match.columns:  # the whole run's row (no stage) holds every stage's reasons
+                whole = match[match["stage"].isna() | (match["stage"].astype(str) == "")]
+                match = whole if len(whole) else match
+            reasons = [str(r) for r in match.get("reasons", pd.Series(dtype=str)).dropna() if str(r)]
+            seed = dict(zip(keys, key))["seed"]
+            out.append(f"{dict(zip(keys, key))['method']} seed {seed} did not train ({'; '.join(reasons) or 'failed'})")
+    return list(dict.fromkeys(out))
 
 
 def _stats(label: str, per_seed: pd.Series) -> dict:
@@ -360,7 +438,7 @@ def _evidence(decision: _Decision) -> str:
         return f"; one seed, {decision.direction}"
     if math.isnan(decision.p):
         return f"; {decision.note}" if decision.note else ""
-    return f"; p = {decision.p:.3g} over {decision.n} seeds"
+    return f"; p = {decision.p:.3g} over {decision.n} seeds" + (f" ({decision.note})" if decision.note else "")
 
 
 def _finish(base: ClaimResult, decision: _Decision, rule: str) -> ClaimResult:
@@ -373,11 +451,14 @@ def _finish(base: ClaimResult, decision: _Decision, rule: str) -> ClaimResult:
         return base
     base.verdict = decision.verdict
     base.rule = RULES["n=1"] if decision.verdict == DIRECTION_ONLY else rule
+    if "identical differences" in decision.note:
+        base.rule = f"{rule}; {RULES['identical']}"
     base.summary += _evidence(decision)
     return base
 
 
-def _evaluate_on(claim: Claim, check: Mapping[str, Any], df: pd.DataFrame, experiment) -> ClaimResult:
+def _evaluate_on(claim: Claim, check: Mapping[str, Any], df: pd.DataFrame, experiment,
+                 health: pd.DataFrame | None = None) -> ClaimResult:
     kind = check["kind"]
     shared = {k: v for k, v in check.items() if k not in _RESERVED}
     base = ClaimResult(
@@ -386,16 +467,30 @@ def _evaluate_on(claim: Claim, check: Mapping[str, Any], df: pd.DataFrame, exper
     )
 
     header = "[" + ", ".join(f"{k}={v}" for k, v in shared.items()) + "] " if shared else ""
+    read: list[tuple[str, pd.DataFrame]] = []  # every side's label and rows, for undecided()
 
     def side(sel: Mapping[str, Any], label: str | None = None) -> tuple[dict | None, str]:
         rows, why = _select(df, sel)
         label = label or _label(sel)
         if rows is None:
             return None, why
-        per_seed = _seed_values(rows).dropna()
-        if per_seed.empty:
+        if rows.empty:
             return None, f"no results for {label}"
+        read.append((label, rows))
+        per_seed = _seed_values(rows).dropna()
         return _stats(label, per_seed), ""
+
+    def undecided() -> ClaimResult | None:
+        """A side reads a failed run, or a seed without a value: the claim is undecided, naming them."""
+        unhealthy = _unhealthy_runs(read, health)
+        why = unhealthy or _missing_seeds(read)
+        if not why:
+            return None
+        base.verdict = UNDECIDED
+        base.rule = RULES["health"] if unhealthy else RULES["missing"]
+        base.reason = "; ".join(why)
+        base.summary = "undecided: " + base.reason
+        return base
 
     def not_run(why: str, numbers: list | None = None) -> ClaimResult:
         base.reason = why
@@ -418,6 +513,9 @@ def _evaluate_on(claim: Claim, check: Mapping[str, Any], df: pd.DataFrame, exper
             stats.append(st)
         if missing:
             return not_run("; ".join(missing), [s for s in stats if s is not None])
+        base.numbers = stats
+        if undecided() is not None:
+            return base
         if kind == "ordering":
             pairs = list(zip(stats[:-1], stats[1:]))
             base.summary = header + f" {op} ".join(_fmt(s) for s in stats)
@@ -433,6 +531,8 @@ def _evaluate_on(claim: Claim, check: Mapping[str, Any], df: pd.DataFrame, exper
         if s is None:
             return not_run(why)
         base.numbers = [s]
+        if undecided() is not None:
+            return base
         lo, hi = check.get("lo"), check.get("hi")
         rng = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
         base.summary = header + f"{_fmt(s, False)} in {rng}"
@@ -456,6 +556,9 @@ def _evaluate_on(claim: Claim, check: Mapping[str, Any], df: pd.DataFrame, exper
         a = _stats(f"{by}={later_txt}", _seed_values(later_rows).dropna())
         b = _stats(f"{by}={first}", _seed_values(first_rows).dropna())
         base.numbers = [a, b]
+        read.extend([(a["label"], later_rows), (b["label"], first_rows)])
+        if undecided() is not None:
+            return base
         base.summary = header + f"{_fmt(a)} > {_fmt(b)}"
         return _finish(base, _decide_pair(a, b, 1.0), RULES["paired"])
 
@@ -464,7 +567,7 @@ def _evaluate_on(claim: Claim, check: Mapping[str, Any], df: pd.DataFrame, exper
 
 def _at_scale(result: ClaimResult, scale: str | None) -> ClaimResult:
     """A paper-scale magnitude at another scale: the numbers stand, the verdict is "not comparable"."""
-    if result.scale == "paper" and scale is not None and scale != "paper" and result.verdict != NOT_RUN:
+    if result.scale == "paper" and scale is not None and scale != "paper" and result.verdict not in (NOT_RUN, UNDECIDED):
         result.verdict = NOT_COMPARABLE
         result.rule = RULES["scale"]
     return result
@@ -477,6 +580,7 @@ def evaluate_claim(
     seeds: Iterable[Any] | None = None,
     names: Mapping[str, str] | None = None,
     scale: str | None = None,
+    health: pd.DataFrame | None = None,
 ) -> list[ClaimResult]:
     """Evaluate one claim; one result per experiment (see :func:`evaluate_claims`)."""
     if not isinstance(claim, Claim):
@@ -493,18 +597,18 @@ def evaluate_claim(
     if exp_filter is not None:
         exps = [exp_filter] if isinstance(exp_filter, str) else list(exp_filter)
         if not has_exp:  # a frame already restricted to one experiment
-            return [_at_scale(_evaluate_on(claim, check, df, exps[0]), scale)]
+            return [_at_scale(_evaluate_on(claim, check, df, exps[0], health), scale)]
         present = set(df["experiment"].astype(str))
         ran = [e for e in exps if str(e) in present]  # a listed experiment this configuration does not run is left out
         if not ran:
             return [_evaluate_on(claim, check, df.iloc[0:0], exps[0] if len(exps) == 1 else None)]
-        return [_at_scale(_evaluate_on(claim, check, df[df["experiment"].astype(str) == str(e)], e), scale)
+        return [_at_scale(_evaluate_on(claim, check, df[df["experiment"].astype(str) == str(e)], e, health), scale)
                 for e in ran]
     if not has_exp:
-        return [_at_scale(_evaluate_on(claim, check, df, None), scale)]
+        return [_at_scale(_evaluate_on(claim, check, df, None, health), scale)]
     out = []
     for exp, part in df.groupby(df["experiment"].astype(str), sort=True):
-        r = _evaluate_on(claim, check, part, exp)
+        r = _evaluate_on(claim, check, part, exp, health)
         if r.numbers:  # this experiment has data for at least one side of the claim
             out.append(_at_scale(r, scale))
     if not out:
@@ -523,6 +627,7 @@ def evaluate_claims(
     seeds: Iterable[Any] | None = None,
     names: Mapping[str, str] | None = None,
     scale: str | None = None,
+    health: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Evaluate ``claims`` over a long results DataFrame.
 
@@ -530,7 +635,9 @@ def evaluate_claims(
     columns a claim filters on). ``seeds`` restricts to the config's seeds. ``names`` maps the
     claim's method/metric/experiment names to the pipeline's (e.g. ``{"probe_r0_dc": "probe_r0_digit"}``).
     ``scale`` is the results' scale (``tiny``, ``paper`` ...): a ``scale: paper`` claim is "not
-    comparable" at another; None compares every claim. A claim without ``experiment`` is evaluated
+    comparable" at another; None compares every claim. ``health``: the runs' health table
+    (``results/tables/health.csv``: experiment, method, seed, stage, status, reasons); a claim a side of
+    which reads a "failed" run is "undecided" (None: no run is taken as unhealthy). A claim without ``experiment`` is evaluated
     separately in every experiment that has data for it (one "not run" row when none does); a claim
     that lists its experiments, in those of them the results have. Returns
     one row per (claim, experiment), columns :data:`CLAIM_COLUMNS`.
@@ -538,6 +645,6 @@ def evaluate_claims(
     claims = load_claims(claims)
     rows = []
     for c in claims:
-        for r in evaluate_claim(c, results, seeds=seeds, names=names, scale=scale):
+        for r in evaluate_claim(c, results, seeds=seeds, names=names, scale=scale, health=health):
             rows.append(r.to_dict())
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)

@@ -101,11 +101,12 @@ def claims_frame(results: Path, paper) -> pd.DataFrame:
 def paper_claims(results: Path, paper, seeds=None, scale: str | None = None) -> pd.DataFrame:
     """The paper's claims checked against the results: one row per claim and experiment."""
     from clbench.report.claims import CLAIM_COLUMNS, evaluate_claims
+    from clbench.report.tables import health_table
 
     if not paper.claims:
         return pd.DataFrame(columns=CLAIM_COLUMNS)
     return evaluate_claims(claims_frame(results, paper), paper.claims, seeds=seeds, names=paper.metric_names,
-                           scale=scale)
+                           scale=scale, health=health_table(results))
 
 
 def paper_numbers_html(paper, summary: pd.DataFrame) -> str:

@@ -90,13 +90,13 @@ def _cell(v) -> str:
 def collect_evaluations(paths, runs_root, experiments: dict) -> dict[str, pd.DataFrame]:
     """Read every run's ``evaluation.json`` into long tables.
 
-    Returns ``metrics`` (experiment, paper, k, method, seed, metric, value), ``stage_probes`` and
-    ``corruptions``. With a corruption grid and a baseline, ``mce`` is the mean corruption error
+    Returns ``metrics`` (experiment, paper, k, method, seed, metric, value), ``stage_probes``,
+    ``corruptions`` and ``health`` (:func:`health_rows`). With a corruption grid and a baseline, ``mce`` is the mean corruption error
     relative to the baseline (Hendrycks). On experiments marked ``ood``, ``linear_top1`` is also reported as ``ood_top1``.
     For experiments with a ``baseline`` method, every accuracy-like metric also gets
     a ``<metric>_relative`` row: the method's value over the baseline's, same experiment and seed.
     """
-    rows, extra = [], {"stage_probes": [], "corruptions": []}
+    rows, extra, health = [], {"stage_probes": [], "corruptions": []}, []
     for p in paths:
         run = parse_run_path(p, runs_root)
         exp = experiments.get(run["experiment"], {})
@@ -110,6 +110,7 @@ def collect_evaluations(paths, runs_root, experiments: dict) -> dict[str, pd.Dat
             rows.append({**run, "metric": metric, "value": value})
         for name in extra:
             extra[name] += [{**run, **r} for r in data.get("tables", {}).get(name, [])]
+        health += health_rows(run, data.get("health"))
     metrics = pd.DataFrame(rows, columns=["experiment", "paper", "k", "method", "seed", "metric", "value"])
     relative = []
     for name, exp in experiments.items():
@@ -143,7 +144,29 @@ def collect_evaluations(paths, runs_root, experiments: dict) -> dict[str, pd.Dat
     if len(alias):
         alias = alias.assign(metric=alias["metric"].str.replace("linear_top1", "ood_top1", regex=False))
         metrics = pd.concat([metrics, alias], ignore_index=True)
-    return {"metrics": metrics, **{k: pd.DataFrame(v) for k, v in extra.items()}}
+    return {"metrics": metrics, **{k: pd.DataFrame(v) for k, v in extra.items()},
+            "health": pd.DataFrame(health, columns=HEALTH_COLUMNS)}
+
+
+HEALTH_COLUMNS = ["experiment", "paper", "method", "seed", "stage", "status", "reasons"]
+
+
+def health_table(results_dir) -> pd.DataFrame | None:
+    """``tables/health.csv`` of a results directory, or None when it has none (runs from before health)."""
+    path = Path(results_dir) / "tables" / "health.csv"
+    return pd.read_csv(path, keep_default_na=False) if path.exists() else None
+
+
+def health_rows(run: dict, health: dict | None) -> list[dict]:
+    """A run's rows of ``health.csv``: its whole health (stage empty), then one per MCL stage; reasons
+    joined with "; ". A run whose evaluation records no health reads status ``unknown``."""
+    key = {k: run[k] for k in ("experiment", "paper", "method", "seed")}
+    if health is None:
+        return [{**key, "stage": "", "status": "unknown", "reasons": "its evaluation.json records no health"}]
+    rows = [{**key, "stage": "", "status": health["status"], "reasons": "; ".join(health.get("reasons", []))}]
+    for stage, h in enumerate(health.get("stages") or []):
+        rows.append({**key, "stage": stage, "status": h["status"], "reasons": "; ".join(h.get("reasons", []))})
+    return rows
 
 
 def summary_table(metrics: pd.DataFrame) -> pd.DataFrame:

@@ -34,6 +34,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from clbench import health as run_health
 from clbench.data import dataset_dir
 from clbench.data.image_text import captions_of
 from clbench.io import write_json, write_text
@@ -114,9 +115,9 @@ def retrieval_top1(model, x, captions, device, limit: int = 1000) -> float:
 
 
 def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir: str | Path, *, seed: int = 0,
-          device: str = "auto", threads: int = 1, batch_sampler=None) -> dict:
+          device: str = "auto", threads: int = 1, batch_sampler=None, health: dict | None = None) -> dict:
     """Train the image-caption method ``spec`` on ``data_dir``'s train split; write model.pt, metrics.csv
-    and run.json to ``out_dir``."""
+    and run.json to ``out_dir``. ``health``: the config's thresholds (see :func:`clbench.train.loop.train`)."""
     t0 = time.time()
     ctx = distributed.from_environment()
     dev = distributed.init(ctx, devices.setup(device, threads, seed))
@@ -181,7 +182,8 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 terms = step_model(x, tokens.to(dev, non_blocking=True))
             if not torch.isfinite(terms["loss"]).item():
-                raise FloatingPointError(f"non-finite CLIP loss at step {step}")
+                raise run_health.TrainingDiverged(f"training stopped at epoch {epoch + 1}, step {step}: the CLIP "
+                                                  f"loss is {float(terms['loss'])} (not finite)")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(terms["loss"]).backward()
             scaler.step(optimizer)
@@ -201,6 +203,8 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
         if ctx.is_main and every and ((epoch + 1) % every == 0 or epoch + 1 == epochs):
             row["val_i2t_top1"] = retrieval_top1(model, val_split["x"], val_captions, dev)
         rows.append(row)
+        run_health.stop_if_diverged([r["loss"] for r in rows if "loss" in r], health, at=f"epoch {epoch + 1}",
+                                    logger=log)
         if ctx.is_main:
             log.info("epoch %d/%d %s", epoch + 1, epochs, " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
             save_checkpoint(checkpoint, epoch, run_hash, model, optimizer, schedule, scaler, rows)
@@ -227,6 +231,8 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                      "open_clip": _open_clip_version(), "clbench": __import__("clbench").__version__},
     }
+    info["health"] = run_health.training_health_of(spec, rows, health, batch_size=batch_size)
+    run_health.log_health(info["health"], log)
     write_json(out / "run.json", info)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     log.info("finished in %.1f s on %s (seed %d)", info["wall_seconds"], dev, seed)

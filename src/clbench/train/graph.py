@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from clbench import health as run_health
 from clbench.data import dataset_dir
 from clbench.data.embedded import rng_for
 from clbench.data.graph_augment import GraphAugment
@@ -48,9 +49,9 @@ def augmenter(spec: dict) -> GraphAugment:
 
 
 def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir: str | Path, *, seed: int = 0,
-          device: str = "auto", threads: int = 1, batch_sampler=None) -> dict:
+          device: str = "auto", threads: int = 1, batch_sampler=None, health: dict | None = None) -> dict:
     """Train graph method ``spec`` on every graph of ``data_dir``; write model.pt, metrics.csv and run.json
-    to ``out_dir``."""
+    to ``out_dir``. ``health``: the config's thresholds (see :func:`clbench.train.loop.train`)."""
     started = time.time()
     if batch_sampler is not None:
         raise ValueError("graph methods train on the dataset's own order; a batch sampler (MCL) is not supported")
@@ -84,6 +85,7 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
     for epoch in range(start, epochs):
         rows.append(_epoch(model, graphs, batches, augment, optimizer, schedule, rng_for(seed, "graph_epoch", epoch),
                            epoch, dev))
+        run_health.stop_if_diverged([r["loss"] for r in rows], health, at=f"epoch {epoch + 1}", logger=log)
         model.snapshot(epoch + 1)
         log.info("epoch %d/%d loss=%.4g (%.1f s)", epoch + 1, epochs, rows[-1]["loss"], rows[-1]["seconds"])
         save_state(checkpoint, run_hash, stateful, epoch=epoch, rows=rows)
@@ -97,6 +99,8 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
             "graphs": len(graphs), "batches_per_epoch": len(batches), "graph": graph_settings(spec),
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                          "clbench": __import__("clbench").__version__}}
+    info["health"] = run_health.training_health_of(spec, rows, health, batch_size=batch_size)
+    run_health.log_health(info["health"], log)
     write_json(out / "run.json", info)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     log.info("finished in %.1f s on %s (seed %d)", info["wall_seconds"], dev, seed)
@@ -112,7 +116,8 @@ def _epoch(model, graphs, batches, augment: GraphAugment, optimizer, schedule, r
         pairs = [augment.pair(*graphs[i], rng) for i in ids]
         terms = model.loss_terms(graph_batch([p[0] for p in pairs], dev), graph_batch([p[1] for p in pairs], dev))
         if not torch.isfinite(terms["loss"]).item():
-            raise FloatingPointError(f"non-finite loss in epoch {epoch + 1}: {float(terms['loss'])}")
+            raise run_health.TrainingDiverged(f"training stopped at epoch {epoch + 1}: the loss is "
+                                              f"{float(terms['loss'])} (not finite)")
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         optimizer.step()

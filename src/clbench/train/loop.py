@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from clbench import health as run_health
 from clbench.data import augment, dataset_dir
 from clbench.io import atomic_path, write_json, write_text
 from clbench.models.checkpoint import save_model
@@ -107,13 +108,16 @@ def pretraining_split(spec: dict, data_dir: str | Path, meta: dict, train_split:
     return {"x": np.concatenate([np.asarray(p["x"]) for p in parts]), "y": np.concatenate([p["y"] for p in parts])}
 
 
-def check_finite(terms: dict, step: int, views: torch.Tensor, labels: torch.Tensor) -> None:
+def check_finite(terms: dict, step: int, views: torch.Tensor, labels: torch.Tensor, epoch: int | None = None) -> None:
     if torch.isfinite(terms["loss"]).item():
         return
     values = {k: float(v.detach()) for k, v in terms.items()}
     stats = dict(mean=float(views.mean()), std=float(views.std()), min=float(views.min()), max=float(views.max()),
                  classes=int(labels.unique().numel()), batch=int(labels.numel()))
-    raise FloatingPointError(f"non-finite loss at step {step}: terms={values} batch={stats}")
+    at = f"epoch {epoch}, step {step}" if epoch is not None else f"step {step}"
+    msg = f"training stopped at {at}: the loss is {values['loss']} (not finite): terms={values} batch={stats}"
+    log.error(msg)
+    raise run_health.TrainingDiverged(msg)
 
 
 @dataclass
@@ -149,6 +153,7 @@ class Run:
     rows: list[dict] = field(default_factory=list)
     start_epoch: int = 0
     step: int = 0
+    health: dict = field(default_factory=dict)  # the config's health: thresholds
 
     @property
     def checkpoint_path(self) -> Path:
@@ -156,13 +161,19 @@ class Run:
 
 
 def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir: str | Path, *, seed: int = 0,
-          device: str = "auto", threads: int = 1, batch_sampler=None) -> dict:
-    """Train the method ``spec`` on ``data_dir``'s train split; write model.pt, metrics.csv, run.json to ``out_dir``."""
+          device: str = "auto", threads: int = 1, batch_sampler=None, health: dict | None = None) -> dict:
+    """Train the method ``spec`` on ``data_dir``'s train split; write model.pt, metrics.csv, run.json to ``out_dir``.
+
+    ``health``: the config's ``health:`` thresholds; an epoch whose loss is non-finite or diverges stops
+    the run (:func:`clbench.health.stop_if_diverged`), and run.json records the training-side health."""
     run = setup(spec, data_dir, checkpoint_dir, seed=seed, device=device, threads=threads, batch_sampler=batch_sampler)
+    run.health = health or {}
     resume(run)
     for epoch in tqdm(range(run.start_epoch, run.epochs), desc="epochs", initial=run.start_epoch, total=run.epochs,
                       disable=not run.ctx.is_main, mininterval=1.0):
         run.rows.append(train_epoch(run, epoch))
+        run_health.stop_if_diverged([r["loss"] for r in run.rows if "loss" in r], run.health, at=f"epoch {epoch + 1}",
+                                    logger=log)
         if run.ctx.is_main:
             log.info("epoch %d/%d %s", epoch + 1, run.epochs,
                      " ".join(f"{k}={v:.4g}" for k, v in run.rows[-1].items() if k != "epoch"))
@@ -304,7 +315,7 @@ def train_epoch(run: Run, epoch: int) -> dict:
         labels = labels.to(dev, non_blocking=True)
         with torch.autocast(dev.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None):
             terms = run.step_model(x, labels)
-        check_finite(terms, run.step, x, labels)
+        check_finite(terms, run.step, x, labels, epoch=epoch + 1)
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(terms["loss"]).backward()
         run.scaler.step(run.optimizer)
@@ -355,6 +366,8 @@ def finish(run: Run, out_dir: str | Path) -> dict:
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                      "clbench": __import__("clbench").__version__},
     }
+    info["health"] = run_health.training_health_of(run.spec, run.rows, run.health, batch_size=run.batch_size)
+    run_health.log_health(info["health"], log)
     write_json(out / "run.json", info)
     shutil.rmtree(run.checkpoint_dir, ignore_errors=True)
     log.info("finished in %.1f s on %s (seed %d)", info["wall_seconds"], run.device, run.seed)

@@ -47,6 +47,7 @@ def combine_stages(stage_dirs: list, out_dir) -> dict:
     import pandas as pd
     from pathlib import Path
 
+    from clbench.health import stage_health
     from clbench.io import read_json, write_json, write_text
     from clbench.models.checkpoint import load_model, save_model
 
@@ -71,6 +72,8 @@ def combine_stages(stage_dirs: list, out_dir) -> dict:
     # per stage, the clusters and samples its batches came from (stage 0: plain shuffled batches)
     samplers = [i.get("batch_sampler") for i in infos]
     info = {"stages": len(stage_dirs), "stage_batch_samplers": samplers, "stage_runs": infos,
+            # every stage's training health, each stage's checks named by it; "stages" keeps each one
+            "health": stage_health([i.get("health") for i in infos]),
             "device": infos[-1].get("device"),
             "seed": infos[-1].get("seed"), "wall_seconds": sum(i.get("wall_seconds", 0) for i in infos)}
     write_json(out / "run.json", info)

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from clbench import health as run_health
 from clbench.data import dataset_dir
 from clbench.data.sentences import sentences
 from clbench.evaluate.sts import dev_spearman
@@ -55,9 +56,10 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 
 
 def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir: str | Path, *, seed: int = 0,
-          device: str = "auto", threads: int = 1, batch_sampler=None) -> dict:
+          device: str = "auto", threads: int = 1, batch_sampler=None, health: dict | None = None) -> dict:
     """Train sentence method ``spec`` on ``data_dir`` (a ``sentences`` dataset); write model.pt, metrics.csv,
-    run.json to ``out_dir``."""
+    run.json to ``out_dir``. ``health``: the config's thresholds (see :func:`clbench.train.loop.train`); here
+    the guard runs at every evaluation step, on the mean loss since the previous one."""
     if batch_sampler is not None:
         raise ValueError("a sentence method draws its own batches; MCL's cluster sampler does not apply")
     started = time.time()
@@ -125,7 +127,8 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
         z1, z2 = z.float().chunk(2)
         loss = loss_fn(z1, z2, **params)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss at step {step}")
+            raise run_health.TrainingDiverged(f"training stopped at step {step} (epoch {step // steps_per_epoch + 1}): "
+                                              f"the loss is {float(loss)} (not finite)")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if settings["max_grad_norm"]:
@@ -138,6 +141,7 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
         step += 1
         if step % eval_steps == 0:
             evaluate_and_keep(step, losses, t0)
+            run_health.stop_if_diverged([r["loss"] for r in state["rows"]], health, at=f"step {step}", logger=log)
             model.train()
             losses, t0 = [], time.time()
             state["step"] = step
@@ -164,6 +168,8 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
                      "transformers": __import__("transformers").__version__,
                      "clbench": __import__("clbench").__version__},
     }
+    info["health"] = run_health.training_health_of(spec, state["rows"], health, batch_size=batch_size)
+    run_health.log_health(info["health"], log)
     write_json(out / "run.json", json.loads(json.dumps(info, default=float)))
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     log.info("finished in %.1f s: best STS-B dev spearman %.4f at step %s", info["wall_seconds"], state["best"],
