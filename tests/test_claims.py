@@ -312,8 +312,8 @@ def test_no_paper_claim_carries_slack_and_bands_are_the_texts():
         assert (c.check["lo"], c.check["hi"]) == (lo, hi), cid
     assert {cid for cid, c in by_id.items() if c.check["kind"] == "within"} == set(bands)
     magnitudes = {cid for cid, c in by_id.items() if c.scale == "paper"}
-    assert magnitudes == {"clear.gmig_paper_range", "clear.styled_relative_range", "clear.pacs_relative_range",
-                          "mcl.mmvp_reaches_32_6"}
+    assert magnitudes == {"clear.gmig_paper_range", "clear.no_snn_near_zero", "clear.styled_relative_range",
+                          "clear.pacs_relative_range", "mcl.mmvp_reaches_32_6"}
 
 
 def test_the_recovered_attribute_is_fixed_by_the_claim():

@@ -214,14 +214,13 @@ def test_the_mcl_card_shows_the_batch_sampler_its_stages_recorded(paper_cfg, tmp
         assert row["source"].startswith("MCL official code, my_training/data.py MCL_batch_sampler_DDP")
     specs = {m: {k: v for k, v in s.items() if k != "mcl"} for m, s in planned.methods.items()}
     files = write_runs(tmp_path, "trifeature_ssl", specs, seeds=(0, 1), stage_runs={"mcl": 3})
-    summary = {"batch_size": 256, "small": "skip", "drop_last": True, "clusters": 10, "clusters_used": 7,
-               "samples": 50000, "samples_used": 49000, "batches": 190, "mixed_batches": 0}
     for f in files:  # stage 0 shuffles plainly; stages 1 and 2 draw each batch from one cluster
         if f.name == "run.json" and f.parent.parent.name == "mcl":
             info = json.loads(f.read_text())
-            seed_counts = {"clusters_used": 7 + int(f.parent.name[-1]), "samples_used": 49000 - int(f.parent.name[-1])}
-            info["stage_batch_samplers"] = [None, {**summary, **seed_counts}, {**summary, **seed_counts}]
+            seed = int(f.parent.name[-1])  # the clusters, and so the clusters and samples used, vary with the seed
+            info["stage_batch_samplers"] = [None, sampler_summary(seed), sampler_summary(seed)]
             f.write_text(json.dumps(info))
+    summary = sampler_summary(0)
     record, _ = recorded_experiment(files, planned)
     rows = protocol_card(record, PAPERS)
     assert one(rows, "batch_sampler.one_cluster_per_batch", "mcl")["value"] == "true"
@@ -230,14 +229,27 @@ def test_the_mcl_card_shows_the_batch_sampler_its_stages_recorded(paper_cfg, tmp
     assert not rows_of(rows, "batch_sampler.one_cluster_per_batch", "infonce")
     mixed = tmp_path / "runs" / "trifeature_ssl" / "mcl" / "seed0" / "run.json"
     info = json.loads(mixed.read_text())
-    info["stage_batch_samplers"] = [None, {**summary, "small": "merge", "mixed_batches": 2},
-                                    {**summary, "small": "merge", "mixed_batches": 1}]
+    info["stage_batch_samplers"] = [None, {**summary, "small_clusters": "merge", "mixed_batches": 2},
+                                    {**summary, "small_clusters": "merge", "mixed_batches": 1}]
     mixed.write_text(json.dumps(info))
     with pytest.raises(ValueError, match="different settings"):  # seed1 recorded the official sampler
         recorded_experiment(files, planned)
     record, _ = recorded_experiment([f for f in files if "seed1" not in str(f)], planned)
-    row = one(protocol_card(record, PAPERS), "batch_sampler.one_cluster_per_batch", "mcl")
+    rows = protocol_card(record, PAPERS)
+    row = one(rows, "batch_sampler.one_cluster_per_batch", "mcl")
     assert row["value"] == "false" and row["source"].startswith("assumed; MCL official code")
+    row = one(rows, "batch_sampler.small_clusters", "mcl")
+    assert row["value"] == "merge" and row["source"].startswith("assumed; MCL official code")
+
+
+def sampler_summary(seed: int, **options) -> dict:
+    """What a stage's run.json records of its batch sampler: the sampler's own summary."""
+    import numpy as np
+
+    from clbench.data.samplers import ClusterBatchSampler
+
+    ids = np.random.default_rng(seed).integers(0, 10, size=600)
+    return ClusterBatchSampler(ids, batch_size=32, seed=seed, **options).summary()
 
 
 def test_card_defaults_are_the_evaluate_jobs():

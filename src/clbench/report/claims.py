@@ -74,6 +74,7 @@ RULES = {
     "band": f"one-sided one-sample t-tests against the band's edges, alpha = {ALPHA:g}: holds when the mean is "
             f"inside every edge, fails when it is outside one, else inconclusive",
     "scale": "a magnitude at the paper's scale: not compared at another scale",
+    "untested": "no t-test could be computed (see the evidence): inconclusive",
 }
 
 
@@ -372,7 +373,8 @@ def _finish(base: ClaimResult, decision: _Decision, rule: str) -> ClaimResult:
         base.summary = "not run: " + decision.note
         return base
     base.verdict = decision.verdict
-    base.rule = RULES["n=1"] if decision.verdict == DIRECTION_ONLY else rule
+    untested = decision.verdict == INCONCLUSIVE and math.isnan(decision.p)
+    base.rule = RULES["n=1"] if decision.verdict == DIRECTION_ONLY else RULES["untested"] if untested else rule
     base.summary += _evidence(decision)
     return base
 
