@@ -92,9 +92,10 @@ def ood_k_curve(metrics_csv, out, metric: str = "linear_top1_relative", baseline
     ks = sorted(summ["k"].unique())
     ax.set_xticks(ks)
     ax.set_xlabel("k (styles per digit seen in training)")
-    ax.set_ylabel(label or f"{metric.replace('_', ' ')}" + (f" (vs {baseline})" if relative and baseline else ""),
-                  fontsize=8 if label else None)
-    ax.set_title("OOD accuracy vs k (mean ± std over seeds)")
+    what = "relative OOD top-1" if label else metric.replace("_", " ")
+    ax.set_ylabel(what + (f" (vs {baseline})" if relative and baseline else ""))
+    ax.set_title(f"{label}\nagainst k (mean ± std over seeds)" if label else "OOD accuracy vs k (mean ± std over seeds)",
+                 fontsize=9 if label else None)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -141,7 +142,8 @@ def relative_bars(metrics_csv, out, metric: str, experiments: Sequence[str], bas
     if relative:
         ax.axhline(1.0, color="black", linestyle="--", linewidth=1, label=f"{baseline or 'baseline'} (= 1)")
     ax.set_xticks(range(len(exps)), exps, rotation=15 if len(exps) > 3 else 0)
-    ax.set_ylabel(metric.replace("_", " ") + (f" (vs {baseline})" if relative and baseline else ""))
+    what = "relative OOD top-1" if label else metric.replace("_", " ")
+    ax.set_ylabel(what + (f" (vs {baseline})" if relative and baseline else ""))
     ax.set_title(f"{label or metric.replace('_', ' ')} (mean ± std over seeds)", fontsize=9 if label else 10)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
