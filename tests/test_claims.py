@@ -402,10 +402,13 @@ def test_clear_ood_compares_the_mlp_probe_on_z_c_with_the_cnns_own_classifier():
     c = by_id("clear.ood_beats_cnn")
     assert "MLP probe on z_c" in c.text and "own classifier" in c.text
     # the linear probes say the opposite; the paper's comparison (MLP probe vs the CNN's head) decides
-    df = frame([("clear", "mlp_top1", {0: 0.60, 1: 0.62, 2: 0.61}), ("cnn", "head_top1", {0: 0.40, 1: 0.45, 2: 0.41}),
-                ("clear", "ood_top1", {0: 0.30, 1: 0.31, 2: 0.32}), ("cnn", "ood_top1", {0: 0.50, 1: 0.52, 2: 0.55})])
-    assert one(c, df).verdict == "holds"
-    assert one(c, frame([("clear", "mlp_top1", {0: 0.6, 1: 0.6})])).verdict == "not run"  # no head scored
+    rows = [("clear", "mlp_top1", {0: 0.60, 1: 0.62, 2: 0.61}), ("cnn", "head_top1", {0: 0.40, 1: 0.45, 2: 0.41}),
+            ("clear", "ood_top1", {0: 0.30, 1: 0.31, 2: 0.32}), ("cnn", "ood_top1", {0: 0.50, 1: 0.52, 2: 0.55})]
+    df = pd.concat([frame(rows, "clear_ood_k3"), frame(rows, "clear_celeba")])  # CelebA's test split is not OOD
+    r = one(c, df)
+    assert r.verdict == "holds" and r.experiment == "clear_ood_k3"
+    no_head = frame([("clear", "mlp_top1", {0: 0.6, 1: 0.6})], "clear_ood_k3")
+    assert one(c, no_head).verdict == "not run"
     for cid in ("clear.styled_relative_range", "clear.pacs_relative_range"):
         assert by_id(cid).check["metric"] == "mlp_top1_relative_head" and "own classifier" in by_id(cid).text
 
