@@ -708,7 +708,7 @@ CLAIMS = (
         "paper": KEY,
         "text": "gMIG: CLEAR (SNN + PS-SNN) > CLEAR-neg (no PS-SNN: the style SNN negated) > beta-VAE (neither "
                 "SNN term). The paper gives 0.3-0.4 and about 0.26 for the first two; its about 0 is CLEAR "
-                "without SNN (clear.no_snn_near_zero), not beta-VAE, for which it reports no gMIG.",
+                "without SNN (clear.no_snn_near_zero), not beta-VAE, which has no paper number here.",
         "check": {"kind": "ordering", "metric": "gmig", "order": ["clear", "clear_neg", "beta_vae"]},
     },
     {
