@@ -398,8 +398,8 @@ def test_no_paper_claim_carries_slack_and_bands_are_the_texts():
         assert (c.check["lo"], c.check["hi"]) == (lo, hi), cid
     assert {cid for cid, c in by_id.items() if c.check["kind"] == "within"} == set(bands)
     magnitudes = {cid for cid, c in by_id.items() if c.scale == "paper"}
-    assert magnitudes == {"clear.gmig_paper_range", "clear.styled_relative_range", "clear.pacs_relative_range",
-                          "mcl.mmvp_reaches_32_6"}
+    assert magnitudes == {"clear.gmig_paper_range", "clear.no_snn_near_zero", "clear.styled_relative_range",
+                          "clear.pacs_relative_range", "mcl.mmvp_reaches_32_6"}
 
 
 def test_the_recovered_attribute_is_fixed_by_the_claim():
@@ -477,3 +477,55 @@ def test_result_numbers_are_plain():
     r = one(claim({**GREATER, "metric": "m"}), df).to_dict()
     assert r["numbers"][0]["per_seed"] == {"0": 1.0, "1": 3.0}
     assert math.isclose(r["numbers"][0]["std"], math.sqrt(2))
+
+
+def by_id(cid):
+    (c,) = [c for c in load_claims(DEFAULT_CLAIMS) if c.id == cid]
+    return c
+
+
+def test_clear_ood_compares_the_mlp_probe_on_z_c_with_the_cnns_own_classifier():
+    c = by_id("clear.ood_beats_cnn")
+    assert "MLP probe on z_c" in c.text and "own classifier" in c.text
+    # the linear probes say the opposite; the paper's comparison (MLP probe vs the CNN's head) decides
+    rows = [("clear", "mlp_top1", {0: 0.60, 1: 0.62, 2: 0.61}), ("cnn", "head_top1", {0: 0.40, 1: 0.45, 2: 0.41}),
+            ("clear", "ood_top1", {0: 0.30, 1: 0.31, 2: 0.32}), ("cnn", "ood_top1", {0: 0.50, 1: 0.52, 2: 0.55})]
+    df = pd.concat([frame(rows, "clear_ood_k3"), frame(rows, "clear_celeba")])  # CelebA's test split is not OOD
+    r = one(c, df)
+    assert r.verdict == "holds" and r.experiment == "clear_ood_k3"
+    no_head = frame([("clear", "mlp_top1", {0: 0.6, 1: 0.6})], "clear_ood_k3")
+    assert one(c, no_head).verdict == "not run"
+    for cid in ("clear.styled_relative_range", "clear.pacs_relative_range"):
+        assert by_id(cid).check["metric"] == "mlp_top1_relative_head" and "own classifier" in by_id(cid).text
+
+
+def test_mcl_concatenation_against_simclr_on_the_suppressed_feature():
+    c = by_id("mcl.concat_beats_simclr_on_suppressed")
+    assert c.check["metric"] == "probe_shape_top1" and (c.check["a"], c.check["b"]) == ("mcl", "infonce")
+    df = frame([("mcl", "probe_shape_top1", {0: 0.50, 1: 0.55, 2: 0.52}),
+                ("infonce", "probe_shape_top1", {0: 0.20, 1: 0.22, 2: 0.19}),
+                ("infonce", "probe_colour_top1", {0: 1.0, 1: 1.0, 2: 1.0})], experiment="trifeature_ssl")
+    assert one(c, df).verdict == "holds"
+    swapped = df.assign(method=df["method"].map({"mcl": "infonce", "infonce": "mcl"}))
+    assert one(c, swapped).verdict == "fails"
+
+
+def test_a_comparison_without_a_t_test_does_not_show_the_t_test_rule():
+    c = by_id("varcon.faster_convergence")
+    assert "clbench's" in c.text and "evaluation.convergence_target" in c.text
+    df = frame([("varcon", "epochs_to_target", {0: 3.0, 1: math.inf, 2: 4.0}),
+                ("supcon", "epochs_to_target", {0: 5.0, 1: math.inf, 2: 6.0})])
+    r = one(c, df)
+    assert r.verdict == "inconclusive" and r.rule == RULES["untested"] and "not finite" in r.summary
+    finite = frame([("varcon", "epochs_to_target", {0: 3.0, 1: 3.0, 2: 4.0}),
+                    ("supcon", "epochs_to_target", {0: 5.0, 1: 6.0, 2: 6.0})])
+    assert one(c, finite).rule == RULES["paired"]
+
+
+def test_claim_texts_name_what_they_test():
+    gmig = by_id("clear.gmig_ordering")
+    assert "about 0" in gmig.text and "CLEAR without SNN" in gmig.text and "not beta-VAE" in gmig.text
+    assert by_id("clear.no_snn_near_zero").scale == "paper"
+    for cid in ("subembed.r0_predicts_digit", "subembed.r0_background_chance", "subembed.r1_predicts_background",
+                "subembed.r1_digit_chance"):
+        assert by_id(cid).text.startswith("clbench criterion (not a poster claim): "), cid

@@ -144,3 +144,27 @@ def test_saving_the_probe_needs_an_evaluation_that_fits_it(data, tmp_path):
 def test_the_registry_imports_no_torch():
     code = "import sys; from clbench.evaluate import EVALUATIONS, check_evaluations; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_own_head_scores_the_trained_classifier_not_a_refit_probe(data, tmp_path):
+    from clbench.data import dataset_dir
+    from clbench.evaluate.embed import embed
+    from clbench.models.checkpoint import load_model
+
+    path = _saved(tmp_path, {**CNN, "classifier": {"kind": "mlp", "hidden_dim": 8}})
+    result = evaluate_run(path, data, {"evaluations": ["own_head", "linear_probe"], "probe": {"epochs": 5}}, seed=0)
+    assert set(result["metrics"]) >= {"head_top1", "head_auroc", "head_aupr", "linear_top1"}
+    test = dataset_dir.load(data, "test")
+    logits = embed(load_model(path), test["x"], fn=lambda m, xb: m.classifier(m.encoder(xb)))
+    own = float((logits.argmax(1).numpy() == test["y"]).mean())
+    assert result["metrics"]["head_top1"] == pytest.approx(own)
+    # a model without a trained classifier head skips it when it runs, and is refused when planned
+    ssl = {**CNN, "objective": "info_nce", "views": 2}
+    (tmp_path / "ssl").mkdir()
+    skipped = evaluate_run(_saved(tmp_path / "ssl", ssl), data, {"evaluations": ["own_head", "knn"], "knn": {"k": 5}},
+                           seed=0)
+    assert "head_top1" not in skipped["metrics"] and "knn_top1" in skipped["metrics"]
+    with pytest.raises(ConfigError, match=r"evaluation own_head needs a model with classifier; none of the methods "
+                                          r"infonce, mcl has one"):
+        check_evaluations(["own_head"], {"infonce": ssl, "mcl": {**CNN, "mcl": {"stages": 2}}}, "experiments.x.evaluations")
+    check_evaluations(["own_head"], {"cnn": CNN, "infonce": ssl}, "experiments.x.evaluations")

@@ -266,3 +266,19 @@ def test_mi_simulation_curves_track_mi(tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(table), df)
     main(["report", "figure", "clear_mi_simulation", str(table), "--results", str(tmp_path), "--out", str(out)])
     _assert_image(out)
+
+
+def test_clear_ood_figures_plot_the_mlp_probe_over_the_cnns_own_classifier(monkeypatch, tmp_path):
+    """The paper's comparison, not the linear probes' ratio: both figures read mlp_top1_relative_head."""
+    from clbench.report.paper import ResultFiles
+
+    seen = {}
+    monkeypatch.setattr(clear, "relative_bars", lambda csv, out, metric, exps, **kw: seen.update(bars=(metric, exps, kw)))
+    monkeypatch.setattr(clear, "ood_k_curve", lambda csv, out, metric, experiments, **kw: seen.update(k=(metric, experiments)))
+    exps = {"clear_ood_k1": {"ood": True, "k": 1}, "clear_camelyon17": {"ood": True}, "clear_styled": {}}
+    files = ResultFiles(tmp_path, (tmp_path / "metrics.csv",), exps)
+    clear.draw_ood(files, tmp_path / "a.png")
+    clear.draw_ood_k(files, tmp_path / "b.png")
+    assert seen["bars"][:2] == ("mlp_top1_relative_head", ["clear_ood_k1", "clear_camelyon17"])
+    assert "own classifier" in seen["bars"][2]["label"]
+    assert seen["k"] == ("mlp_top1_relative_head", ["clear_ood_k1"])

@@ -69,7 +69,7 @@ def test_reported_numbers_present(df):
     assert v("varcon", "linear_top1", "varcon", "ImageNet-100") == 86.34
     assert v("mcl", "mmvp_stage0", "mcl_clip") == 20.0  # the vanilla CLIP is MCL-CLIP's stage 0
     assert v("mcl", "mmvp", "mcl_clip") == 32.6  # the stages' concatenation
-    tc = _value(df, "clear", "ood_top1", "clear_tc")
+    tc = _value(df, "clear", "mlp_top1", "clear_tc")  # the MLP probe on z_c, on the OOD test hospital
     assert tc["value"] == 0.747 and tc["std"] == 0.019
     assert v("clear", "gmig", "clear_neg") == 0.26
     cos = df[df.id == "clear.gmig.cosine"].iloc[0]

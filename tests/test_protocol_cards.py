@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
@@ -18,11 +19,13 @@ from clbench.report.paper import ExperimentRecord, Paper, Source
 from clbench.report.protocol import (
     ALL_METHODS,
     CARD_COLUMNS,
+    EVALUATION_READS,
     MLP_HIDDEN,
     MLP_PROBE_KEYS,
     PROBE_DEFAULTS,
     PROBE_FREE_EVALUATIONS,
     card_counts,
+    format_value,
     protocol_card,
     read_card,
     recorded_experiment,
@@ -214,14 +217,13 @@ def test_the_mcl_card_shows_the_batch_sampler_its_stages_recorded(paper_cfg, tmp
         assert row["source"].startswith("MCL official code, my_training/data.py MCL_batch_sampler_DDP")
     specs = {m: {k: v for k, v in s.items() if k != "mcl"} for m, s in planned.methods.items()}
     files = write_runs(tmp_path, "trifeature_ssl", specs, seeds=(0, 1), stage_runs={"mcl": 3})
-    summary = {"batch_size": 256, "small": "skip", "drop_last": True, "clusters": 10, "clusters_used": 7,
-               "samples": 50000, "samples_used": 49000, "batches": 190, "mixed_batches": 0}
     for f in files:  # stage 0 shuffles plainly; stages 1 and 2 draw each batch from one cluster
         if f.name == "run.json" and f.parent.parent.name == "mcl":
             info = json.loads(f.read_text())
-            seed_counts = {"clusters_used": 7 + int(f.parent.name[-1]), "samples_used": 49000 - int(f.parent.name[-1])}
-            info["stage_batch_samplers"] = [None, {**summary, **seed_counts}, {**summary, **seed_counts}]
+            seed = int(f.parent.name[-1])  # the clusters, and so the clusters and samples used, vary with the seed
+            info["stage_batch_samplers"] = [None, sampler_summary(seed), sampler_summary(seed)]
             f.write_text(json.dumps(info))
+    summary = sampler_summary(0)
     record, _ = recorded_experiment(files, planned)
     rows = protocol_card(record, PAPERS)
     assert one(rows, "batch_sampler.one_cluster_per_batch", "mcl")["value"] == "true"
@@ -230,14 +232,27 @@ def test_the_mcl_card_shows_the_batch_sampler_its_stages_recorded(paper_cfg, tmp
     assert not rows_of(rows, "batch_sampler.one_cluster_per_batch", "infonce")
     mixed = tmp_path / "runs" / "trifeature_ssl" / "mcl" / "seed0" / "run.json"
     info = json.loads(mixed.read_text())
-    info["stage_batch_samplers"] = [None, {**summary, "small": "merge", "mixed_batches": 2},
-                                    {**summary, "small": "merge", "mixed_batches": 1}]
+    info["stage_batch_samplers"] = [None, {**summary, "small_clusters": "merge", "mixed_batches": 2},
+                                    {**summary, "small_clusters": "merge", "mixed_batches": 1}]
     mixed.write_text(json.dumps(info))
     with pytest.raises(ValueError, match="different settings"):  # seed1 recorded the official sampler
         recorded_experiment(files, planned)
     record, _ = recorded_experiment([f for f in files if "seed1" not in str(f)], planned)
-    row = one(protocol_card(record, PAPERS), "batch_sampler.one_cluster_per_batch", "mcl")
+    rows = protocol_card(record, PAPERS)
+    row = one(rows, "batch_sampler.one_cluster_per_batch", "mcl")
     assert row["value"] == "false" and row["source"].startswith("assumed; MCL official code")
+    row = one(rows, "batch_sampler.small_clusters", "mcl")
+    assert row["value"] == "merge" and row["source"].startswith("assumed; MCL official code")
+
+
+def sampler_summary(seed: int, **options) -> dict:
+    """What a stage's run.json records of its batch sampler: the sampler's own summary."""
+    import numpy as np
+
+    from clbench.data.samplers import ClusterBatchSampler
+
+    ids = np.random.default_rng(seed).integers(0, 10, size=600)
+    return ClusterBatchSampler(ids, batch_size=32, seed=seed, **options).summary()
 
 
 def test_card_defaults_are_the_evaluate_jobs():
@@ -408,3 +423,255 @@ def test_the_workflow_plans_one_card_per_experiment(tiny_cfg):
     assert inputs[-1] == "results/data/styled_digits/meta.json"
     plan = json.loads(targets.protocol_plan(SimpleNamespace(experiment="varcon_digits")))
     assert ExperimentRecord.from_dict(plan) == planned_experiment(tiny_cfg, "varcon_digits")
+
+
+# ---- every card row is the value its runs recorded --------------------------------------------------------
+# For every experiment of both configurations, the files its runs would write are written from the resolved
+# configuration as the jobs write them (run.json: clbench.train.loop.finish, a multistage run's
+# clbench.train.mcl.combine_stages with each stage's own spec and batch sampler; evaluation.json: clbench.cli's
+# evaluate command, the job's --spec; meta.json: the dataset's effective spec), the card is built from them,
+# and each row is compared with what those files hold at the key the row names.
+
+# the models' values for settings a method leaves out (clbench.models: the Classifier family's linear head,
+# SmallCNN's average pooling, the MLP head's hidden units)
+MODEL_DEFAULTS = {"classifier.kind": "linear", "encoder.pool": "avg", "classifier.hidden_dim": 256}
+SAMPLER_KEYS = {"batch_sampler.small_clusters": "small_clusters", "batch_sampler.drop_last": "drop_last"}
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class Used:
+    """A value the run's files show it used without recording it under the setting's key (a multistage
+    run's stage block, seen in its stages): a card may show it as the unset default it is."""
+
+    value: object
+
+
+def lookup(tree, dotted: str):
+    node = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _ABSENT
+        node = node[part]
+    return node
+
+
+def leaves(tree, prefix=""):
+    """Every dotted key of a nested mapping (lists of mappings entered, by index)."""
+    out = []
+    for key, value in tree.items():
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):  # a multistage run's stages
+            for i, item in enumerate(value):
+                out += leaves(item, f"{prefix}{key}.{i}.")
+        else:
+            out += leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else [f"{prefix}{key}"]
+    return out
+
+
+def write_recorded_runs(cfg, experiment, results):
+    """The run.json, evaluation.json and meta.json the experiment's jobs write, from the configuration."""
+    import numpy as np
+
+    from clbench.data.build import effective
+    from clbench.data.samplers import ClusterBatchSampler
+
+    exp = cfg["experiments"][experiment]
+    evaluation = json.loads(wf.evaluation_spec(cfg, experiment))
+    files = []
+    for method in exp["methods"]:
+        spec = wf.method_spec(cfg, experiment, method)
+        for seed in exp["seeds"]:
+            run = results / "runs" / experiment / method / f"seed{seed}"
+            run.mkdir(parents=True)
+            if spec.get("mcl") is None:
+                info = {"spec": json.loads(wf.pretrain_spec(cfg, experiment, method)), "seed": seed}
+            else:
+                stage_runs = []
+                for stage in range(spec["mcl"]["stages"]):
+                    stage_spec = json.loads(wf.stage_spec(cfg, experiment, method, seed, stage))
+                    stage_info = {"spec": stage_spec, "seed": seed}
+                    if stage > 0:  # clbench.cli train --clusters: batches from the earlier stages' clusters
+                        batch, k = stage_spec.get("batch_size", 128), spec["mcl"]["clusters"]
+                        ids = np.random.default_rng(seed).integers(0, k, size=2 * batch * k)
+                        stage_info["batch_sampler"] = ClusterBatchSampler(
+                            ids, batch_size=batch, seed=seed, order=stage_spec.get("cluster_order", "shuffled")).summary()
+                    stage_runs.append(stage_info)
+                info = {"stages": len(stage_runs), "stage_batch_samplers": [s.get("batch_sampler") for s in stage_runs],
+                        "stage_runs": stage_runs, "seed": seed}
+            (run / "run.json").write_text(json.dumps(info))
+            (run / "evaluation.json").write_text(json.dumps({"metrics": {}, "tables": {}, "spec": evaluation}))
+            files += [run / "run.json", run / "evaluation.json"]
+    meta = results / "data" / exp["dataset"] / "meta.json"
+    meta.parent.mkdir(parents=True)
+    meta.write_text(json.dumps({"spec": effective(cfg["datasets"][exp["dataset"]])}))
+    return files + [meta]
+
+
+def recorded_method_value(info: dict, setting: str):
+    """What a method's run.json holds at ``setting``: its spec's value, the objective's default for a
+    parameter it leaves out, the model's default; a multistage run's trained stages' (all the same),
+    its batch sampler's policy and its stage block as the stages show it."""
+    from clbench.objectives import resolved_params
+
+    if "stage_runs" not in info:
+        specs, samplers = [info["spec"]], []
+    else:  # an untrained stage 0 (first_stage: initial) is the starting model, 0 epochs
+        trained = [s["spec"] for s in info["stage_runs"] if s["spec"].get("epochs") != 0]
+        specs, samplers = [{k: v for k, v in s.items() if k not in ("init_from", "cluster_order")} for s in trained], \
+            [s for s in info["stage_batch_samplers"] if s]
+        stages = info["stage_runs"]
+        stage_block = {
+            "mcl.stages": Used(info["stages"]),
+            "mcl.clusters": Used(samplers[0]["clusters"]) if samplers else _ABSENT,
+            "mcl.first_stage": Used("initial" if stages[0]["spec"].get("epochs") == 0 else "train"),
+            "mcl.init": Used("previous" if any("init_from" in s["spec"] for s in stages) else "fresh"),
+            "mcl.order": Used(samplers[0].get("order", "shuffled")) if samplers else _ABSENT,
+        }
+        if setting in stage_block:
+            return stage_block[setting]
+        if setting == "batch_sampler.one_cluster_per_batch":
+            return all(s["mixed_batches"] == 0 for s in samplers) if samplers else _ABSENT
+        if setting in SAMPLER_KEYS:
+            values = {json.dumps(s[SAMPLER_KEYS[setting]]) for s in samplers}
+            assert len(values) <= 1, (setting, values)
+            return samplers[0][SAMPLER_KEYS[setting]] if samplers else _ABSENT
+    values = []
+    for spec in specs:
+        value = lookup(spec, setting)
+        section, _, param = setting.partition(".")
+        if value is _ABSENT and spec.get("objective") and param and section in ("loss", "vae"):
+            value = resolved_params(spec).get(param, _ABSENT)
+        if value is _ABSENT:
+            value = MODEL_DEFAULTS.get(setting, _ABSENT)
+        values.append(value)
+    assert all(v == values[0] for v in values), (setting, values)  # every trained stage trains the same spec
+    return values[0]
+
+
+def recorded_evaluation_value(spec: dict, setting: str):
+    """What the evaluate job used at ``setting``: its --spec over the job's defaults; the MLP probe's
+    settings as it trains them (mlp_probe's over the probe's)."""
+    from clbench.evaluate.context import EvaluationRun
+    from clbench.evaluate.linear_probe import MLP_HIDDEN as PROBE_MLP_HIDDEN
+    from clbench.evaluate.runner import evaluation_settings
+
+    settings = evaluation_settings(spec)
+    if setting.startswith("mlp_probe."):
+        mlp = EvaluationRun.mlp_probe_settings(SimpleNamespace(settings=settings))
+        return mlp.get(setting.removeprefix("mlp_probe."), PROBE_MLP_HIDDEN if setting.endswith("hidden_dim")
+                       else _ABSENT)
+    return lookup(settings, setting)
+
+
+def check_row(row, files_by_scope, methods):
+    """The row's value is the recorded one; "unset (x)" and "not recorded" only where nothing was recorded."""
+    scope, setting, value = row["scope"], row["setting"], row["value"]
+    if scope == "run":
+        return
+    if scope == "data":
+        recorded = [lookup(files_by_scope["data"], setting)]
+        recorded_leaves = leaves(files_by_scope["data"])
+    elif scope == "evaluation":
+        recorded = [recorded_evaluation_value(files_by_scope["evaluation"], setting)]
+        recorded_leaves = leaves(files_by_scope["evaluation"])
+    else:
+        infos = [files_by_scope[m] for m in (methods if scope == ALL_METHODS else [scope])]
+        recorded = [recorded_method_value(info, setting) for info in infos]
+        recorded_leaves = [k for info in infos for k in leaves(info)]
+    for r in recorded:
+        if value.startswith("unset (") and isinstance(r, Used):
+            assert value == f"unset ({format_value(r.value)})", (row, r)
+        elif value == "not recorded" or value.startswith("unset ("):
+            assert r is _ABSENT, (row, r)
+            if value == "not recorded":  # nor under another key: the run used it (e.g. in a nested config)
+                leaf = setting.rsplit(".", 1)[-1]
+                assert not [k for k in recorded_leaves if k.rsplit(".", 1)[-1] == leaf], (row, recorded_leaves)
+        else:
+            assert r is not _ABSENT, f"{row}: the runs recorded no {setting}"
+            assert value == format_value(r.value if isinstance(r, Used) else r), (row, r)
+
+
+@pytest.mark.parametrize("config", ["paper", "tiny"])
+def test_every_card_row_is_what_the_runs_recorded(config, paper_cfg, tiny_cfg, tmp_path):
+    cfg = paper_cfg if config == "paper" else tiny_cfg
+    for experiment, exp in cfg["experiments"].items():
+        results = tmp_path / experiment
+        files = write_recorded_runs(cfg, experiment, results)
+        record, provenance = recorded_experiment(files, planned_experiment(cfg, experiment))
+        assert "run.json" in provenance and "evaluation.json" in provenance and "meta.json" in provenance
+        rows = protocol_card(record, PAPERS, provenance)
+        by_scope = {"data": json.loads(files[-1].read_text())["spec"],
+                    "evaluation": json.loads(files[1].read_text())["spec"]}
+        for method in exp["methods"]:
+            by_scope[method] = json.loads((results / "runs" / experiment / method / f"seed{exp['seeds'][0]}" /
+                                           "run.json").read_text())
+        for row in rows:
+            check_row(row, by_scope, exp["methods"])
+            if row["scope"] == "evaluation" and "." in row["setting"]:  # read by one of the experiment's evaluations
+                block = row["setting"].split(".")[0]
+                assert any(block in EVALUATION_READS[e] for e in exp["evaluations"]), (experiment, row)
+        seeds = one(rows, "seeds")["value"]
+        assert seeds == format_value(sorted(exp["seeds"])), experiment
+
+
+def test_the_row_check_catches_a_card_that_differs_from_the_runs(tiny_cfg, tmp_path):
+    """The check above fails on the faults it exists for: a value the runs did not record, a setting shown
+    as not recorded that the run holds under another key, "unset" where the run recorded a value."""
+    files = write_recorded_runs(tiny_cfg, "mcl_mmvp", tmp_path)
+    info = json.loads(files[0].read_text())
+    by_scope = {"mcl_clip": info}
+    with pytest.raises(AssertionError):
+        check_row({"scope": "mcl_clip", "setting": "epochs", "value": "99"}, by_scope, ["mcl_clip"])
+    with pytest.raises(AssertionError):  # tiny: QuickGELU is in the CLIP config
+        check_row({"scope": "mcl_clip", "setting": "clip.quick_gelu", "value": "not recorded"}, by_scope, ["mcl_clip"])
+    with pytest.raises(AssertionError):  # the later stage recorded its sampler's policy
+        check_row({"scope": "mcl_clip", "setting": "batch_sampler.small_clusters", "value": "unset"}, by_scope,
+                  ["mcl_clip"])
+    check_row({"scope": "mcl_clip", "setting": "batch_sampler.small_clusters", "value": "skip"}, by_scope, ["mcl_clip"])
+    check_row({"scope": "mcl_clip", "setting": "clip.config.quick_gelu", "value": "true"}, by_scope, ["mcl_clip"])
+
+
+def test_the_four_rows_that_drifted_from_the_runs(tiny_cfg, paper_cfg, tmp_path):
+    """The batch sampler's policy under the key its summary records; QuickGELU where the tiny CLIP's config
+    sets it; no probe settings where no evaluation fits a probe; no regulariser weight without a regulariser."""
+    for cfg, experiment in ((tiny_cfg, "trifeature_ssl"), (tiny_cfg, "mcl_mmvp"), (paper_cfg, "mcl_mmvp")):
+        files = write_recorded_runs(cfg, experiment, tmp_path / cfg["scale"] / experiment)
+        record, provenance = recorded_experiment(files, planned_experiment(cfg, experiment))
+        rows = protocol_card(record, PAPERS, provenance)
+        method = "mcl" if experiment == "trifeature_ssl" else "mcl_clip"
+        row = one(rows, "batch_sampler.small_clusters", method)
+        assert row["value"] == "skip" and row["source"].startswith("MCL official code"), row
+        if experiment == "mcl_mmvp":
+            assert not [r for r in rows if r["setting"].startswith(("probe.", "mlp_probe.", "knn."))]
+            assert not [r for r in rows if r["setting"].startswith(("encoder.", "projection_", "augment", "views"))]
+            gelu = one(rows, "clip.config.quick_gelu" if cfg is tiny_cfg else "clip.quick_gelu", method)
+            assert gelu["value"] == "true" and gelu["source"].startswith("MCL official code"), gelu
+            assert one(rows, "epochs", method)["value"] == str(cfg["methods"]["mcl_clip"]["epochs"])  # not stage 0's
+    rows = card(tiny_cfg, "subembed_digits_on_photos")
+    assert {r["scope"] for r in rows_of(rows, "loss.weight")} == {
+        "subembed_info_min", "subembed_ortho", "subembed", "subembed_hess"}
+
+
+def test_a_regulariser_weight_without_a_regulariser_changes_nothing(tiny_cfg):
+    """Why the card leaves loss.weight out for subembed_plain: the loss does not read it (and does with a regulariser)."""
+    import torch
+
+    from clbench.models.methods import build_method
+
+    views = torch.rand(8, 2, 3, 32, 32)
+    labels = torch.zeros(8, dtype=torch.long)
+    for method, reads_weight in (("subembed_plain", False), ("subembed", True)):
+        losses = []
+        for weight in (1.0, 5.0):
+            spec = wf.method_spec(tiny_cfg, "subembed_digits_on_photos", method)
+            spec["loss"] = {**spec.get("loss", {}), "weight": weight}
+            torch.manual_seed(0)
+            model = build_method(spec, 3, 10, 32).eval()
+            losses.append(float(model.loss_terms(views, labels)["loss"]))
+        assert (losses[0] != losses[1]) is reads_weight, (method, losses)
+
+
+def test_the_card_knows_what_every_evaluation_reads():
+    from clbench.evaluate.suite import EVALUATIONS
+
+    assert set(EVALUATION_READS) == set(EVALUATIONS)

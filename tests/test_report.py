@@ -51,6 +51,32 @@ def test_collect_aggregates_over_seeds_with_relative_accuracy(tmp_path):
     assert r"\begin{tabular}" in (tmp_path / "tables" / "summary.tex").read_text()
 
 
+def test_probes_are_compared_with_the_baselines_own_classifier_where_it_was_scored(tmp_path):
+    """CLEAR's OOD comparison: a method's MLP probe over the baseline's own trained head, same seed; none where
+    the baseline's head was not scored (evaluation own_head)."""
+    root = tmp_path / "runs"
+    values = {("cnn", 0): {"head_top1": 0.40, "mlp_top1": 0.30}, ("cnn", 1): {"head_top1": 0.50, "mlp_top1": 0.35},
+              ("clear", 0): {"mlp_top1": 0.60, "linear_top1": 0.50}, ("clear", 1): {"mlp_top1": 0.55}}
+    paths = []
+    for experiment in ("ood", "no_head"):
+        for (method, seed), metrics in values.items():
+            d = root / experiment / method / f"seed{seed}"
+            d.mkdir(parents=True)
+            if experiment == "no_head":
+                metrics = {k: v for k, v in metrics.items() if k != "head_top1"}
+            (d / "evaluation.json").write_text(json.dumps({"metrics": metrics, "tables": {}}))
+            paths.append(d / "evaluation.json")
+    experiments = {e: {"paper": "clear", "baseline": "cnn", "ood": True, "dataset": "d", "seeds": [0, 1]}
+                   for e in ("ood", "no_head")}
+    m = tables.collect_evaluations(paths, root, experiments)["metrics"]
+    rel = m[(m["metric"] == "mlp_top1_relative_head") & (m["experiment"] == "ood")].set_index(["method", "seed"])["value"]
+    assert rel[("clear", 0)] == pytest.approx(0.60 / 0.40) and rel[("clear", 1)] == pytest.approx(0.55 / 0.50)
+    assert rel[("cnn", 0)] == pytest.approx(0.30 / 0.40)  # the baseline's own probe against its head
+    lin = m[m["metric"] == "linear_top1_relative_head"]
+    assert len(lin) == 1 and lin["value"].iloc[0] == pytest.approx(0.50 / 0.40)
+    assert not m[(m["experiment"] == "no_head") & m["metric"].str.endswith("_relative_head")].size
+
+
 def test_curves_and_html(tmp_path):
     root, paths, metrics = _runs(tmp_path)
     results = tmp_path / "results"

@@ -28,6 +28,7 @@ __all__ = [
     "Objective",
     "Param",
     "Relation",
+    "STAGE_LOCAL_CAPABILITIES",
     "Statistic",
     "check_method",
     "method_capabilities",
@@ -179,7 +180,8 @@ class Objective:
     - ``section``: the method's settings block its parameters are read from (``loss`` or ``vae``).
     - ``statistic``: an optional per-sample :class:`Statistic` logged per epoch.
     - ``capabilities``: what its trained model offers evaluations besides ``features``
-      (``factors``: CLEAR's (mu_c, mu_s); ``slices``: the sub-embeddings).
+      (``factors``: CLEAR's (mu_c, mu_s); ``slices``: the sub-embeddings; ``classifier``: a trained
+      classifier head, the plain CNN's).
     - ``domain``: what it trains on (:data:`DOMAINS`), which picks the trainer.
     - ``constant_loss``: its loss when every sample is embedded alike (:class:`ConstantLoss`), which
       the collapse check of :mod:`clbench.health` compares the final loss with; None where no such
@@ -282,11 +284,18 @@ def resolved_params(spec: dict) -> dict[str, Any]:
     return {**obj.defaults, **(spec.get(obj.section) or {})}
 
 
+# what one stage's model offers and the concatenation of a multistage method's stages does not: a trained
+# classifier head belongs to one stage
+STAGE_LOCAL_CAPABILITIES = frozenset({"classifier"})
+
+
 def method_capabilities(spec: dict) -> frozenset[str]:
     """What the trained model of method ``spec`` offers evaluations besides ``features``: its
     objective's capabilities, plus ``stages`` for a multistage (``mcl:``) method's combined model."""
     obj = _objective_of(spec, "method")
-    return frozenset(obj.capabilities) | ({"stages"} if spec.get("mcl") is not None else set())
+    if spec.get("mcl") is None:
+        return frozenset(obj.capabilities)
+    return frozenset(obj.capabilities) - STAGE_LOCAL_CAPABILITIES | {"stages"}
 
 
 def check_method(spec: dict, where: str) -> None:
@@ -376,6 +385,7 @@ register_objective(Objective(
     loss="torch.nn.functional:cross_entropy",
     doc="encoder + linear classifier trained with cross-entropy on the labels (the plain CNN baseline)",
     uses_labels=True,
+    capabilities=("classifier",),
 ))
 
 register_objective(Objective(

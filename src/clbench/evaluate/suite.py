@@ -9,6 +9,9 @@ Metric names:
   The corruption cells score this probe. Every other probe trains on cached features.
 - ``mlp_probe``: ``mlp_*``, the same with CLEAR's MLP probe (Linear - BN - ReLU - Linear, 256
   hidden units), trained with the probe's settings overridden by ``mlp_probe``'s (CLEAR: Adam 3e-4).
+- ``own_head`` (models with ``classifier``, the supervised CNN): ``head_top1``, ``head_auroc``,
+  ``head_aupr``: the trained model's own classifier head scored on the test split, no probe refit
+  (CLEAR's OOD comparison: the CNN baseline's own classifier against the MLP probe on z_c).
 - ``knn``: ``knn_top1``, weighted k-NN (k=200, t=0.1 by default) of ``y``.
 - ``factor_probes``: ``probe_{factor}_top1``, a probe of each dataset factor (e.g. ``style``).
 - ``gmig`` (models with ``factors``, CLEAR-VAE): gMIG w.r.t. ``y`` of latents sampled from q(z|x),
@@ -59,6 +62,18 @@ def mlp_probe(run: EvaluationRun) -> dict:
     res = run.probe(run.features("train"), run.train["y"], run.features("test"), run.test["y"],
                     settings=run.mlp_probe_settings())
     return {"metrics": {f"mlp_{k}": v for k, v in res.items() if k in _PROBE_METRICS}}
+
+
+@register_evaluation("own_head", requires=("classifier",))
+def own_head(run: EvaluationRun) -> dict:
+    """The trained model's own classifier head of y, scored on the test split (no probe is fitted)."""
+    import torch
+
+    from clbench.evaluate.linear_probe import score
+
+    logits = run.embed(run.test["x"], fn=lambda m, xb: m.logits(xb))
+    res = score(torch.softmax(logits.double(), dim=1).numpy(), run.test["y"])
+    return {"metrics": {f"head_{k}": v for k, v in res.items() if k in _PROBE_METRICS}}
 
 
 @register_evaluation("knn")

@@ -28,7 +28,7 @@ from torch import nn
 from clbench.models.collective import gather, gather_labels
 from clbench.models.encoders import build_encoder
 from clbench.models.heads import classifier_head, method_projection_head
-from clbench.objectives import OBJECTIVES, check_method, resolve_ref, resolved_params
+from clbench.objectives import OBJECTIVES, STAGE_LOCAL_CAPABILITIES, check_method, resolve_ref, resolved_params
 
 __all__ = ["METHOD_FAMILIES", "Method", "build_method", "register_family"]
 
@@ -100,8 +100,10 @@ class Classifier(Method):
     ``{kind: mlp, hidden_dim: 256}`` is Linear - BN - ReLU - Linear, the official CLEAR baseline's
     head (on a ``small_cnn`` with ``pool: flatten``). ``features`` is what the last linear layer
     reads: the encoder's output, or the MLP's hidden activations, so a linear probe on them can
-    recover the trained classifier.
+    recover the trained classifier. ``logits`` is the trained classifier itself (capability ``classifier``).
     """
+
+    capabilities = frozenset({"classifier"})
 
     def __init__(self, spec: dict, in_channels: int, num_classes: int, image_size: int = 28):
         super().__init__()
@@ -112,6 +114,9 @@ class Classifier(Method):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         h = self.encoder(x)
         return self.classifier[:-1](h) if isinstance(self.classifier, nn.Sequential) else h
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.encoder(x))
 
     def loss_terms(self, views: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         b, v = views.shape[:2]
@@ -347,7 +352,8 @@ class StageConcat(Method):
         super().__init__()
         self.stages = nn.ModuleList(stages)
         # what every stage offers, the concatenation offers too (e.g. CLIP stages' text features)
-        self.capabilities = frozenset({"stages"}) | frozenset.intersection(*(frozenset(m.capabilities) for m in stages))
+        shared = frozenset.intersection(*(frozenset(m.capabilities) for m in stages))
+        self.capabilities = frozenset({"stages"}) | shared - STAGE_LOCAL_CAPABILITIES
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.normalize(torch.cat([m.features(x) for m in self.stages], 1), dim=1)

@@ -4,7 +4,8 @@ Contrastive learning on K = 2 sub-embeddings with a regulariser R (InfoMin, Orth
 on MNIST digits pasted on STL-10 backgrounds. The report shows linear probes of the digit class
 (DC) and the background class (BC) from the whole representation r and from each sub-embedding
 r0, r1, and the gaps |C(r0) - C(r1)|, beside the poster's reference for ideal disentanglement
-(a target, not a method's result), and checks the poster's findings per regulariser side by side.
+(a target, not a method's result), and checks the poster's findings per regulariser side by side; checks
+of P-Ortho against the ideal reference are clbench's own criterion and say so.
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ REPORTED = (
            "|C(r0) - C(r1)| for the background (requirement R1)"),
 )
 
+# The poster's "Ideal Disentanglement" table is a reference (what perfectly disentangled sub-embeddings would
+# score), not a finding about any regulariser: the four checks of P-Ortho against it are clbench's own criterion.
+CRITERION = "clbench criterion (not a poster claim)"
+_CRITERION_NOTE = ("the poster's 'Ideal Disentanglement' table is a reference target, not a result of P-Ortho; "
+                   "this check of P-Ortho against it is clbench's criterion")
+
 # The poster's requirement R1 is read from the gap |C(r0) - C(r1)|; its R2 and R3 are read, as an
 # assumption, as r's own accuracy (R2) and the sub-embeddings' accuracy on the other one's factor (R3).
 _R23 = ("the poster's R2 read as r's digit accuracy and R3 as r0's background accuracy (the factor it should "
@@ -56,28 +63,36 @@ CLAIMS = (
     {
         "id": "subembed.r0_predicts_digit",
         "paper": KEY,
-        "text": "Sub-embedding r0 predicts the digit (DC) better than r1 does.",
+        "text": f"{CRITERION}: P-Ortho's sub-embedding r0 predicts the digit (DC) better than its r1 does, as "
+                f"in the poster's ideal reference.",
         "check": {"kind": "greater", "method": "subembed", "a": {"metric": "probe_r0_dc"},
                   "b": {"metric": "probe_r1_dc"}},
+        "note": _CRITERION_NOTE,
     },
     {
         "id": "subembed.r0_background_chance",
         "paper": KEY,
-        "text": "r0 predicts the background class (BC) near chance: within 10% ± 2 pp (the ideal: 10.1%).",
+        "text": f"{CRITERION}: P-Ortho's r0 predicts the background class (BC) near chance: within 10% ± 2 pp "
+                f"(the poster's ideal reference: 10.1%).",
         "check": {"kind": "within", "metric": "probe_r0_bc", "method": "subembed", "lo": 0.08, "hi": 0.12},
+        "note": _CRITERION_NOTE,
     },
     {
         "id": "subembed.r1_predicts_background",
         "paper": KEY,
-        "text": "Sub-embedding r1 predicts the background (BC) better than r0 does.",
+        "text": f"{CRITERION}: P-Ortho's sub-embedding r1 predicts the background (BC) better than its r0 does, "
+                f"as in the poster's ideal reference.",
         "check": {"kind": "greater", "method": "subembed", "a": {"metric": "probe_r1_bc"},
                   "b": {"metric": "probe_r0_bc"}},
+        "note": _CRITERION_NOTE,
     },
     {
         "id": "subembed.r1_digit_chance",
         "paper": KEY,
-        "text": "r1 predicts the digit (DC) near chance: within 10% ± 2 pp (the ideal: 11.7%).",
+        "text": f"{CRITERION}: P-Ortho's r1 predicts the digit (DC) near chance: within 10% ± 2 pp (the poster's "
+                f"ideal reference: 11.7%).",
         "check": {"kind": "within", "metric": "probe_r1_dc", "method": "subembed", "lo": 0.08, "hi": 0.12},
+        "note": _CRITERION_NOTE,
     },
     # the poster's findings per regulariser, each against training without one (or the others)
     {

@@ -94,6 +94,7 @@ RULES = {
     "health": "a side reads a run whose health check failed: undecided, naming the run and the reason",
     "missing": "a seed with a value on one side but NaN or none on another is never dropped: undecided, "
                "naming the seed",
+    "untested": "no t-test could be computed (see the evidence): inconclusive",
 }
 
 
@@ -450,7 +451,8 @@ def _finish(base: ClaimResult, decision: _Decision, rule: str) -> ClaimResult:
         base.summary = "not run: " + decision.note
         return base
     base.verdict = decision.verdict
-    base.rule = RULES["n=1"] if decision.verdict == DIRECTION_ONLY else rule
+    untested = decision.verdict == INCONCLUSIVE and math.isnan(decision.p)
+    base.rule = RULES["n=1"] if decision.verdict == DIRECTION_ONLY else RULES["untested"] if untested else rule
     if "identical differences" in decision.note:
         base.rule = f"{rule}; {RULES['identical']}"
     base.summary += _evidence(decision)

@@ -41,8 +41,21 @@ ALL_METHODS = "all methods"
 OPERATIONAL = frozenset({"compile", "num_workers", "val_every", "gpus"})
 DATA_OPERATIONAL = frozenset({"download", "root", "workers", "url", "md5"})
 EVALUATION_OPERATIONAL = frozenset({"y_factor", "corruptions.granularity", "probe.num_workers"})
-# evaluations that fit no probe of their own (the graph SVC): an experiment of only these reads no probe setting
-PROBE_FREE_EVALUATIONS = frozenset({"graph_svc"})
+# the evaluation settings blocks each evaluation reads (clbench.evaluate.suite and clbench.evaluate.mmvp; a test
+# keeps the names equal to the registry's): a card shows a block's settings only where one of the experiment's
+# evaluations reads it. The MLP probe's rows are its settings as it trains (mlp_probe's over the probe's).
+EVALUATION_READS = {
+    "linear_probe": ("probe",), "mlp_probe": ("mlp_probe",), "own_head": (), "knn": ("knn",),
+    "factor_probes": ("probe",), "gmig": ("probe",), "slice_probes": ("probe",), "stage_probes": ("probe",),
+    "corruptions": ("probe", "corruptions"), "graph_svc": (), "sts": (), "mmvp_pairs": (),
+}
+# an evaluation registered elsewhere and not listed above: assumed to fit the configured probe, as most do
+UNLISTED_EVALUATION_READS = ("probe",)
+SETTINGS_BLOCKS = ("probe", "mlp_probe", "knn", "corruptions")
+# the evaluations an evaluation.json without a list ran (clbench.evaluate.runner.DEFAULTS)
+DEFAULT_EVALUATIONS = ("linear_probe", "knn")
+# evaluations that fit no probe of their own: an experiment of only these reads no probe setting
+PROBE_FREE_EVALUATIONS = frozenset(e for e, blocks in EVALUATION_READS.items() if "probe" not in blocks)
 
 # the evaluate job's values for probe settings a configuration leaves out (clbench.evaluate.runner.DEFAULTS;
 # a test keeps the two equal): how the linear probe trains is a row of every card
@@ -71,6 +84,12 @@ METHOD_CATEGORIES = (
 METHOD_CATEGORIES = (("architecture", ("sentence.model", "sentence.max_length")),
                      ("schedule", ("sentence.schedule",)),
                      ("augmentation", ("sentence.dropout",))) + METHOD_CATEGORIES
+# a CLIP method's clip: block (clbench.models.clip, clbench.train.clip_loop): the open_clip model and its weights,
+# which towers train, AdamW's betas and eps, the warm-up and the crops
+METHOD_CATEGORIES = (("architecture", ("clip.model", "clip.config", "clip.pretrained", "clip.quick_gelu")),
+                     ("optimiser", ("clip.lock_text", "clip.unlocked_image_groups", "clip.betas", "clip.eps")),
+                     ("schedule", ("clip.warmup_steps",)),
+                     ("augmentation", ("clip.crop_scale",))) + METHOD_CATEGORIES
 CATEGORY_ORDER = tuple(c for c, _ in METHOD_CATEGORIES) + ("other", "data recipe", "evaluation protocol", "seeds",
                                                            "provenance")
 SCOPE_CATEGORY = {"data": "data recipe", "evaluation": "evaluation protocol"}
@@ -105,7 +124,11 @@ _UNREAD_BY_FAMILY = {"clear_vae": ("encoder", "projection_", "classifier"), "cla
                      # the sentence family (clbench.models.sentence, clbench.train.sentence) reads its sentence:
                      # block, epochs, batch_size and optimizer, not the image settings its spec carries
                      "sentence": ("encoder", "projection_", "classifier", "augment", "views", "paired_views",
-                                  "crop_size", "schedule", "warmup_epochs", "warmup_start_lr", "lr_floor")}
+                                  "crop_size", "schedule", "warmup_epochs", "warmup_start_lr", "lr_floor"),
+                     # the CLIP family (clbench.models.clip, clbench.train.clip_loop) builds an open_clip model from
+                     # its clip: block, crops by clip.crop_scale and warms up over clip.warmup_steps
+                     "clip": ("encoder", "projection_", "classifier", "augment", "views", "paired_views",
+                              "crop_size", "warmup_epochs", "warmup_start_lr", "lr_floor")}
 _ENCODER_KEYS = {"small_cnn": ("encoder.name", "encoder.width", "encoder.pool", "encoder.feature_dim",
                                 "encoder.layers")}
 # settings read only when another setting (flat key, its value when unset) has one of some values
@@ -119,6 +142,8 @@ _READ_ONLY_WITH = {
     "vae.estimator_steps": ("vae.style", "ps_snn", _MI_STYLES),
     "vae.estimator_lr": ("vae.style", "ps_snn", _MI_STYLES),
     "vae.estimator_latents": ("vae.style", "ps_snn", _MI_STYLES),
+    # the sub-embeddings' regulariser weight: no regulariser, nothing to weigh
+    "loss.weight": ("loss.regularizer", "none", ("info_min", "ortho", "p_ortho", "hess")),
 }
 # a model's values for settings a method leaves out (clbench.models: SmallCNN, the Classifier family)
 _MODEL_DEFAULTS = {"small_cnn": {"encoder.pool": "avg"}, "classifier": {"classifier.kind": "linear"}}
@@ -177,14 +202,14 @@ def data_settings(dataset: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def evaluation_reads(evaluation: Mapping[str, Any], setting: str) -> bool:
-    """Whether the evaluate job reads ``setting``: k-NN and MLP-probe settings only where the experiment
-    runs them, the probe's augmentation only under protocol augmented."""
-    evaluations = evaluation.get("evaluations") or []
-    if setting.startswith("probe.") and evaluations and set(evaluations) <= PROBE_FREE_EVALUATIONS:
+    """Whether the evaluate job reads ``setting``: a settings block's (probe, mlp_probe, knn, corruptions)
+    only where one of the experiment's evaluations reads it (:data:`EVALUATION_READS`), the probe's
+    augmentation only under protocol augmented."""
+    evaluations = evaluation.get("evaluations") or DEFAULT_EVALUATIONS
+    block = setting.split(".")[0]
+    if block in SETTINGS_BLOCKS and "." in setting and not any(
+            block in EVALUATION_READS.get(e, UNLISTED_EVALUATION_READS) for e in evaluations):
         return False
-    for prefix in ("knn", "mlp_probe"):
-        if setting.startswith(prefix + ".") and prefix not in evaluations:
-            return False
     if setting == "probe.augment":
         return (evaluation.get("probe") or {}).get("protocol", PROBE_DEFAULTS["protocol"]) == "augmented"
     return True
@@ -367,7 +392,7 @@ def _run_of(path: Path) -> tuple[str, int]:
 # what a cluster batch sampler's summary (run.json ``batch_sampler``) says of how batches are drawn: its
 # policy (card setting: summary key), the same for every seed; its counts of clusters and samples used vary
 # with the clustering, and the stage logs give them
-SAMPLER_POLICY = {"small_clusters": "small", "drop_last": "drop_last"}
+SAMPLER_POLICY = {"small_clusters": "small_clusters", "drop_last": "drop_last"}
 
 
 def _sampler_policy(summaries: Sequence[Mapping[str, Any] | None]) -> dict | None:
@@ -382,17 +407,23 @@ def _sampler_policy(summaries: Sequence[Mapping[str, Any] | None]) -> dict | Non
     return {"one_cluster_per_batch": all(s.get("mixed_batches") == 0 for s in used), **policies[0]}
 
 
+# what a multistage run gives one stage beyond the method's spec (clbench.workflow.stage_spec): the model it
+# starts from and the order of its clusters, both settings of the method's multistage block (init, order)
+STAGE_ONLY_KEYS = ("init_from", "cluster_order")
+
+
 def _recorded_spec(info: Mapping[str, Any], planned: Mapping[str, Any] | None) -> dict:
-    """A run.json's method settings. A multistage run's are its stages' (each stage trains the same
-    spec) with the blocks the stages are not given (the stages' own settings) from the plan, checked
-    against the number of stages it recorded, and the batch sampler its later stages used
-    (``batch_sampler``, from each stage's record)."""
+    """A run.json's method settings. A multistage run's are its last stage's (every stage trains the
+    method's spec; stage 0 may be the untrained starting model, with no epochs) without
+    what only a stage is given, with the blocks the stages are not given (the stages' own settings)
+    from the plan, checked against the number of stages it recorded, and the batch sampler its later
+    stages used (``batch_sampler``, from each stage's record)."""
     if "spec" in info:
         return dict(info["spec"])
     stages = info.get("stage_runs") or []
-    if not stages or "spec" not in stages[0]:
+    if not stages or "spec" not in stages[-1]:
         raise ValueError("run.json holds neither a spec nor stage runs with one")
-    spec = dict(stages[0]["spec"])
+    spec = {k: v for k, v in stages[-1]["spec"].items() if k not in STAGE_ONLY_KEYS}
     planned_stages = {k: v for k, v in (planned or {}).items() if k not in spec}
     for block in planned_stages.values():
         if isinstance(block, Mapping) and "stages" in block and block["stages"] != len(stages):

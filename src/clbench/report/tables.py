@@ -94,7 +94,9 @@ def collect_evaluations(paths, runs_root, experiments: dict) -> dict[str, pd.Dat
     ``corruptions`` and ``health`` (:func:`health_rows`). With a corruption grid and a baseline, ``mce`` is the mean corruption error
     relative to the baseline (Hendrycks). On experiments marked ``ood``, ``linear_top1`` is also reported as ``ood_top1``.
     For experiments with a ``baseline`` method, every accuracy-like metric also gets
-    a ``<metric>_relative`` row: the method's value over the baseline's, same experiment and seed.
+    a ``<metric>_relative`` row: the method's value over the baseline's, same experiment and seed;
+    where the baseline's own classifier was scored (``own_head``), the probes' top-1 also get
+    ``<probe>_top1_relative_head`` rows (:func:`relative_to_baseline_head`).
     """
     rows, extra, health = [], {"stage_probes": [], "corruptions": []}, []
     for p in paths:
@@ -123,6 +125,7 @@ def collect_evaluations(paths, runs_root, experiments: dict) -> dict[str, pd.Dat
             key = (r["seed"], r["metric"])
             if key in ref.index and ref[key] > 0:
                 relative.append({**r.to_dict(), "metric": f"{r['metric']}_relative", "value": r["value"] / ref[key]})
+    relative += relative_to_baseline_head(metrics, experiments)
     if relative:
         metrics = pd.concat([metrics, pd.DataFrame(relative)], ignore_index=True)
     corr = pd.DataFrame(extra["corruptions"])
@@ -166,6 +169,26 @@ def health_rows(run: dict, health: dict | None) -> list[dict]:
     rows = [{**key, "stage": "", "status": health["status"], "reasons": "; ".join(health.get("reasons", []))}]
     for stage, h in enumerate(health.get("stages") or []):
         rows.append({**key, "stage": stage, "status": h["status"], "reasons": "; ".join(h.get("reasons", []))})
+    return rows
+
+
+# the probes whose top-1 is also compared with the baseline's own trained classifier (e.g. an MLP probe on a
+# content latent against a plain CNN's trained head)
+HEAD_RELATIVE_PROBES = ("linear_top1", "mlp_top1")
+
+
+def relative_to_baseline_head(metrics: pd.DataFrame, experiments: dict) -> list[dict]:
+    """``<probe>_top1_relative_head`` rows: a method's probe top-1 (:data:`HEAD_RELATIVE_PROBES`) over the
+    top-1 of the baseline's own trained classifier (``head_top1``, evaluation ``own_head``), same
+    experiment and seed; none where the baseline's head was not scored."""
+    rows = []
+    for name, exp in experiments.items():
+        base = exp.get("baseline")
+        sub = metrics[metrics["experiment"] == name]
+        head = sub[(sub["method"] == base) & (sub["metric"] == "head_top1")].set_index("seed")["value"]
+        for _, r in sub[sub["metric"].isin(HEAD_RELATIVE_PROBES)].iterrows():
+            if r["seed"] in head.index and head[r["seed"]] > 0:
+                rows.append({**r.to_dict(), "metric": f"{r['metric']}_relative_head", "value": r["value"] / head[r["seed"]]})
     return rows
 
 
