@@ -161,7 +161,7 @@ def health_table(results_dir) -> pd.DataFrame | None:
 
 
 def health_rows(run: dict, health: dict | None) -> list[dict]:
-    """A run's rows of ``health.csv``: its whole health (stage empty), then one per MCL stage; reasons
+    """A run's rows of ``health.csv``: its whole health (stage empty), then one per training stage; reasons
     joined with "; ". A run whose evaluation records no health reads status ``unknown``."""
     key = {k: run[k] for k in ("experiment", "paper", "method", "seed")}
     if health is None:
