@@ -258,7 +258,8 @@ def captions_of(split: Mapping[str, Any], meta: Mapping[str, Any]):
 
 
 CC12M_DEFAULTS: dict[str, Any] = {"image_size": 224, "n_train": None, "n_val": 1000, "mmvp_root": None,
-                                  "url_list": None, "workers": 16, "seed": 0, "name": "cc12m_mmvp"}
+                                  "url_list": None, "workers": 16, "seed": 0, "name": "cc12m_mmvp",
+                                  "image_fit": "shortest_side"}
 
 
 def _link(link: Path, target: Path) -> None:
@@ -306,6 +307,6 @@ def build_cc12m_mmvp(spec: dict, out_dir: Path, resources_dir: Path) -> dict:
     size = int(p["image_size"])
     meta = {"name": p["name"], "generator": "cc12m_mmvp", "source": "cc12m+mmvp_vlm", "classes": ["image"],
             "factors": {}, "patterns": list(MMVP_PATTERNS), "prompt": PROMPT, "seed": int(p["seed"]),
-            "image_root": str(images.resolve()), "image_shape": [3, size, size], "image_fit": "shortest_side",
+            "image_root": str(images.resolve()), "image_shape": [3, size, size], "image_fit": str(p["image_fit"]),
             "recipe": {"name": "cc12m_train_mmvp_test", "n_val": int(n_val)}}
     return save_paths(out_dir, splits, meta)

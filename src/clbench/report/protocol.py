@@ -41,8 +41,9 @@ ALL_METHODS = "all methods"
 OPERATIONAL = frozenset({"compile", "num_workers", "val_every", "gpus"})
 DATA_OPERATIONAL = frozenset({"download", "root", "workers", "url", "md5"})
 EVALUATION_OPERATIONAL = frozenset({"y_factor", "corruptions.granularity", "probe.num_workers"})
-# evaluations that fit no probe of their own (the graph SVC): an experiment of only these reads no probe setting
-PROBE_FREE_EVALUATIONS = frozenset({"graph_svc"})
+# evaluations that fit no probe of their own (the graph SVC, the MMVP pair score): an experiment of only these
+# reads no probe setting
+PROBE_FREE_EVALUATIONS = frozenset({"graph_svc", "mmvp_pairs"})
 
 # the evaluate job's values for probe settings a configuration leaves out (clbench.evaluate.runner.DEFAULTS;
 # a test keeps the two equal): how the linear probe trains is a row of every card
@@ -71,6 +72,13 @@ METHOD_CATEGORIES = (
 METHOD_CATEGORIES = (("architecture", ("sentence.model", "sentence.max_length")),
                      ("schedule", ("sentence.schedule",)),
                      ("augmentation", ("sentence.dropout",))) + METHOD_CATEGORIES
+# a clip method's clip: block (clbench.models.clip, clbench.train.clip_loop): the open_clip model and what trains,
+# the optimiser's betas and eps, the warm-up, the training crops
+METHOD_CATEGORIES = (("architecture", ("clip.model", "clip.config", "clip.pretrained", "clip.quick_gelu",
+                                       "clip.lock_text", "clip.unlocked_image_groups")),
+                     ("optimiser", ("clip.betas", "clip.eps")),
+                     ("schedule", ("clip.warmup_steps",)),
+                     ("augmentation", ("clip.crop_scale",))) + METHOD_CATEGORIES
 CATEGORY_ORDER = tuple(c for c, _ in METHOD_CATEGORIES) + ("other", "data recipe", "evaluation protocol", "seeds",
                                                            "provenance")
 SCOPE_CATEGORY = {"data": "data recipe", "evaluation": "evaluation protocol"}
@@ -105,7 +113,11 @@ _UNREAD_BY_FAMILY = {"clear_vae": ("encoder", "projection_", "classifier"), "cla
                      # the sentence family (clbench.models.sentence, clbench.train.sentence) reads its sentence:
                      # block, epochs, batch_size and optimizer, not the image settings its spec carries
                      "sentence": ("encoder", "projection_", "classifier", "augment", "views", "paired_views",
-                                  "crop_size", "schedule", "warmup_epochs", "warmup_start_lr", "lr_floor")}
+                                  "crop_size", "schedule", "warmup_epochs", "warmup_start_lr", "lr_floor"),
+                     # the CLIP family (clbench.models.clip, clbench.train.clip_loop) reads its clip: block (model,
+                     # crops, warm-up steps) with epochs, batch_size, optimizer and schedule
+                     "clip": ("encoder", "projection_", "classifier", "augment", "views", "paired_views", "crop_size",
+                              "warmup_epochs", "warmup_start_lr", "lr_floor")}
 _ENCODER_KEYS = {"small_cnn": ("encoder.name", "encoder.width", "encoder.pool", "encoder.feature_dim",
                                 "encoder.layers")}
 # settings read only when another setting (flat key, its value when unset) has one of some values
