@@ -569,7 +569,7 @@ def test_mlp_head_starts_as_berts_initialisation(tiny_bert):
     from clbench.models.sentence import SentenceEncoder
 
     torch.manual_seed(0)
-    weight = SentenceEncoder.pretrained(_spec(tiny_bert)).mlp[0]
+    weight = SentenceEncoder.pretrained(_spec(tiny_bert)).mlp[0].requires_grad_(False)
     assert torch.count_nonzero(weight.bias) == 0
     assert float(weight.weight.mean()) == pytest.approx(0.0, abs=0.005)
     assert float(weight.weight.std()) == pytest.approx(0.02, rel=0.15)  # PyTorch's default would be 1/sqrt(3 h)
