@@ -80,3 +80,18 @@ def test_batch_check_counts_k_clusters_under_previous_labels():
     check_mcl_batches(_mcl_config("previous", 5_000))
     with pytest.raises(ConfigError, match="clusters\\*\\*\\(stages-1\\) = 100"):
         check_mcl_batches(_mcl_config("joint", 5_000))
+
+
+def test_config_refuses_unknown_stage_labels_at_their_key():
+    import yaml
+
+    from clbench import workflow as wf
+    from clbench.errors import ConfigError
+    from conftest import REPO
+
+    schema = wf.load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg["methods"]["mcl"]["mcl"]["labels"] = "current"
+    with pytest.raises(ConfigError) as e:
+        wf.check_config(wf.validate(cfg, schema), schema)
+    assert str(e.value).startswith("methods.mcl.mcl.labels")
