@@ -95,3 +95,25 @@ def test_config_refuses_unknown_stage_labels_at_their_key():
     with pytest.raises(ConfigError) as e:
         wf.check_config(wf.validate(cfg, schema), schema)
     assert str(e.value).startswith("methods.mcl.mcl.labels")
+
+
+def test_kmeans_is_the_official_minibatch_kmeans_on_normalised_features(monkeypatch):
+    import sklearn.cluster
+
+    from clbench.train.mcl import kmeans
+
+    seen = {}
+
+    class Recording(sklearn.cluster.MiniBatchKMeans):
+        def fit(self, x, *args, **kwargs):
+            seen.update(self.get_params(), norms=np.linalg.norm(x, axis=1))
+            return super().fit(x, *args, **kwargs)
+
+    monkeypatch.setattr(sklearn.cluster, "MiniBatchKMeans", Recording)
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(5, 1, (200, 8)), rng.normal(-5, 1, (200, 8))]) * rng.uniform(1, 9, (400, 1))
+    ids = kmeans(x, 2, seed=3)
+    assert (seen["n_clusters"], seen["batch_size"], seen["max_iter"], seen["tol"], seen["n_init"]) == \
+        (2, 1_000_000, 100, 1e-5, 3)  # cluster.py lines 60-66, scikit-learn 1.3.2's n_init
+    assert seen["random_state"] == 3 and np.allclose(seen["norms"], 1.0, atol=1e-5)
+    assert len(set(ids[:200])) == 1 and len(set(ids[200:])) == 1 and ids[0] != ids[-1]
