@@ -328,3 +328,92 @@ def test_two_process_clip_step_equals_the_global_batch_step(tmp_path):
         assert got["grads"].keys() == ref_grads.keys()
         for k, g in got["grads"].items():
             torch.testing.assert_close(g, ref_grads[k], rtol=1e-4, atol=1e-6, msg=f"gradient of {k}")
+
+
+# ---- the official image transforms (open_clip's) on non-square images ---------------------------------------
+
+NON_SQUARE = [((300, 200), "png"), ((200, 333), "png"), ((640, 360), "jpg"), ((225, 224), "png"), ((97, 311), "jpg")]
+
+
+def _non_square_images(root):
+    """Smooth colour gradients with some noise (a resize that differed would show), saved as PNG and JPEG."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for (w, h), ext in NON_SQUARE:
+        yy, xx = np.mgrid[0:h, 0:w]
+        img = np.stack([255 * xx / w, 255 * yy / h, 128 + 60 * np.sin(xx / 7.0 + yy / 11.0)], -1)
+        img = np.clip(img + rng.normal(0, 12, img.shape), 0, 255).astype(np.uint8)
+        path = root / f"{w}x{h}.{ext}"
+        Image.fromarray(img).save(path, quality=90) if ext == "jpg" else Image.fromarray(img).save(path)
+        paths.append(path)
+    return paths
+
+
+def _open_clip_uint8(transform, path):
+    """open_clip's transform output (normalised float CHW) back in uint8 pixel units."""
+    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+    from PIL import Image
+
+    with Image.open(path) as img:
+        t = transform(img)
+    mean, std = torch.tensor(OPENAI_DATASET_MEAN)[:, None, None], torch.tensor(OPENAI_DATASET_STD)[:, None, None]
+    return (t * std + mean) * 255.0
+
+
+def test_eval_images_are_open_clip_eval_transform_on_non_square_images(tmp_path):
+    """MMVP and the clustering read images as the official preprocess_val: short side to 224 (bicubic), centre crop."""
+    from open_clip.transform import image_transform
+
+    from clbench.data.dataset_dir import LazyImages
+
+    paths = _non_square_images(tmp_path)
+    reference = image_transform(224, is_train=False)
+    lazy = LazyImages(tmp_path, [p.name for p in paths], 3, 224, fit="shortest_side")
+    ours = np.asarray(lazy[np.arange(len(paths))])
+    for i, path in enumerate(paths):
+        diff = (torch.as_tensor(ours[i]).float() - _open_clip_uint8(reference, path)).abs()
+        assert diff.max() < 0.51, (path.name, float(diff.max()))  # uint8 rounding only
+    # the former fit (a centre square, bilinear) is measurably another image
+    old = np.asarray(LazyImages(tmp_path, [paths[2].name], 3, 224)[0:1])[0]
+    assert (torch.as_tensor(old).float() - _open_clip_uint8(reference, paths[2])).abs().mean() > 0.5
+
+
+def test_training_views_are_open_clip_train_transform_of_the_whole_image(tmp_path):
+    """The same draws give the same crop as open_clip's RandomResizedCrop(224, scale (0.9, 1), bicubic) of the file."""
+    from open_clip.transform import AugmentationCfg, image_transform
+
+    from clbench.data.dataset_dir import LazyImages
+    from clbench.train.clip_loop import FullImageViews
+
+    paths = _non_square_images(tmp_path)
+    reference = image_transform(224, is_train=True, aug_cfg=AugmentationCfg(scale=(0.9, 1.0)))
+    views = FullImageViews(LazyImages(tmp_path, [p.name for p in paths], 3, 224, fit="shortest_side"), 224,
+                           (0.9, 1.0))
+    for i, path in enumerate(paths):
+        torch.manual_seed(100 + i)
+        ours = torch.as_tensor(views(i)).float()
+        torch.manual_seed(100 + i)
+        diff = (ours - _open_clip_uint8(reference, path)).abs()
+        assert ours.shape == (3, 224, 224) and diff.max() < 0.51, (path.name, float(diff.max()))
+
+
+def test_cc12m_mmvp_reads_its_images_through_the_eval_transform(tmp_path):
+    mmvp_fixture(tmp_path / "MMVP_VLM")
+    img2dataset_fixture(tmp_path / "cc")
+    meta = build_dataset({"generator": "cc12m_mmvp", "root": str(tmp_path / "cc"),
+                          "mmvp_root": str(tmp_path / "MMVP_VLM"), "image_size": 16, "n_val": 1},
+                         tmp_path / "out", tmp_path / "res")
+    assert meta["image_fit"] == "shortest_side"
+    assert dataset_dir.load(tmp_path / "out", "test")["x"].fit == "shortest_side"
+
+
+def test_clip_precision_setting():
+    from clbench.train.clip_loop import autocast_dtype, training_settings
+
+    cuda = torch.device("cuda")
+    assert autocast_dtype(training_settings({"clip": {"precision": "fp16"}}), cuda) == torch.float16
+    assert autocast_dtype(training_settings({"clip": {"precision": "bf16"}}), cuda) == torch.bfloat16
+    assert autocast_dtype(training_settings({"clip": {"precision": "fp16"}}), torch.device("cpu")) is None
+    assert training_settings({"clip": {}})["precision"] == "auto"

@@ -448,3 +448,25 @@ def test_graph_protocol_sources_a_tu_experiment():
     assert sources["adnce_graph"]["loss.mu"].value == 0.7 and sources["adnce_graph"]["loss.temperature"].value == 0.15
     assert "loss.mu" not in sources["graphcl"] and sources["graphcl"]["graph.augment"].value == "random2"
     assert "go_adnce.sh" in sources["run"]["seeds"].where and sources["data"]["name"].value == "MUTAG"
+
+
+def test_random2_rates_are_marked_assumed_and_random3_rates_sourced():
+    """The official random2 passes --noise_ratio (unset: None) to both augmentations and raises; random3 and
+    random4 call them at their own defaults, the rates clbench uses."""
+    from clbench.papers.adnce import graph_protocol
+    from clbench.report.paper import ExperimentRecord
+
+    def sources(name, augment):
+        record = ExperimentRecord(
+            experiment="tu", papers=("adnce",), dataset={"generator": "tu", "name": name}, evaluation={},
+            methods={"graphcl": {"objective": "graph_info_nce", "graph": {"augment": augment}}})
+        return graph_protocol(record)["graphcl"]
+
+    for setting in ("graph.node_drop_rate", "graph.subgraph_keep"):
+        marked = sources("MUTAG", "random2")[setting].where
+        assert marked.startswith("assumed: the official random2 cannot run as shipped; GraphCL's rates")
+        assert "graph/aug.py lines 254-259" in marked and "arguments.py line 28" in marked
+        assert not sources("NCI1", "random3")[setting].where.startswith("assumed")
+    # the method's own augmentation decides, not the dataset's README entry
+    assert not sources("MUTAG", "random4")["graph.node_drop_rate"].where.startswith("assumed")
+    assert sources("MUTAG", "random2")["graph.self_loops"].where.startswith("assumed")

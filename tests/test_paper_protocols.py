@@ -306,7 +306,7 @@ def test_varcon_linear_evaluation_is_supcon_s(cfg, experiment):
 
 def test_mcl_simclr_baseline_is_mcl_stage_zero(cfg):
     mcl, infonce = spec(cfg, "trifeature_ssl", "mcl"), spec(cfg, "trifeature_ssl", "infonce")
-    assert mcl["mcl"] == {"stages": 3, "clusters": 10}
+    assert mcl["mcl"] == {"stages": 3, "clusters": 10, "labels": "joint"}
     for key in ("objective", "loss", "views", "augment", "epochs", "batch_size", "optimizer", "schedule",
                 "warmup_epochs", "projection_dim"):
         assert infonce[key] == mcl[key], key
@@ -344,3 +344,78 @@ def test_celeba_ood_k_studies_hold_out_hair_colours(cfg):
         assert exp["baseline"] == "cnn" and "mlp_probe" in exp["evaluations"]
         assert spec(cfg, f"clear_celeba_ood_k{k}", "cnn")["encoder"]["layers"] == 5
     assert cfg["datasets"]["celeba"]["options"] == {"hair": "official"}
+
+
+# --------------------------------------------------------------------------------------------------
+# MCL on CLIP, ADNCE on sentences and graphs: the official code's settings, and the cards that source them
+
+
+def card(cfg, experiment):
+    from clbench.papers import PAPERS
+    from clbench.papers.targets import planned_experiment
+    from clbench.report.protocol import protocol_card
+
+    return protocol_card(planned_experiment(cfg, experiment), PAPERS)
+
+
+def row(rows, setting, scope=None):
+    found = [r for r in rows if r["setting"] == setting and scope in (None, r["scope"])]
+    assert len(found) == 1, (setting, scope, found)
+    return found[0]
+
+
+def test_mcl_clip_runs_the_official_stage_labels_precision_and_views(cfg):
+    clip = spec(cfg, "mcl_mmvp", "mcl_clip")
+    assert clip["mcl"]["labels"] == "previous"  # cluster.py: the previous stage's 10 clusters
+    assert spec(cfg, "trifeature_ssl", "mcl")["mcl"]["labels"] == "joint"  # the paper's text
+    assert json.loads(wf.stage_spec(cfg, "mcl_mmvp", "mcl_clip", 0, 3))["stage_labels"] == "previous"
+    assert "stage_labels" not in json.loads(wf.stage_spec(cfg, "trifeature_ssl", "mcl", 0, 2))
+    assert clip["clip"]["precision"] == "fp16" and clip["clip"]["crop_scale"] == [0.9, 1.0]
+    assert cfg["datasets"]["cc12m_mmvp"].get("image_fit", "shortest_side") == "shortest_side"
+    rows = card(cfg, "mcl_mmvp")
+    labels = row(rows, "mcl.labels")
+    assert labels["value"] == "previous" and "cluster.py lines 76-80" in labels["source"]
+    assert not labels["source"].startswith("assumed")
+    assert row(rows, "clip.precision")["value"] == "fp16" and "GradScaler" in row(rows, "clip.precision")["source"]
+    assert "whole image" in row(rows, "clip.crop_scale")["source"]
+    assert "MiniBatchKMeans" in row(rows, "mcl.kmeans")["value"] and "cluster.py" in row(rows, "mcl.kmeans")["source"]
+    assert row(rows, "batch_sampler.ranks")["source"].startswith("assumed")
+    fit = row(rows, "image_fit", "data")
+    assert "shortest_side" in fit["value"] and "open_clip's eval transform" in fit["source"]
+    unimodal = row(card(cfg, "trifeature_ssl"), "mcl.labels")
+    assert unimodal["value"] == "joint" and unimodal["source"].startswith("MCL paper")
+
+
+@pytest.mark.parametrize("experiment, simcse, adnce", [("adnce_sts_bert", "simcse_bert", "adnce_bert"),
+                                                        ("adnce_sts_roberta", "simcse_roberta", "adnce_roberta")])
+def test_sentence_baseline_at_simcse_temperature_and_the_test_embedding(cfg, experiment, simcse, adnce):
+    from clbench.models.sentence import sentence_settings
+
+    assert params(cfg, experiment, simcse)["temperature"] == 0.05  # SimCSE's own, train.py's default
+    assert params(cfg, experiment, adnce)["temperature"] == {"adnce_bert": 0.07, "adnce_roberta": 0.06}[adnce]
+    for method in (simcse, adnce):
+        assert sentence_settings(spec(cfg, experiment, method))["pooler"] == "cls_before_pooler"
+    rows = card(cfg, experiment)
+    temperature = row(rows, "loss.temperature", simcse)
+    assert temperature["value"] == "0.05" and "train.py lines 89-90" in temperature["source"]
+    pooler = row(rows, "sentence.pooler", "all methods")
+    assert pooler["value"] == "cls_before_pooler" and "evaluate.sh line 7" in pooler["source"]
+    assert "randomly initialised pooler" in pooler["source"] and "sts_avg_cls" in pooler["source"]
+    assert "N(0, 0.02)" in row(rows, "sentence.head_init", "all methods")["value"]
+
+
+RANDOM2 = ["tu_dd", "tu_mutag", "tu_reddit_binary", "tu_reddit_multi_5k", "tu_imdb_binary"]
+
+
+@pytest.mark.parametrize("experiment", RANDOM2 + ["tu_collab"])
+def test_graph_random2_rates_are_marked_assumed_with_file_and_line(cfg, experiment):
+    rows = card(cfg, experiment)
+    for setting in ("graph.node_drop_rate", "graph.subgraph_keep"):
+        source = row(rows, setting, "all methods")["source"]
+        if experiment in RANDOM2:
+            assert source.startswith("assumed: the official random2 cannot run as shipped; GraphCL's rates")
+            assert "aug.py lines 254-259" in source and "arguments.py line 28" in source
+        else:  # random4 calls the functions at their own defaults
+            assert not source.startswith("assumed")
+    assert row(rows, "graph.self_loops", "all methods")["source"].startswith("assumed")
+    assert row(rows, "graph_svc.outer_folds", "evaluation")["source"].startswith("assumed")

@@ -432,7 +432,8 @@ def test_train_and_evaluate_end_to_end(sentence_data, tiny_bert, tmp_path):
                  "--dataset", str(data), "--spec", json.dumps({"evaluations": ["sts"]}), "--device", "cpu",
                  "--out", str(run / "evaluation.json")]) == 0
     result = json.loads((run / "evaluation.json").read_text())
-    assert set(result["metrics"]) == {"sts_avg", "sts12", "sts13", "sts14", "sts15", "sts16", "stsb", "sickr"}
+    assert set(result["metrics"]) == {"sts_avg", "sts12", "sts13", "sts14", "sts15", "sts16", "stsb", "sickr",
+                                      "sts_avg_cls_before_pooler", "sts_avg_cls"}
     assert all(-1 <= v <= 1 for v in result["metrics"].values())
     # the same seed trains the same model; the other objective trains another
     run2 = tmp_path / "again"
@@ -528,3 +529,47 @@ def test_config_refuses_mixed_domains():
     cfg["experiments"]["digits"] = {"dataset": "digits", "methods": ["infonce"], "evaluations": ["sts"]}
     with pytest.raises(ConfigError, match="^experiments.digits.evaluations"):
         _check(cfg)
+
+
+# --------------------------------------------------------------------------------------------------
+# the test embedding (sentence.pooler) and the head's initialisation
+
+
+def test_sts_pooler_setting_picks_the_headline_and_reports_both(sentence_data, tiny_bert):
+    from clbench.evaluate.sentence_runner import SentenceRun
+    from clbench.evaluate.sts import sts_metrics
+    from clbench.models.sentence import SentenceEncoder
+
+    _, data, meta = sentence_data
+    test = dataset_dir.load(data, "test")
+    torch.manual_seed(0)
+    before = SentenceEncoder.pretrained(_spec(tiny_bert))
+    with torch.no_grad():
+        before.mlp[0].weight.copy_(torch.randn_like(before.mlp[0].weight))  # a head that reshapes the space
+    head = SentenceEncoder.pretrained({**_spec(tiny_bert), "sentence": {**_spec(tiny_bert)["sentence"],
+                                                                        "pooler": "cls"}})
+    head.load_state_dict(before.state_dict())
+    texts = ["a man plays the guitar", "the dog runs in the park"]
+    batch = before.tokenize(texts, None, "cpu")
+    before.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(before.embed(texts, pooler="cls"), before.mlp(before.cls(batch)))
+    a, b = sts_metrics(SentenceRun(before, test, meta, {})), sts_metrics(SentenceRun(head, test, meta, {}))
+    assert a["metrics"]["sts_avg"] == a["metrics"]["sts_avg_cls_before_pooler"]
+    assert b["metrics"]["sts_avg"] == b["metrics"]["sts_avg_cls"]
+    # both runs report both averages, equal since the weights are; the headlines differ
+    assert a["metrics"]["sts_avg_cls"] == pytest.approx(b["metrics"]["sts_avg_cls"])
+    assert a["metrics"]["sts_avg_cls_before_pooler"] == pytest.approx(b["metrics"]["sts_avg_cls_before_pooler"])
+    assert a["metrics"]["sts_avg"] != pytest.approx(b["metrics"]["sts_avg"], abs=1e-6)
+    with pytest.raises(ValueError, match="pooler"):
+        SentenceEncoder.pretrained({**_spec(tiny_bert), "sentence": {"pooler": "avg"}})
+
+
+def test_mlp_head_starts_as_berts_initialisation(tiny_bert):
+    from clbench.models.sentence import SentenceEncoder
+
+    torch.manual_seed(0)
+    weight = SentenceEncoder.pretrained(_spec(tiny_bert)).mlp[0].requires_grad_(False)
+    assert torch.count_nonzero(weight.bias) == 0
+    assert float(weight.weight.mean()) == pytest.approx(0.0, abs=0.005)
+    assert float(weight.weight.std()) == pytest.approx(0.02, rel=0.15)  # PyTorch's default would be 1/sqrt(3 h)

@@ -75,12 +75,14 @@ def cmd_train(a):
         if a.clusters:
             import numpy as np
 
-            from clbench.data.samplers import ClusterBatchSampler, combine_cluster_ids
+            from clbench.data.samplers import ClusterBatchSampler, stage_cluster_ids
 
-            ids = combine_cluster_ids(*[np.load(_for_seed(p, seed, a.seeds)) for p in a.clusters])
+            labels = a.spec.get("stage_labels", "joint")
+            ids = stage_cluster_ids([np.load(_for_seed(p, seed, a.seeds)) for p in a.clusters], labels)
             sampler = ClusterBatchSampler(ids, batch_size=a.spec.get("batch_size", 128), seed=seed,
                                           order=a.spec.get("cluster_order", "shuffled"))
-            logging.info("MCL stage %d: batches drawn from %d joint clusters", len(a.clusters), len(np.unique(ids)))
+            logging.info("MCL stage %d: batches drawn from %d clusters (%s)", len(a.clusters), len(np.unique(ids)),
+                         labels)
         logging.info("seed %d", seed)
         spec = {**a.spec, "init_from": _for_seed(a.spec["init_from"], seed, a.seeds)} if "init_from" in a.spec else a.spec
         trainer_for(spec)(spec, a.dataset, _for_seed(a.out, seed, a.seeds),

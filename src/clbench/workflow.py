@@ -215,7 +215,8 @@ def stage_spec(cfg: Mapping, experiment: str, method: str, seed: int | str = 0, 
     Unless the ``mcl:`` block says otherwise: ``first_stage: initial`` makes stage 0 the starting
     model itself (0 epochs: CLIP's vanilla weights), ``init: previous`` starts each later stage from
     the previous stage's model (``init_from``), ``order: round_robin`` visits the clusters in turn
-    (``cluster_order``, read by ``clbench train --clusters``). At the defaults the spec is the method's.
+    (``cluster_order``, read by ``clbench train --clusters``), ``labels: previous`` draws the batches from
+    the previous stage's clusters alone (``stage_labels``). At the defaults the spec is the method's.
     """
     spec = method_spec(cfg, experiment, method)
     mcl = spec.pop("mcl")
@@ -226,6 +227,8 @@ def stage_spec(cfg: Mapping, experiment: str, method: str, seed: int | str = 0, 
         spec["init_from"] = f"{run_dir(cfg, experiment, method, seed)}/stage{stage - 1}/model.pt"
     if stage > 0 and mcl.get("order", "shuffled") != "shuffled":
         spec["cluster_order"] = mcl["order"]
+    if stage > 0 and mcl.get("labels", "joint") != "joint":
+        spec["stage_labels"] = mcl["labels"]
     return as_json(spec)
 
 
@@ -582,12 +585,13 @@ def check_mcl_batches(cfg: Mapping) -> None:
             spec = method_spec(cfg, name, method)
             if "mcl" not in spec or not n_train:
                 continue
-            joint = spec["mcl"]["clusters"] ** (spec["mcl"]["stages"] - 1)
+            previous = spec["mcl"].get("labels", "joint") == "previous"
+            joint = spec["mcl"]["clusters"] ** (1 if previous else spec["mcl"]["stages"] - 1)
             if joint * spec["batch_size"] > n_train:
                 raise ConfigError(
                     f"methods.{method}.mcl",
-                    f"the last stage draws batches of {spec['batch_size']} from clusters**(stages-1) = {joint} "
-                    f"joint clusters, more than datasets.{exp['dataset']}.n_train = {n_train} (experiments.{name}) "
+                    f"the last stage draws batches of {spec['batch_size']} from "
+                    f"{'clusters' if previous else 'clusters**(stages-1)'} = {joint} clusters, more than datasets.{exp['dataset']}.n_train = {n_train} (experiments.{name}) "
                     f"can fill; lower clusters or stages",
                 )
 

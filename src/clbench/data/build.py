@@ -347,6 +347,9 @@ register_generator(Generator(
         "image_size": _integer(1, default=224), "n_train": _integer(1, null=True), "n_val": _integer(1, default=1000),
         "mmvp_root": {"type": ["string", "null"], "description": "an existing MMVP-VLM copy (Questions.csv + images)"},
         "url_list": {"type": ["string", "null"], "description": "CC12M's list file, downloaded with img2dataset"},
+        "image_fit": {"enum": ["shortest_side", "centre_square"], "default": "shortest_side",
+                      "description": "how test and clustering images are fitted to the square: open_clip's eval "
+                                     "transform (shortest_side, the official code's) or a centre square, bilinear"},
         "workers": _WORKERS,
     },
 ))

@@ -102,15 +102,17 @@ class LazyImages:
     for augmentations that crop first (random resized crop). Picklable, for DataLoader workers.
     """
 
-    def __init__(self, root: str | os.PathLike, paths, channels: int, size: int, workers: int = 4):
+    def __init__(self, root: str | os.PathLike, paths, channels: int, size: int, workers: int = 4,
+                 fit: str = "centre_square"):
         self.root = Path(root)
         self.paths = np.asarray(paths, dtype=np.str_)
         self.channels, self.size, self.workers = int(channels), int(size), int(workers)
+        self.fit = fit  # clbench.data.images.FITS: how a file is fitted to the square (meta "image_fit")
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any], paths) -> "LazyImages":
         c, s = int(meta["image_shape"][0]), int(meta["image_shape"][-1])
-        return cls(meta["image_root"], paths, c, s)
+        return cls(meta["image_root"], paths, c, s, fit=meta.get("image_fit", "centre_square"))
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -127,7 +129,8 @@ class LazyImages:
         from clbench.data.images import load_image
 
         try:
-            return load_image(self.root / self.paths[i], self.size if size == "dataset" else size, self.channels)
+            return load_image(self.root / self.paths[i], self.size if size == "dataset" else size, self.channels,
+                              self.fit)
         except Exception as e:  # FileNotFoundError, PIL.UnidentifiedImageError, OSError (truncated)
             raise DatasetError(f"cannot read image {self.root / self.paths[i]}: {e}") from e
 
@@ -137,7 +140,8 @@ class LazyImages:
         if isinstance(index, (int, np.integer)):
             return self.decode(int(index))
         paths = self.paths[index]
-        return load_images([self.root / p for p in paths], self.size, self.channels, self.workers)
+        return load_images([self.root / p for p in paths], self.size, self.channels, self.workers,
+                           fit=self.fit)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = self[:]

@@ -25,7 +25,10 @@ download it into ``resources/cc12m``) as train / val, and MMVP-VLM (``MMVP/MMVP_
 Face hub: ``Questions.csv`` and ``MLLM_VLM Images/<pattern>/<qid>.jpg``; ``mmvp_root``, or
 ``download: true`` for a ``huggingface_hub`` snapshot into ``resources/mmvp_vlm``) as test. Both
 stay on disk: the directory is a path index (``storage: paths``) whose ``images/`` links to the two
-folders.
+folders. Its images are read as the official code's ``preprocess_val`` reads them (``image_fit:
+shortest_side``, open_clip's eval transform: a bicubic resize of the short side, then a centre crop),
+for MMVP and for the clustering between stages; training views are :func:`clip_train_view` of the full
+image (open_clip's training transform).
 """
 
 from __future__ import annotations
@@ -138,6 +141,25 @@ def build_trifeature_captions(spec: dict, out_dir: Path, resources_dir: Path) ->
     return dataset_dir.save(out_dir, splits, meta)
 
 
+# ---- the official CLIP training view ------------------------------------------------------------------
+
+CROP_RATIO = (3 / 4, 4 / 3)  # torchvision RandomResizedCrop's default, which open_clip's training transform keeps
+
+
+def clip_train_view(image: np.ndarray, size: int, scale, ratio=CROP_RATIO) -> np.ndarray:
+    """One training view as open_clip's training transform makes it (MCL's ``my_open_clip/transform.py``):
+    torchvision's ``RandomResizedCrop(size, scale, ratio, bicubic)`` of the whole image, squashed to a
+    square. ``image``: uint8 CHW at the file's resolution; returns uint8 CHW ``size`` x ``size``. Draws
+    from torch's global generator, as torchvision does (seeded per loader worker)."""
+    from PIL import Image
+    from torchvision.transforms import InterpolationMode, RandomResizedCrop
+
+    crop = RandomResizedCrop(size, scale=tuple(scale), ratio=tuple(ratio), interpolation=InterpolationMode.BICUBIC)
+    arr = image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1)
+    out = np.asarray(crop(Image.fromarray(np.ascontiguousarray(arr))), dtype=np.uint8)
+    return out[None] if out.ndim == 2 else np.ascontiguousarray(np.moveaxis(out, -1, 0))
+
+
 # ---- MMVP-VLM and CC12M ------------------------------------------------------------------------------
 
 
@@ -236,7 +258,8 @@ def captions_of(split: Mapping[str, Any], meta: Mapping[str, Any]):
 
 
 CC12M_DEFAULTS: dict[str, Any] = {"image_size": 224, "n_train": None, "n_val": 1000, "mmvp_root": None,
-                                  "url_list": None, "workers": 16, "seed": 0, "name": "cc12m_mmvp"}
+                                  "url_list": None, "workers": 16, "seed": 0, "name": "cc12m_mmvp",
+                                  "image_fit": "shortest_side"}
 
 
 def _link(link: Path, target: Path) -> None:
@@ -284,6 +307,6 @@ def build_cc12m_mmvp(spec: dict, out_dir: Path, resources_dir: Path) -> dict:
     size = int(p["image_size"])
     meta = {"name": p["name"], "generator": "cc12m_mmvp", "source": "cc12m+mmvp_vlm", "classes": ["image"],
             "factors": {}, "patterns": list(MMVP_PATTERNS), "prompt": PROMPT, "seed": int(p["seed"]),
-            "image_root": str(images.resolve()), "image_shape": [3, size, size],
+            "image_root": str(images.resolve()), "image_shape": [3, size, size], "image_fit": str(p["image_fit"]),
             "recipe": {"name": "cc12m_train_mmvp_test", "n_val": int(n_val)}}
     return save_paths(out_dir, splits, meta)

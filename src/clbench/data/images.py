@@ -43,6 +43,27 @@ def _pil_resize(img, size: int):
     return img
 
 
+# how a file's image is fitted to a square of ``size``: a centre square then a bilinear resize (the default,
+# JPEG draft decoding), or open_clip's eval transform (Resize(size, bicubic) of the short side, CenterCrop)
+FITS = ("centre_square", "shortest_side")
+
+
+def _shortest_side(img, size: int):
+    """open_clip's eval transform on a PIL image (torchvision's Resize(size, BICUBIC) then CenterCrop(size))."""
+    from PIL import Image
+
+    w, h = img.size
+    if w <= h:
+        new = (size, int(size * h / w))
+    else:
+        new = (int(size * w / h), size)
+    if new != (w, h):
+        img = img.resize(new, Image.BICUBIC)
+    w, h = img.size
+    left, top = int(round((w - size) / 2.0)), int(round((h - size) / 2.0))
+    return img.crop((left, top, left + size, top + size))
+
+
 def resize_batch(x: np.ndarray, size: int | None) -> np.ndarray:
     """Centre-crop to square and resize uint8 NCHW images to ``size`` x ``size`` (Pillow, bilinear)."""
     if size is None or (x.shape[2] == size and x.shape[3] == size):
@@ -59,17 +80,24 @@ def resize_batch(x: np.ndarray, size: int | None) -> np.ndarray:
     return out
 
 
-def load_image(path: str | os.PathLike, size: int | None, channels: int = 3) -> np.ndarray:
-    """Decode one image file to uint8 CHW (centre-cropped/resized to ``size`` when given)."""
+def load_image(path: str | os.PathLike, size: int | None, channels: int = 3, fit: str = "centre_square") -> np.ndarray:
+    """Decode one image file to uint8 CHW (fitted to ``size`` x ``size`` as ``fit`` says, when given)."""
     from PIL import Image
 
+    if fit not in FITS:
+        raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
     mode = "L" if channels == 1 else "RGB"
     with Image.open(path) as img:
-        if size is not None and img.format == "JPEG":
-            img.draft(mode, (size, size))  # fast DCT-domain downscaling, never below `size`
-        img = img.convert(mode)
-        if size is not None:
-            img = _pil_resize(img, size)
+        if fit == "shortest_side":
+            img = img.convert(mode)
+            if size is not None:
+                img = _shortest_side(img, size)
+        else:
+            if size is not None and img.format == "JPEG":
+                img.draft(mode, (size, size))  # fast DCT-domain downscaling, never below `size`
+            img = img.convert(mode)
+            if size is not None:
+                img = _pil_resize(img, size)
         a = np.asarray(img, dtype=np.uint8)
     return a[None] if channels == 1 else np.ascontiguousarray(np.moveaxis(a, -1, 0))
 
@@ -80,13 +108,14 @@ def load_images(
     channels: int = 3,
     workers: int = 4,
     error: Callable[[Path, Exception], DatasetError] | None = None,
+    fit: str = "centre_square",
 ) -> np.ndarray:
     """Decode many image files into one uint8 NCHW array (threads: Pillow releases the GIL)."""
     paths = [Path(p) for p in paths]
 
     def one(p: Path) -> np.ndarray:
         try:
-            return load_image(p, size, channels)
+            return load_image(p, size, channels, fit)
         except Exception as e:  # FileNotFoundError, PIL.UnidentifiedImageError, OSError (truncated)
             if error is not None:
                 raise error(p, e) from e

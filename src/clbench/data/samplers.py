@@ -5,9 +5,11 @@ K-means on the stage-``s`` representation; stage ``s+1`` then takes each batch (
 negatives) from a single cluster, so the new stage cannot separate samples by the features the
 earlier stages already captured. The cluster of a sample is the tuple of its cluster ids in all
 earlier stages ``0..s``, combined by :func:`combine_cluster_ids`: stage ``s+1`` uses the combined
-clusters of stages ``0..s``, as the paper describes. (The official ``cluster.py`` of
-MajorDavidZhang/MCL reloads the current stage's labels in every step of its combining loop, so its
-pseudo-labels are the current stage's clusters repeated; clbench follows the paper, not that bug.)
+clusters of stages ``0..s``, as the paper describes (``labels="joint"``: K, then K**2, ... clusters).
+The official ``cluster.py`` of MajorDavidZhang/MCL (lines 76-80) loads stage ``stage``'s labels
+where its combining loop means stage ``s``, so its pseudo-labels are stage ``s``'s own K clusters
+(``labels="previous"``: K clusters at every stage); that is how the paper's CLIP numbers were made.
+:func:`stage_cluster_ids` gives either.
 
 :class:`ClusterBatchSampler` is pure numpy and works as a PyTorch ``batch_sampler``
 (``DataLoader(ds, batch_sampler=sampler)``): ``__iter__`` yields lists of indices, ``__len__`` is the
@@ -46,6 +48,22 @@ from clbench.data.embedded import rng_for
 
 SMALL_POLICIES = ("skip", "merge", "replace", "keep")
 ORDERS = ("shuffled", "round_robin")
+# which clusters a stage draws its batches from: the joint clusters of all earlier stages (the paper's
+# text) or the previous stage's alone (the official cluster.py)
+STAGE_LABELS = ("joint", "previous")
+
+
+def stage_cluster_ids(stages: Sequence[np.ndarray | Sequence[int]], labels: str = "joint") -> np.ndarray:
+    """The cluster id of each sample for the stage after ``stages`` (the K-means ids of stages 0..s, in order).
+
+    ``labels="joint"``: :func:`combine_cluster_ids` of all of them; ``"previous"``: the last stage's ids
+    alone, relabelled ``0..M-1``.
+    """
+    if labels not in STAGE_LABELS:
+        raise ValueError(f"labels must be one of {STAGE_LABELS}, got {labels!r}")
+    if not len(stages):
+        raise ValueError("need the cluster ids of at least one stage")
+    return combine_cluster_ids(*stages) if labels == "joint" else combine_cluster_ids(stages[-1])
 
 
 def combine_cluster_ids(*stages: np.ndarray | Sequence[int], dense: bool = True) -> np.ndarray:

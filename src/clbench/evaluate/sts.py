@@ -1,14 +1,17 @@
 """Semantic textual similarity (STS) of a sentence encoder, as SimCSE scores it with SentEval.
 
-Each pair's system score is the cosine of the two sentences' embeddings ([CLS] before the
-training-only MLP, :meth:`clbench.models.sentence.SentenceEncoder.embed`); a task's score is the
+Each pair's system score is the cosine of the two sentences' embeddings (the method's
+``sentence.pooler``: [CLS] before the training-only MLP by default, or through it;
+:meth:`clbench.models.sentence.SentenceEncoder.embed`); a task's score is the
 Spearman correlation of the system scores with the gold scores. STS12-16 use SentEval's "all"
 setting: one correlation over the concatenation of the year's sources. STS-B and SICK-R use their
 test split (STS-B dev selects the checkpoint during training). ``sts_avg`` is the average of the
 seven, the number SimCSE and ADNCE report (there x 100).
 
-Metric names: ``sts_avg``, ``sts12`` .. ``sts16``, ``stsb``, ``sickr``; table ``sts`` has one row per
-task and source with its Spearman correlation and number of pairs.
+Metric names: ``sts_avg``, ``sts12`` .. ``sts16``, ``stsb``, ``sickr`` (of the method's pooler), and
+``sts_avg_cls_before_pooler`` / ``sts_avg_cls``, the average under each test embedding, so that both
+readings of the official evaluation stand side by side; table ``sts`` has one row per task and source
+with its Spearman correlation and number of pairs (the method's pooler).
 """
 
 from __future__ import annotations
@@ -47,10 +50,11 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def pair_cosines(model, split: Mapping[str, np.ndarray], device: torch.device | str = "cpu") -> np.ndarray:
-    """The cosine of each pair's two sentence embeddings."""
-    e1 = model.embed(sentences(split, "x"), device)
-    e2 = model.embed(sentences(split, "x2"), device)
+def pair_cosines(model, split: Mapping[str, np.ndarray], device: torch.device | str = "cpu",
+                 pooler: str = "cls_before_pooler") -> np.ndarray:
+    """The cosine of each pair's two sentence embeddings (``pooler``: which embedding, see the module docstring)."""
+    e1 = model.embed(sentences(split, "x"), device, pooler=pooler)
+    e2 = model.embed(sentences(split, "x2"), device, pooler=pooler)
     return torch.nn.functional.cosine_similarity(e1.double(), e2.double(), dim=1).numpy()
 
 
@@ -79,8 +83,17 @@ def dev_spearman(model, split: Mapping[str, np.ndarray], device: torch.device | 
 def sts_metrics(run) -> dict:
     """``sts_avg`` and the seven tasks' Spearman correlations on the test split, with table ``sts``.
 
-    ``run``: a :class:`clbench.evaluate.sentence_runner.SentenceRun` (``model``, ``test``, ``meta``, ``device``)."""
-    scores, rows = task_scores(pair_cosines(run.model, run.test, run.device), run.test, run.meta)
-    metrics = {METRIC_OF_TASK.get(task, task.lower()): rho for task, rho in scores.items()}
-    metrics["sts_avg"] = float(np.mean(list(scores.values())))
+    ``run``: a :class:`clbench.evaluate.sentence_runner.SentenceRun` (``model``, ``test``, ``meta``, ``device``).
+    The average under every pooler of :data:`~clbench.models.sentence.POOLERS` is reported too."""
+    from clbench.models.sentence import POOLERS
+
+    chosen = run.model.settings["pooler"]
+    metrics, rows = {}, []
+    for pooler in (chosen, *(p for p in POOLERS if p != chosen)):
+        scores, pooler_rows = task_scores(pair_cosines(run.model, run.test, run.device, pooler), run.test, run.meta)
+        metrics[f"sts_avg_{pooler}"] = float(np.mean(list(scores.values())))
+        if pooler == chosen:
+            metrics.update({METRIC_OF_TASK.get(task, task.lower()): rho for task, rho in scores.items()})
+            metrics["sts_avg"] = metrics[f"sts_avg_{pooler}"]
+            rows = pooler_rows
     return {"metrics": metrics, "tables": {"sts": rows}}

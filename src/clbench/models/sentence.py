@@ -1,6 +1,10 @@
 """The sentence encoder of the ``sentence`` family: a Hugging Face transformer, [CLS] pooling, and
 an MLP (dense + tanh) used in training only (unsupervised SimCSE's ``--pooler_type cls --mlp_only_train``).
-``sentence.dropout`` sets the transformer's hidden and attention dropout (unset: its config's).
+``sentence.dropout`` sets the transformer's hidden and attention dropout (unset: its config's). The MLP
+starts as the official ``MLPLayer`` does under ``cl_init``'s ``init_weights`` (BERT's initialisation:
+weights N(0, 0.02), zero bias). ``sentence.pooler`` is the test embedding, in SimCSE's evaluation.py
+names: ``cls_before_pooler`` ([CLS] as it is: SimCSE's convention for unsupervised models, the
+default) or ``cls`` ([CLS] through the trained MLP).
 
 The method's ``sentence:`` block says which model (``model``: a Hugging Face name such as
 ``bert-base-uncased`` or a local directory in its layout, read with ``from_pretrained``), the
@@ -19,11 +23,15 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-__all__ = ["SETTINGS", "SentenceEncoder", "load_sentence_model", "save_sentence_model", "sentence_settings"]
+__all__ = ["POOLERS", "SETTINGS", "SentenceEncoder", "load_sentence_model", "save_sentence_model",
+           "sentence_settings"]
 
 # the sentence: block's keys and the values unsupervised SimCSE's run_unsup_example.sh uses
 SETTINGS = {"model": "bert-base-uncased", "dropout": None, "max_length": 32, "eval_steps": 125, "eval_batch_size": 128,
-            "schedule": "linear", "fp16": True, "max_grad_norm": 1.0, "max_steps": None}
+            "schedule": "linear", "fp16": True, "max_grad_norm": 1.0, "max_steps": None, "pooler": "cls_before_pooler"}
+# the test embeddings (SimCSE evaluation.py --pooler): [CLS] before the MLP, or through the trained MLP
+POOLERS = ("cls_before_pooler", "cls")
+INIT_STD = 0.02  # BERT's and RoBERTa's initializer_range, which init_weights gives the MLP
 
 
 def sentence_settings(spec: Mapping[str, Any]) -> dict:
@@ -32,6 +40,8 @@ def sentence_settings(spec: Mapping[str, Any]) -> dict:
     unknown = sorted(set(given) - set(SETTINGS))
     if unknown:
         raise ValueError(f"unknown sentence settings {unknown}; known: {sorted(SETTINGS)}")
+    if given.get("pooler", SETTINGS["pooler"]) not in POOLERS:
+        raise ValueError(f"sentence.pooler must be one of {POOLERS}, got {given['pooler']!r}")
     return {**SETTINGS, **given}
 
 
@@ -48,6 +58,8 @@ class SentenceEncoder(nn.Module):
         self.tokenizer = tokenizer
         hidden = encoder.config.hidden_size
         self.mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh())
+        nn.init.normal_(self.mlp[0].weight, mean=0.0, std=INIT_STD)
+        nn.init.zeros_(self.mlp[0].bias)
 
     @classmethod
     def pretrained(cls, spec: Mapping[str, Any], local: str | Path | None = None) -> "SentenceEncoder":
@@ -87,12 +99,16 @@ class SentenceEncoder(nn.Module):
 
     @torch.no_grad()
     def embed(self, texts: list[str], device: torch.device | str = "cpu",
-              batch_size: int | None = None) -> torch.Tensor:
-        """[CLS] embeddings (before the MLP) of ``texts`` in eval mode, not truncated, as SentEval's batcher."""
+              batch_size: int | None = None, pooler: str = "cls_before_pooler") -> torch.Tensor:
+        """Embeddings of ``texts`` in eval mode, not truncated, as SentEval's batcher: [CLS] before the MLP
+        (``pooler`` ``cls_before_pooler``, also what STS-B dev selects on during training) or after it (``cls``)."""
+        if pooler not in POOLERS:
+            raise ValueError(f"pooler must be one of {POOLERS}, got {pooler!r}")
         batch_size = batch_size or self.settings["eval_batch_size"]
         was_training = self.training
         self.eval()
-        out = [self.cls(self.tokenize(texts[i:i + batch_size], None, device)).float().cpu()
+        head = self.mlp if pooler == "cls" else nn.Identity()
+        out = [head(self.cls(self.tokenize(texts[i:i + batch_size], None, device))).float().cpu()
                for i in range(0, len(texts), batch_size)]
         self.train(was_training)
         return torch.cat(out) if out else torch.zeros(0, self.encoder.config.hidden_size)

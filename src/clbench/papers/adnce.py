@@ -108,10 +108,27 @@ _RUN = f"{_SENTENCE}run_unsup_example.sh"
 SENTENCE_SETTINGS = {"bert-base-uncased": (0.07, 0.4, 1.0, 64, 3e-5), "roberta-base": (0.06, 2.0, 1.0, 512, 1e-5)}
 
 
+# the test embedding: what the official evaluation asked for, and what it most likely scored
+_POOLER = (f"assumed: [CLS] before the MLP, SimCSE's evaluation.py cls_before_pooler, its convention for unsupervised "
+           f"(--mlp_only_train) models. {_SENTENCE}evaluate.sh line 7 asks for --pooler cls, the pooler_output of the "
+           f"checkpoint in result/; run_unsup_example.sh (train.py) saves the trained head as mlp.*, and "
+           f"main_frame.sh lines 14-15 evaluate it without simcse_to_huggingface.py, which would rename it to "
+           f"pooler.*, so the 74.6 most likely scored [CLS] through a randomly initialised pooler (N(0, 0.02) "
+           f"weights and tanh: nearly a random rotation, closer to cls_before_pooler than to the trained head); "
+           f"the STS evaluation reports the trained head's average too (sts_avg_cls)")
+_HEAD_INIT = "N(0, 0.02) weights, zero bias"
+_SIMCSE_TEMPERATURE = (f"{_SENTENCE}train.py lines 89-90 (ModelArguments.temp default 0.05), unsupervised SimCSE's "
+                       f"published temperature (Gao et al. 2021); the README's commands give ADNCE's temperatures only")
+
+
 def _sentence_method_sources(spec: dict) -> dict:
     objective = spec["objective"]
     model = (spec.get("sentence") or {}).get("model")
     src = {
+        "sentence.pooler": Source(_POOLER, "cls_before_pooler", unset="cls_before_pooler"),
+        "sentence.head_init": Source(f"{_SENTENCE}simcse/models.py lines 87-96 (cl_init builds MLPLayer, then "
+                                     f"init_weights: BERT's initialisation, initializer_range 0.02)", _HEAD_INIT,
+                                     unset=_HEAD_INIT),
         "objective": Source(f"{_SENTENCE}simcse/models.py cl_forward "
                             f"(loss_mode {'adnce' if objective == 'adnce_sentence' else 'easy'})", objective),
         "sentence.model": Source(f"{_SENTENCE_README}: model_name",
@@ -132,7 +149,8 @@ def _sentence_method_sources(spec: dict) -> dict:
     }
     if model in SENTENCE_SETTINGS:
         t, mu, sigma, batch, lr = SENTENCE_SETTINGS[model]
-        src["loss.temperature"] = Source(f"{_SENTENCE_README}: temp", t)
+        src["loss.temperature"] = (Source(f"{_SENTENCE_README}: temp", t) if objective == "adnce_sentence"
+                                   else Source(_SIMCSE_TEMPERATURE, 0.05))
         src["batch_size"] = Source(f"{_SENTENCE_README}: bsz", batch)
         src["optimizer.lr"] = Source(f"{_SENTENCE_README}: lr", lr)
         if objective == "adnce_sentence":
@@ -238,16 +256,31 @@ GRAPH_OBJECTIVES = ("graph_info_nce", "graph_adnce")
 GRAPH_METRICS = ("svc_top1", "svc_top1_epoch10")
 
 
-def _graph_method_sources(objective: str, per_dataset: tuple[str, float, float] | None) -> dict:
+# random2 passes --noise_ratio to both of its augmentations, and go_adnce.sh never sets it
+_RANDOM2_RATES = (f"assumed: the official random2 cannot run as shipped; GraphCL's rates ({_GRAPH_AUG} lines 254-259 "
+                  f"call drop_nodes and subgraph with self.noise_ratio, the --noise_ratio that {_GRAPH}arguments.py "
+                  f"line 28 leaves None and go_adnce.sh never sets: int(node_num * None) raises a TypeError at "
+                  f"aug.py line 311; 0.1 and 0.2 are the functions' own defaults, lines 307 and 354, GraphCL's rates)")
+_SELF_LOOPS = "every node"
+
+
+def _graph_method_sources(objective: str, per_dataset: tuple[str, float, float] | None,
+                          augment: str | None = None) -> dict:
     mode = "adnce" if objective == "graph_adnce" else "easy"
+    random2 = (augment or (per_dataset[0] if per_dataset else None)) == "random2"
     src = {
         "objective": Source(f"{_GRAPH_TRAIN} (simclr.loss_cal, mode {mode})", objective),
         "graph.hidden_dim": Source(f"{_GRAPH}arguments.py (--hidden-dim 32)", 32, unset=32),
         "graph.num_layers": Source(f"{_GRAPH}go_adnce.sh (--num-gc-layers 3)", 3, unset=3),
         "graph.eval_epochs": Source(f"{_GRAPH_TRAIN} (epochs 20, log_interval 10: evaluated at 10 and 20)", [10, 20],
                                     unset=[10, 20]),
-        "graph.node_drop_rate": Source(f"{_GRAPH_AUG} (drop_nodes, noise_ratio 0.1)", 0.1, unset=0.1),
-        "graph.subgraph_keep": Source(f"{_GRAPH_AUG} (subgraph, noise_ratio 0.2)", 0.2, unset=0.2),
+        "graph.node_drop_rate": Source(_RANDOM2_RATES if random2 else f"{_GRAPH_AUG} (drop_nodes, noise_ratio 0.1)",
+                                       0.1, unset=0.1),
+        "graph.subgraph_keep": Source(_RANDOM2_RATES if random2 else f"{_GRAPH_AUG} (subgraph, noise_ratio 0.2)",
+                                      0.2, unset=0.2),
+        "graph.self_loops": Source(f"assumed: a self-loop on every node; {_GRAPH_AUG} lines 232-234 add them for "
+                                   f"range(edge_index.max()), which skips each graph's highest-numbered node",
+                                   _SELF_LOOPS, unset=_SELF_LOOPS),
         "graph.edge_perturb_rate": Source(f"{_GRAPH_AUG} (permute_edges, edge_num / 10)", 0.1, unset=0.1),
         "graph.attr_mask_rate": Source(f"{_GRAPH_AUG} (mask_nodes, node_num / 10)", 0.1, unset=0.1),
         "graph.subgraph_growth": Source(f"{_GRAPH_AUG} (subgraph: the neighbourhood union is discarded, so it "
@@ -275,13 +308,17 @@ def graph_protocol(record: ExperimentRecord) -> dict:
     per-dataset augmentation, mu, sigma and temperature on the eight TU datasets."""
     name = record.dataset.get("name") if record.dataset.get("generator") == "tu" else None
     per_dataset = GRAPH_DATASETS.get(name)
-    out: dict = {method: _graph_method_sources(spec["objective"], per_dataset)
+    out: dict = {method: _graph_method_sources(spec["objective"], per_dataset, (spec.get("graph") or {}).get("augment"))
                  for method, spec in record.methods.items() if spec.get("objective") in GRAPH_OBJECTIVES}
     if not out:
         return {}
     out["evaluation"] = {"evaluations": Source(
         f"{_GRAPH}evaluate_embedding.py (svc_classify, search=True: RBF SVC, C in 1e-3..1e3 by 5-fold grid search, "
-        f"in a shuffled stratified 10-fold CV over all graphs)", ["graph_svc"])}
+        f"in a shuffled stratified 10-fold CV over all graphs)", ["graph_svc"]),
+        "graph_svc.outer_folds": Source(
+            f"assumed: the outer StratifiedKFold(10, shuffle) seeded with the run's seed; "
+            f"{_GRAPH}evaluate_embedding.py line 133 leaves random_state None (NumPy's global state after training)",
+            "seeded by the run's seed", unset="seeded by the run's seed")}
     out["run"] = {"seeds": Source(f"{_GRAPH}go_adnce.sh (for seed in 0 1 2 3 4)", [0, 1, 2, 3, 4])}
     if name is not None:
         out["data"] = {"name": Source(_GRAPH_README, name),

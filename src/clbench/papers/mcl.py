@@ -152,6 +152,18 @@ def protocol(record) -> dict:
     """MCL's mechanism as the paper and its official code state it; the paper's Trifeature training
     settings are not stated, so the rest of an MCL card reads "assumed"."""
     out: dict = {}
+    if record.dataset.get("generator") == "cc12m_mmvp":
+        out["evaluation"] = {"evaluations": Source(
+            f"{_CODE}, MMVP.ipynb (MMVP-VLM: 'a photo of ' + statement, a pair right when both statements pick their "
+            f"own image)", ["mmvp_pairs"])}
+        out["data"] = {
+            "generator": Source(f"{_CODE}, readme.md (CC12M in img2dataset's files format for training) and "
+                                f"MMVP.ipynb (MMVP-VLM)", "cc12m_mmvp"),
+            "image_size": Source(f"{_CODE}, cluster.py and MMVP.ipynb (ViT-L-14's 224 px preprocess_val)", 224),
+            "image_fit": Source(
+            f"{_CODE}, MMVP.ipynb and cluster.py lines 32 and 46 (preprocess_val of create_model_and_transforms: "
+            f"open_clip's eval transform, Resize(224, bicubic) of the short side, then CenterCrop(224))",
+            "shortest_side", unset="shortest_side")}
     for method, spec in record.methods.items():
         if spec.get("objective") == "clip":
             out[method] = clip_protocol(spec)
@@ -162,6 +174,8 @@ def protocol(record) -> dict:
         out[method] = {
             "objective": Source("MCL paper, unimodal experiments (SimCLR stages)", "info_nce"),
             "mcl.clusters": Source("MCL official code, readme.md and cluster.py (--num-clusters 10, CLIP)", 10),
+            "mcl.labels": Source(_PAPER_LABELS, "joint", unset="joint"),
+            "mcl.kmeans": _KMEANS,
             # what the later stages' run.json records of their batch sampler (clbench.data.samplers)
             "batch_sampler.one_cluster_per_batch": Source(
                 f"{sampler} (from stage 1 on, every batch drawn from one cluster of the earlier stages)", True,
@@ -208,6 +222,24 @@ CLIP_CLAIMS = (
 )
 
 _CODE = "MCL official code"
+# the clusters a later stage draws its batches from: the paper's text and the official code differ
+_PAPER_LABELS = ("MCL paper, method (each later stage's pseudo-labels combine the cluster assignments of all earlier "
+                 "stages: K, K^2, K^3 joint clusters); the official cluster.py lines 76-80 keep the previous stage's "
+                 "K clusters instead (labels: previous)")
+_OFFICIAL_LABELS = (f"{_CODE}, cluster.py lines 76-80 (the combining loop loads stage `stage`'s cluster_labels where "
+                    f"it means stage s, so the pseudo-labels are the previous stage's 10 clusters at every stage; the "
+                    f"run that gave 20.0 -> 32.6); the paper's text combines all earlier stages' clusters (joint: "
+                    f"10, 100, 1,000), which at batch 8,000 trains each stage on fewer images per epoch with more "
+                    f"homogeneous negatives")
+_KMEANS_VALUE = "MiniBatchKMeans(K, batch 1,000,000, max_iter 100, tol 1e-5, n_init 3), seeded"
+_KMEANS = Source(f"{_CODE}, cluster.py lines 60-68 (MiniBatchKMeans on the L2-normalised image features, "
+                 f"scikit-learn 1.3.2 of environment.yml: n_init 3; unseeded there, seeded with the run's seed here; "
+                 f"clbench.train.mcl.KMEANS)", _KMEANS_VALUE, unset=_KMEANS_VALUE)
+_RANKS_VALUE = "each process a slice of one global batch"
+_RANKS = Source(f"assumed: {_CODE}, my_training/data.py MCL_batch_sampler_DDP (lines 601-611) permutes each cluster "
+                f"with a generator seeded per process (main.py line 263, random_seed(seed, rank)), so the ranks' "
+                f"shares of a global batch can overlap; clbench splits one one-cluster global batch over the "
+                f"processes (no sample twice)", _RANKS_VALUE, unset=_RANKS_VALUE)
 
 
 def clip_protocol(spec) -> dict:
@@ -232,8 +264,11 @@ def clip_protocol(spec) -> dict:
         "clip.betas": Source(f"{_CODE}, my_training/params.py (ViT defaults beta1 0.9, beta2 0.98)", [0.9, 0.98],
                              unset=[0.9, 0.999]),
         "clip.eps": Source(f"{_CODE}, my_training/params.py (ViT default eps 1e-6)", 1.0e-6, unset=1e-8),
-        "clip.crop_scale": Source(f"{_CODE}, my_open_clip/transform.py (AugmentationCfg scale (0.9, 1.0), RandomResizedCrop bicubic)",
-                                  [0.9, 1.0]),
+        "clip.crop_scale": Source(f"{_CODE}, my_open_clip/transform.py (AugmentationCfg scale (0.9, 1.0); image_transform "
+                                  f"is_train: RandomResizedCrop(224, ratio 3/4-4/3, bicubic) of the whole image file, "
+                                  f"squashed to a square; clbench.data.image_text.clip_train_view)", [0.9, 1.0]),
+        "clip.precision": Source(f"{readme} (--precision amp: float16 autocast, my_training/precision.py) and main.py "
+                                 f"line 335 (GradScaler for amp)", "fp16", unset="auto"),
         "optimizer.name": Source(f"{_CODE}, main.py (AdamW; no decay on gains, biases, logit_scale)", "adamw"),
         "optimizer.lr": Source(f"{_CODE}, my_training/params.py (ViT default lr 5e-4; the command sets none)", 0.0005),
         "optimizer.weight_decay": Source(f"{_CODE}, my_training/params.py (--wd default 0.2; the command sets none)", 0.2),
@@ -245,6 +280,9 @@ def clip_protocol(spec) -> dict:
         "mcl.first_stage": Source(f"{_CODE}, MMVP.ipynb (checkpoint_dirs [None, stage 1-3]: stage 0 is the "
                                   f"OpenAI model)", "initial", unset="train"),
         "mcl.order": Source(f"{sampler} (clusters visited round-robin)", "round_robin", unset="shuffled"),
+        "mcl.labels": Source(_OFFICIAL_LABELS, "previous", unset="joint"),
+        "mcl.kmeans": _KMEANS,
+        "batch_sampler.ranks": _RANKS,
         "batch_sampler.one_cluster_per_batch": Source(
             f"{sampler} (every batch drawn from one cluster of the earlier stages)", True, unset=True),
         "batch_sampler.small_clusters": Source(f"{sampler} (clusters smaller than a batch skipped)", "skip",

@@ -10,9 +10,12 @@ optimisation MCL's CLIP runs use (``my_training`` of MajorDavidZhang/MCL, an ope
   (:func:`clbench.models.clip.weight_decay_groups`), betas and eps from the ``clip:`` block;
 - ``clip.warmup_steps`` of linear warm-up, then the method's ``schedule`` (``constant`` or cosine);
 - ``logit_scale`` clamped to ``[0, ln max_logit_scale]`` after every step;
-- training images randomly resized-cropped (``clip.crop_scale``, bicubic, to the dataset's size),
+- training images randomly resized-cropped (``clip.crop_scale``, aspect ratio 3/4..4/3, bicubic, to the
+  dataset's size): the whole image file of a path index, as open_clip's training transform crops it
+  (:func:`clbench.data.image_text.clip_train_view`, in the loader workers), an array dataset's images
   on the training device;
-- mixed precision on a GPU.
+- mixed precision on a GPU: ``clip.precision`` ``fp16`` (float16 autocast with a GradScaler, open_clip's
+  ``--precision amp``), ``bf16``, or ``auto`` (bf16 where the GPU has it, else fp16).
 
 A method can start from another run's weights (``init_from``: a ``model.pt``, which MCL's stages
 use with ``mcl.init: previous``); ``epochs: 0`` writes the starting model as it is (MCL's vanilla
@@ -36,7 +39,7 @@ from tqdm import tqdm
 
 from clbench import health as run_health
 from clbench.data import dataset_dir
-from clbench.data.image_text import captions_of
+from clbench.data.image_text import captions_of, clip_train_view
 from clbench.io import write_json, write_text
 from clbench.models.checkpoint import save_model
 from clbench.models.inputs import to_float
@@ -48,7 +51,8 @@ from clbench.train.loop import restore_state, rows_to_csv, save_checkpoint, spec
 
 log = logging.getLogger(__name__)
 
-TRAINING_DEFAULTS = {"warmup_steps": 0, "betas": [0.9, 0.999], "eps": 1e-8, "crop_scale": None}
+TRAINING_DEFAULTS = {"warmup_steps": 0, "betas": [0.9, 0.999], "eps": 1e-8, "crop_scale": None, "precision": "auto"}
+PRECISIONS = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def training_settings(spec: dict) -> dict:
@@ -56,11 +60,29 @@ def training_settings(spec: dict) -> dict:
     return {k: clip.get(k, v) for k, v in TRAINING_DEFAULTS.items()}
 
 
-class ImageCaptionDataset(Dataset):
-    """(uint8 image [C, H, W], caption tokens [L], index) per item; ``x`` an array or a lazy path index."""
+def autocast_dtype(settings: dict, dev: torch.device) -> torch.dtype | None:
+    """The training's autocast dtype: ``clip.precision`` on a GPU, none on a CPU."""
+    if dev.type != "cuda":
+        return None
+    return devices.autocast_dtype(dev) if settings["precision"] == "auto" else PRECISIONS[settings["precision"]]
 
-    def __init__(self, x, captions, tokenize):
-        self.x, self.captions, self.tokenize = x, captions, tokenize
+
+class FullImageViews:
+    """Training views of a path index: :func:`clip_train_view` of each whole image file (picklable)."""
+
+    def __init__(self, images, size: int, scale):
+        self.images, self.size, self.scale = images, int(size), tuple(scale)
+
+    def __call__(self, i: int) -> np.ndarray:
+        return clip_train_view(self.images.decode(i, size=None), self.size, self.scale)
+
+
+class ImageCaptionDataset(Dataset):
+    """(uint8 image [C, H, W], caption tokens [L], index) per item; ``x`` an array or a lazy path index.
+    ``view``: the image of item i, where it is not ``x[i]`` (:class:`FullImageViews`)."""
+
+    def __init__(self, x, captions, tokenize, view=None):
+        self.x, self.captions, self.tokenize, self.view = x, captions, tokenize, view
         # an in-memory caption array is tokenised once; caption files are read and tokenised per item
         self.tokens = tokenize([str(c) for c in captions]) if isinstance(captions, np.ndarray) else None
 
@@ -69,7 +91,8 @@ class ImageCaptionDataset(Dataset):
 
     def __getitem__(self, i: int):
         tokens = self.tokens[i] if self.tokens is not None else self.tokenize([self.captions[i]])[0]
-        return torch.as_tensor(np.asarray(self.x[i])), tokens, i
+        image = self.view(i) if self.view is not None else np.asarray(self.x[i])
+        return torch.as_tensor(image), tokens, i
 
 
 def build_schedule(optimizer, spec: dict, steps_per_epoch: int, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -136,7 +159,10 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
     model = distributed.prepare(model, ctx, dev).to(dev)
     step_model = distributed.wrap(distributed.LossTerms(model), ctx, dev)
     # the tokenizer itself, not the model's method: loader workers get a copy of the dataset
-    ds = ImageCaptionDataset(train_split["x"], captions_of(train_split, meta), model.tokenizer)
+    # a path index is cropped from its whole files in the loader workers; arrays on the device below
+    full_views = bool(settings["crop_scale"]) and hasattr(train_split["x"], "decode")
+    view = FullImageViews(train_split["x"], size, settings["crop_scale"]) if full_views else None
+    ds = ImageCaptionDataset(train_split["x"], captions_of(train_split, meta), model.tokenizer, view)
     batch_size = spec.get("batch_size", 128)
     if batch_size % ctx.world:
         raise ValueError(f"batch_size {batch_size} is the global batch; it must be divisible by the "
@@ -148,7 +174,7 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
     optimizer = torch.optim.AdamW(weight_decay_groups(model, opt.get("weight_decay", 0.0)), lr=opt.get("lr", 1e-3),
                                   betas=tuple(settings["betas"]), eps=settings["eps"])
     schedule = build_schedule(optimizer, spec, steps_per_epoch, int(settings["warmup_steps"]))
-    amp_dtype = devices.autocast_dtype(dev)
+    amp_dtype = autocast_dtype(settings, dev)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     val_captions = captions_of(val_split, meta)
 
@@ -177,7 +203,7 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
         sums, n_batches, n_images = {}, 0, 0
         for images, tokens, _ in loader:
             x = to_float(images, dev)
-            if settings["crop_scale"]:
+            if settings["crop_scale"] and not full_views:
                 x = random_resized_crop(x, settings["crop_scale"])
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 terms = step_model(x, tokens.to(dev, non_blocking=True))

@@ -2,8 +2,8 @@
 
 Stage 0 trains the method as it is. After stage s, its L2-normalised features of the training
 split are clustered with K-means into K clusters; stage s+1 trains a fresh model whose batches are
-each drawn from one cluster of the combined ids of stages 0..s (as the paper describes; the
-official ``cluster.py`` combines the current stage's labels with themselves, see
+each drawn from one cluster: of the combined ids of stages 0..s (``mcl.labels: joint``, as the paper
+describes) or of stage s alone (``previous``, as the official ``cluster.py`` computes them; see
 :mod:`clbench.data.samplers`), so its negatives share the features the earlier stages already
 learned. The final representation is the concatenation of every stage's features, then
 L2-normalised (as the official evaluation, ``MMVP.ipynb``: ``torch.cat`` of the stages'
@@ -22,24 +22,22 @@ from clbench.models.methods import StageConcat
 log = logging.getLogger(__name__)
 
 
+# the official cluster.py's K-means (lines 60-66, scikit-learn 1.3.2 of environment.yml): MiniBatchKMeans with
+# batches of 1,000,000, max_iter 100, tol 1e-5 and that version's n_init of 3, on L2-normalised features
+KMEANS = {"batch_size": 1_000_000, "max_iter": 100, "tol": 1e-5, "n_init": 3}
+
+
 def kmeans(features: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
-    """Cluster ids of L2-normalised ``features`` (faiss when installed, else scikit-learn's MiniBatchKMeans)."""
+    """Cluster ids of L2-normalised ``features``: scikit-learn's MiniBatchKMeans at :data:`KMEANS` (seeded,
+    where the official run is not)."""
+    from sklearn.cluster import MiniBatchKMeans
+
     x = np.asarray(features, dtype=np.float32)
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     if k > len(x):
         raise ValueError(f"cannot make {k} clusters of {len(x)} samples")
-    try:
-        import faiss  # type: ignore[import-not-found]
-    except ImportError:
-        faiss = None
-    if faiss is not None:
-        km = faiss.Kmeans(x.shape[1], k, niter=50, seed=seed, spherical=True, verbose=False)
-        km.train(x)
-        return km.index.search(x, 1)[1][:, 0].astype(np.int64)
-    from sklearn.cluster import MiniBatchKMeans
-
-    km = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=4096)
-    return km.fit_predict(x).astype(np.int64)
+    km = MiniBatchKMeans(n_clusters=k, random_state=seed, **KMEANS)
+    return km.fit(x).predict(x).astype(np.int64)
 
 
 def combine_stages(stage_dirs: list, out_dir) -> dict:
