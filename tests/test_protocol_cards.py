@@ -517,7 +517,7 @@ def recorded_method_value(info: dict, setting: str):
         specs, samplers = [info["spec"]], []
     else:  # an untrained stage 0 (first_stage: initial) is the starting model, 0 epochs
         trained = [s["spec"] for s in info["stage_runs"] if s["spec"].get("epochs") != 0]
-        specs, samplers = [{k: v for k, v in s.items() if k not in ("init_from", "cluster_order")} for s in trained], \
+        specs, samplers = [{k: v for k, v in s.items() if k not in ("init_from", "cluster_order", "stage_labels")} for s in trained], \
             [s for s in info["stage_batch_samplers"] if s]
         stages = info["stage_runs"]
         stage_block = {
@@ -526,6 +526,8 @@ def recorded_method_value(info: dict, setting: str):
             "mcl.first_stage": Used("initial" if stages[0]["spec"].get("epochs") == 0 else "train"),
             "mcl.init": Used("previous" if any("init_from" in s["spec"] for s in stages) else "fresh"),
             "mcl.order": Used(samplers[0].get("order", "shuffled")) if samplers else _ABSENT,
+            "mcl.labels": Used(next((s["spec"]["stage_labels"] for s in stages if "stage_labels" in s["spec"]),
+                                    "joint")),
         }
         if setting in stage_block:
             return stage_block[setting]

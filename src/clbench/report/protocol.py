@@ -47,7 +47,7 @@ EVALUATION_OPERATIONAL = frozenset({"y_factor", "corruptions.granularity", "prob
 EVALUATION_READS = {
     "linear_probe": ("probe",), "mlp_probe": ("mlp_probe",), "own_head": (), "knn": ("knn",),
     "factor_probes": ("probe",), "gmig": ("probe",), "slice_probes": ("probe",), "stage_probes": ("probe",),
-    "corruptions": ("probe", "corruptions"), "graph_svc": (), "sts": (), "mmvp_pairs": (),
+    "corruptions": ("probe", "corruptions"), "graph_svc": ("graph_svc",), "sts": (), "mmvp_pairs": (),
 }
 # an evaluation registered elsewhere and not listed above: assumed to fit the configured probe, as most do
 UNLISTED_EVALUATION_READS = ("probe",)
@@ -409,7 +409,7 @@ def _sampler_policy(summaries: Sequence[Mapping[str, Any] | None]) -> dict | Non
 
 # what a multistage run gives one stage beyond the method's spec (clbench.workflow.stage_spec): the model it
 # starts from and the order of its clusters, both settings of the method's multistage block (init, order)
-STAGE_ONLY_KEYS = ("init_from", "cluster_order")
+STAGE_ONLY_KEYS = ("init_from", "cluster_order", "stage_labels")
 
 
 def _recorded_spec(info: Mapping[str, Any], planned: Mapping[str, Any] | None) -> dict:
