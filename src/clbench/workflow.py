@@ -21,6 +21,7 @@ import yaml
 from clbench.data.build import check_spec, effective, reads_key
 from clbench.errors import ConfigError
 from clbench.graph_config import check_graph_settings
+from clbench.input_checks import check_inputs
 from clbench.objectives import OBJECTIVES, check_method
 
 # clbench.data.corruptions.CORRUPTIONS, repeated so that planning the workflow does not import SciPy
@@ -412,6 +413,7 @@ def check_config(cfg: Mapping, schema: Mapping) -> list[str]:
     for name in cfg["experiments"]:
         check_experiment(cfg, name)
     check_sentence_experiments(cfg)
+    check_inputs(cfg)  # combinations that would fail in a job or mean something else (clbench.input_checks)
     return warnings
 
 
