@@ -30,7 +30,8 @@ import numpy as np
 from clbench.errors import DatasetError
 from clbench.io import atomic_path, read_json, write_json
 
-__all__ = ["DatasetError", "LazyImages", "SPLITS", "content_hash", "load", "load_meta", "save", "verify"]
+__all__ = ["DatasetError", "LazyImages", "SPLITS", "content_hash", "load", "load_meta", "record_verified", "save",
+           "verify"]
 
 SPLITS = ("train", "val", "test")
 
@@ -150,7 +151,7 @@ def _rebuild_hint(path: Path, broken: Path) -> str:
     return f"Delete {broken} (or the whole directory {path}) and run snakemake again to rebuild it."
 
 
-def verify(path: str | os.PathLike) -> None:
+def verify(path: str | os.PathLike, *, record: bool = True) -> list[Path]:
     """Check that an existing dataset directory is intact before any job reads it.
 
     Meant to run before any job (the workflow calls it for every dataset directory it uses), so that
@@ -162,7 +163,8 @@ def verify(path: str | os.PathLike) -> None:
     was written, and again only when its size or modification time changed (``.verified.json`` beside it).
     Files that are absent are not errors: the workflow rebuilds a directory with a missing output (a
     directory without ``meta.json`` is an interrupted build). Raises :class:`DatasetError` naming the
-    file and how to fix it.
+    file and how to fix it. Returns the files it read; they are recorded as verified (``record``), or left
+    to :func:`record_verified`, so that a refused run writes nothing.
     """
     path = Path(path)
     meta_path = path / "meta.json"
@@ -172,10 +174,11 @@ def verify(path: str | os.PathLike) -> None:
         if not isinstance(meta, dict):
             raise ValueError(f"expected a JSON object, got {type(meta).__name__}")
     except FileNotFoundError:
-        return
+        return []
     except (OSError, ValueError) as e:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise DatasetError(f"{meta_path} is unreadable ({e}). {_rebuild_hint(path, meta_path)}") from e
     arrays = {"path", "y"} if meta.get("storage") == "paths" else {"x", "y"}
+    read = []
     for split in meta.get("sizes") or SPLITS:
         file = path / f"{split}.npz"
         try:
@@ -188,7 +191,11 @@ def verify(path: str | os.PathLike) -> None:
         if not arrays <= members:
             raise DatasetError(f"{file} lacks the arrays {sorted(arrays - members)} (it has {sorted(members)}). "
                                f"{_rebuild_hint(path, file)}")
-        _check_crcs(path, file)
+        if _check_crcs(path, file):
+            read.append(file)
+    if record:
+        record_verified(read)
+    return read
 
 
 VERIFIED = ".verified.json"  # file name -> [size, mtime_ns, when verified (ns)] of split archives found intact
@@ -212,20 +219,23 @@ def _unchanged_since_verified(path: Path, file: Path) -> bool:
             and entry[2] - st.st_mtime_ns > RACY_NS)
 
 
-def _record_verified(path: Path, file: Path) -> None:
-    st = file.stat()
-    verified = _read_verified(path)
-    verified[file.name] = [st.st_size, st.st_mtime_ns, time.time_ns()]
-    try:
-        write_json(path / VERIFIED, verified)
-    except OSError:  # a read-only copy: checked again next time
-        pass
+def record_verified(files: list[Path]) -> None:
+    """Remember ``files``, found intact by :func:`verify`, at their current size and modification time."""
+    for file in files:
+        st = file.stat()
+        verified = _read_verified(file.parent)
+        verified[file.name] = [st.st_size, st.st_mtime_ns, time.time_ns()]
+        try:
+            write_json(file.parent / VERIFIED, verified)
+        except OSError:  # a read-only copy: checked again next time
+            pass
 
 
-def _check_crcs(path: Path, file: Path) -> None:
-    """Every member of zip ``file`` against its recorded CRC-32, unless the file is unchanged since last verified."""
+def _check_crcs(path: Path, file: Path) -> bool:
+    """Every member of zip ``file`` against its recorded CRC-32, unless the file is unchanged since last verified;
+    whether it was read."""
     if _unchanged_since_verified(path, file):
-        return
+        return False
     try:
         with zipfile.ZipFile(file) as z:
             bad = z.testzip()  # reads every member, comparing its CRC-32
@@ -234,4 +244,4 @@ def _check_crcs(path: Path, file: Path) -> None:
     if bad is not None:
         raise DatasetError(f"{file} is damaged: its array {bad.removesuffix('.npy')} does not match the checksum "
                            f"recorded when it was written. {_rebuild_hint(path, file)}")
-    _record_verified(path, file)
+    return True
