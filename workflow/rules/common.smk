@@ -82,4 +82,5 @@ if not workflow.remote_exec:
 # The papers' tables, analyses and figures (report.smk, analyse.smk): clbench.papers.targets
 from clbench.papers.targets import ReportTargets
 
-REPORT = ReportTargets(config)
+with refusals():  # an unknown paper: one line, like every refusal
+    REPORT = ReportTargets(config)
