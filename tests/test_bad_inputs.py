@@ -182,3 +182,20 @@ def test_open_clip_is_read_without_importing_it():
             "print('ViT-B-32' in names, 'layers' in keys['vision_cfg'], 'embed_dim' in keys[''], 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "True", "True", "False"]
+
+
+@pytest.mark.parametrize("case", ["ood on an IID split", "a SLURM account with spaces"])
+def test_snakemake_refuses_a_bad_input_in_one_line_before_any_job(tmp_path, case):
+    import subprocess
+
+    from conftest import snakemake_exe
+
+    overlay, key, words = CASES[case]
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(overlay))
+    proc = subprocess.run([snakemake_exe(), "-n", "--snakefile", str(REPO / "Snakefile"), "--configfile",
+                           str(REPO / "config.yaml"), str(tmp_path / "bad.yaml"), "--directory", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and f"ConfigError: {key}: " in out and words in out, out[-2000:]
+    assert 'File "' not in out and "Traceback" not in out and "No job was started." in out
+    assert not (tmp_path / "results").exists()
