@@ -102,3 +102,17 @@ def test_graph_svc_chooses_c_inside_the_training_folds(spied_svc):
         assert not fitted & predicted, "a model predicts rows it was trained on"
     for test in outer_tests:  # each outer test fold is predicted once: by the model chosen without it
         assert sum(predicted == test for _, predicted in spied_svc) == 1
+
+
+def test_without_a_val_split_the_monitor_reads_no_test_sample(tmp_path):
+    """No val split, no val_knn_top1: the monitor's queries are never test samples under a val name."""
+    from clbench.train.loop import setup, train
+
+    data = tmp_path / "data"
+    quadrant_dataset(data, n_train=64, n_val=0, n_test=40)
+    spec = {"objective": "cross_entropy", "encoder": {"name": "small_cnn", "width": 4, "feature_dim": 8},
+            "epochs": 1, "batch_size": 16, "augment": "none", "views": 1}
+    assert setup(spec, data, tmp_path / "ckpt0", seed=0, device="cpu").monitor is None
+    train(spec, data, tmp_path / "run", tmp_path / "ckpt", seed=0, device="cpu")
+    header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert "loss" in header and "val_knn_top1" not in header
