@@ -247,8 +247,9 @@ def check_training_length(spec: Mapping, where: Callable[[str], str]) -> None:
                                                   f"than {epochs}")
 
 
-def check_experiment_data(cfg: Mapping, name: str) -> None:
-    """An experiment's methods and evaluations against what its dataset holds."""
+def check_experiment_data(cfg: Mapping, name: str, method_spec: Callable[[Mapping, str, str], dict]) -> None:
+    """An experiment's methods and evaluations against what its dataset holds; ``method_spec(cfg, experiment,
+    method)`` gives a method's settings in an experiment (overrides merged)."""
     exp = cfg["experiments"][name]
     dataset_name = exp["dataset"]
     dataset = cfg["datasets"][dataset_name]
@@ -273,7 +274,7 @@ def check_experiment_data(cfg: Mapping, name: str) -> None:
                                                          f"accuracy is not OOD accuracy: remove ood, or use an OOD "
                                                          f"split (e.g. styled_mnist recipe ood, pacs, celeba ood_k)")
         for method in exp["methods"]:
-            spec = _spec(cfg, name, method)
+            spec = method_spec(cfg, name, method)
             where = functools.partial(_method_key, cfg, name, method)
             if spec.get("paired_views") and has_pairs(values) is False:
                 raise ConfigError(where("paired_views"), f"{about} has no paired second view (x2) for experiment "
@@ -293,7 +294,7 @@ def check_experiment_data(cfg: Mapping, name: str) -> None:
                               f"{values['n_graphs'] // len(classes)} in a class, fewer than graph_svc's "
                               f"{GRAPH_SVC_FOLDS} stratified folds; use at least {GRAPH_SVC_FOLDS * len(classes)}")
     for method in exp["methods"]:
-        spec = _spec(cfg, name, method)
+        spec = method_spec(cfg, name, method)
         where = functools.partial(_method_key, cfg, name, method)
         n_train, batch = _train_size(dataset), spec.get("batch_size")
         if n_train is not None and isinstance(batch, int) and batch > n_train and "mcl" not in spec:
@@ -324,12 +325,6 @@ def check_experiment_data(cfg: Mapping, name: str) -> None:
                                   f"add it: models: {sorted({*fetched, model})}")
 
 
-def _spec(cfg: Mapping, experiment: str, method: str) -> dict:
-    from clbench.workflow import method_spec
-
-    return method_spec(cfg, experiment, method)
-
-
 def check_dataset_sources(cfg: Mapping, used: list[str]) -> None:
     """A used dataset that reads external data has a root, download: true, or a copy in resources_dir."""
     for name in used:
@@ -344,8 +339,9 @@ def check_dataset_sources(cfg: Mapping, used: list[str]) -> None:
                               f"its build job would stop; set download: true, or root: to an existing copy")
 
 
-def check_inputs(cfg: Mapping) -> None:
-    """Every check of this module over a validated config (schema defaults filled in)."""
+def check_inputs(cfg: Mapping, method_spec: Callable[[Mapping, str, str], dict]) -> None:
+    """Every check of this module over a validated config (schema defaults filled in); ``method_spec`` as for
+    :func:`check_experiment_data` (:func:`clbench.workflow.method_spec`)."""
     check_paths(cfg)
     check_slurm(cfg)
     check_corruption_lists(cfg)
@@ -355,7 +351,7 @@ def check_inputs(cfg: Mapping) -> None:
         check_training_length(spec, lambda key, name=name: f"methods.{name}.{key}")
     for name, exp in cfg["experiments"].items():
         for method in exp["methods"]:
-            spec = _spec(cfg, name, method)
+            spec = method_spec(cfg, name, method)
             check_training_length(spec, functools.partial(_method_key, cfg, name, method))
-        check_experiment_data(cfg, name)
+        check_experiment_data(cfg, name, method_spec)
     check_dataset_sources(cfg, sorted({exp["dataset"] for exp in cfg["experiments"].values()}))

@@ -413,7 +413,7 @@ def check_config(cfg: Mapping, schema: Mapping) -> list[str]:
     for name in cfg["experiments"]:
         check_experiment(cfg, name)
     check_sentence_experiments(cfg)
-    check_inputs(cfg)  # combinations that would fail in a job or mean something else (clbench.input_checks)
+    check_inputs(cfg, method_spec)  # combinations that would fail in a job or mean something else (clbench.input_checks)
     return warnings
 
 
