@@ -75,6 +75,9 @@ CASES = {
     "a typo in the CLIP model config": (
         {"methods": {"mcl_clip": {"clip": {"config": {"embed_dims": 32}}}}},
         "methods.mcl_clip.clip.config.embed_dims", "'embed_dim'"),
+    "a reversed crop scale, from an override": (
+        {"experiments": {"mcl_mmvp": {"method_overrides": {"mcl_clip": {"clip": {"crop_scale": [1.0, 0.5]}}}}}},
+        "experiments.mcl_mmvp.method_overrides.mcl_clip.clip.crop_scale", "[0.5, 1.0]"),
     "a reversed crop scale": (
         {"methods": {"mcl_clip": {"clip": {"crop_scale": [1.0, 0.5]}}}}, "methods.mcl_clip.clip.crop_scale",
         "[0.5, 1.0]"),

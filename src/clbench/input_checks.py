@@ -232,6 +232,7 @@ def check_method_blocks(spec: Mapping, where: str) -> None:
 
 
 def check_sentence_model(spec: Mapping, where: str) -> None:
+    """A named sentence model has a name (an empty one fails at the training job's load)."""
     sentence = spec.get("sentence") or {}
     if "model" in sentence and not str(sentence["model"]).strip():
         raise ConfigError(f"{where}.sentence.model", "empty; name a Hugging Face model (bert-base-uncased, "
@@ -353,5 +354,9 @@ def check_inputs(cfg: Mapping, method_spec: Callable[[Mapping, str, str], dict])
         for method in exp["methods"]:
             spec = method_spec(cfg, name, method)
             check_training_length(spec, functools.partial(_method_key, cfg, name, method))
+            if exp.get("method_overrides", {}).get(method):  # the merged settings, where an override changes them
+                where = f"experiments.{name}.method_overrides.{method}"
+                check_method_blocks(spec, where)
+                check_sentence_model(spec, where)
         check_experiment_data(cfg, name, method_spec)
     check_dataset_sources(cfg, sorted({exp["dataset"] for exp in cfg["experiments"].values()}))
