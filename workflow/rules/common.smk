@@ -72,7 +72,7 @@ WHOLE_SEED_EXPERIMENTS = wf.name_regex(e for e in config["experiments"]
 WHOLE_GROUPED_EXPERIMENTS = wf.name_regex(e for e in GROUPED if not wf.corruption_cells(config, e))
 
 
-# Refuse to start when an existing dataset directory holds a truncated or unreadable file. Skipped
+# Refuse to start when an existing dataset directory holds a truncated, unreadable or damaged file. Skipped
 # inside cluster jobs: the submitting snakemake has already checked, and each job's start-up stays light.
 if not workflow.remote_exec:
     with refusals():
