@@ -230,6 +230,43 @@ def test_round_robin_visits_the_clusters_in_turn():
     assert "order" not in shuffled.summary()
 
 
+def test_batches_of_all_clusters_are_shuffled_together():
+    """The default order: every epoch a new order of all batches, clusters mixed, never cluster after cluster
+    (the official sampler shuffles its list of batches)."""
+    from clbench.data.samplers import ClusterBatchSampler
+
+    ids = np.repeat([0, 1, 2, 3], 50)
+    s = ClusterBatchSampler(ids, batch_size=10, seed=0)
+    orders = []
+    for epoch in range(4):
+        clusters = [int(ids[b[0]]) for b in s.batches(epoch)]
+        assert sorted(clusters) == [c for c in range(4) for _ in range(5)]
+        runs = 1 + sum(a != b for a, b in zip(clusters, clusters[1:]))
+        assert runs > 8, clusters  # 4 runs: one cluster's batches after another's
+        orders.append(clusters)
+    assert len({tuple(o) for o in orders}) == 4  # a new order each epoch
+
+
+def test_clip_training_clamps_the_logit_scale_at_ln_100_after_every_step(tmp_path):
+    """A stage that starts above the clamp (exp(7) ~ 1097) ends at ln 100, as open_clip's training
+    (``logit_scale.clamp_(0, math.log(100))`` after each step) and MCL's official code."""
+    from clbench.cli import main
+    from clbench.models.checkpoint import save_model
+    from clbench.models.methods import build_method
+
+    data = tmp_path / "data"
+    build_dataset({"generator": "trifeature_captions", "n_train": 40, "n_val": 10, "n_pairs": 3}, data, tmp_path)
+    spec = clip_spec(TINY_RN)
+    start = build_method(spec, 3, 1, 32)
+    with torch.no_grad():
+        start.clip.logit_scale.fill_(7.0)
+    save_model(tmp_path / "start.pt", start, spec, {"in_channels": 3, "num_classes": 1, "image_size": 32})
+    main(["train", "--spec", json.dumps({**spec, "init_from": str(tmp_path / "start.pt")}), "--dataset", str(data),
+          "--out", str(tmp_path / "run"), "--checkpoint-dir", str(tmp_path / "ck"), "--device", "cpu"])
+    blob = torch.load(tmp_path / "run" / "model.pt", map_location="cpu", weights_only=True)
+    assert float(blob["state_dict"]["clip.logit_scale"]) == pytest.approx(math.log(100), abs=1e-3)
+
+
 def test_tiny_clip_stages_train_cluster_and_evaluate(tmp_path):
     """Stage 0, K-means on its image features, stage 1 on one-cluster batches from stage 0's model,
     the concatenated model and its pair scores: the CLI path the workflow's jobs take."""

@@ -165,6 +165,19 @@ def test_truncated_dataset_file_stops_the_run_before_any_job(repo, tmp_path):
     assert _files(tmp_path) == before  # no log, no benchmark, no output: nothing was written
 
 
+def test_damaged_bytes_inside_a_dataset_array_stop_the_run_before_any_job(repo, tmp_path):
+    """Not only a truncated file: a byte changed inside an array (same size) fails its recorded checksum."""
+    path = _built_dataset(tmp_path)
+    data = bytearray((path / "train.npz").read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    (path / "train.npz").write_bytes(bytes(data))
+    proc = _dry_run(repo, tmp_path, {}, mode=("--cores", "1"))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "DatasetError: " in out and "results/data/styled_digits/train.npz is damaged" in out, out[-2000:]
+    assert "No job was started" in out and "rule build_dataset" not in out and 'File "' not in out
+
+
 def test_unreadable_dataset_meta_json_stops_the_run_before_any_job(repo, tmp_path):
     path = _built_dataset(tmp_path)
     (path / "meta.json").write_text('{"name": "quadrants", "sizes": {"tra')
@@ -187,5 +200,6 @@ def test_snakemake_refuses_bad_overlays_naming_the_key(repo, tmp_path, overlay, 
     """An overlay on the default config, as a user passes it with --configfile: refused before any job."""
     proc = _dry_run(repo, tmp_path, overlay)
     out = proc.stdout + proc.stderr
-    assert proc.returncode != 0 and "ConfigError in file" in out and f"\n{key}: " in out, out[-2000:]
+    assert proc.returncode != 0 and f"ConfigError: {key}: " in out, out[-2000:]
+    assert 'File "' not in out and "Traceback" not in out, out[-2000:]  # one message, no frame lines
     assert not (tmp_path / "results").exists()

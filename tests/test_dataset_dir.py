@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -79,3 +80,56 @@ def test_verify_wants_the_expected_arrays(tmp_path):
     (tmp_path / "meta.json").write_text(json.dumps({**meta, "storage": "paths", "sizes": {"train": 3}}))
     np.savez(tmp_path / "train.npz", y=np.zeros(3), path=np.array(["a", "b", "c"]))
     dataset_dir.verify(tmp_path)
+
+
+def _flip_a_byte(file, at=0.3):  # inside the first array, x
+    data = bytearray(file.read_bytes())
+    data[int(len(data) * at)] ^= 0xFF
+    file.write_bytes(bytes(data))  # same size, new modification time
+
+
+def test_verify_finds_damaged_bytes_inside_an_array(tmp_path):
+    """The pre-run check reads each array's recorded checksum, not only the zip directory."""
+    dataset_dir.save(tmp_path, _splits(), {"name": "t"})
+    dataset_dir.verify(tmp_path)
+    size = (tmp_path / "train.npz").stat().st_size
+    _flip_a_byte(tmp_path / "train.npz")
+    assert (tmp_path / "train.npz").stat().st_size == size
+    with pytest.raises(dataset_dir.DatasetError, match=r"train\.npz is damaged: its array x does not match") as info:
+        dataset_dir.verify(tmp_path)
+    assert f"Delete {tmp_path / 'train.npz'}" in str(info.value)
+
+
+def test_verify_reads_a_file_only_when_it_changed(tmp_path, monkeypatch):
+    """Fast at paper scale: a file is read at the first check after it was written, then only when it changed."""
+    import os
+    import zipfile
+
+    reads = []
+    real = zipfile.ZipFile.testzip
+    monkeypatch.setattr(zipfile.ZipFile, "testzip", lambda self: reads.append(str(self.filename)) or real(self))
+    dataset_dir.save(tmp_path, _splits(), {"name": "t"})
+    for split in ("train", "val", "test"):  # written a while ago (a file verified as it is written is re-read)
+        file = tmp_path / f"{split}.npz"
+        os.utime(file, ns=(file.stat().st_atime_ns, file.stat().st_mtime_ns - 60 * 10**9))
+    dataset_dir.verify(tmp_path)
+    dataset_dir.verify(tmp_path)
+    assert sorted(reads) == sorted(str(tmp_path / f"{s}.npz") for s in ("test", "train", "val"))
+    reads.clear()
+    st = (tmp_path / "val.npz").stat()
+    os.utime(tmp_path / "val.npz", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched: read again
+    dataset_dir.verify(tmp_path)
+    assert reads == [str(tmp_path / "val.npz")]
+
+
+def test_verify_rereads_a_file_changed_as_it_was_verified(tmp_path):
+    """A change within the file system's timestamp granularity of the check keeps the recorded size and time:
+    such a recent entry is not trusted."""
+    dataset_dir.save(tmp_path, _splits(), {"name": "t"})
+    dataset_dir.verify(tmp_path)
+    file = tmp_path / "train.npz"
+    st = file.stat()
+    _flip_a_byte(file)
+    os.utime(file, ns=(st.st_atime_ns, st.st_mtime_ns))  # the same recorded size and modification time
+    with pytest.raises(dataset_dir.DatasetError, match="damaged"):
+        dataset_dir.verify(tmp_path)

@@ -476,7 +476,8 @@ def test_image_evaluations_are_refused_for_a_sentence_model(sentence_data, tiny_
 
 def _config(**method):
     return {
-        "datasets": {"sts": {"generator": "sentences"}, "digits": {"generator": "styled_mnist"}},
+        "datasets": {"sts": {"generator": "sentences", "download": True, "options": {"models": ["bert-base-uncased"]}},
+                     "digits": {"generator": "styled_mnist"}},
         "methods": {"adnce": {"objective": "adnce_sentence", "loss": {"temperature": 0.07, "mu": 0.4, "sigma": 1.0},
                               "epochs": 1, "batch_size": 64, "optimizer": {"name": "adamw", "lr": 3e-5},
                               "sentence": {"model": "bert-base-uncased"}, **method},

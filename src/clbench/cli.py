@@ -204,6 +204,17 @@ def cmd_report_figure(a):
     figure.draw(ResultFiles(Path(a.results), tuple(Path(p) for p in a.inputs), a.experiments), Path(a.out))
 
 
+def cmd_run(a):
+    import os
+
+    from clbench.config_files import preflight
+    from clbench.errors import refusals
+
+    with refusals():
+        preflight(a.snakemake_args)
+    os.execvp("snakemake", ["snakemake", *a.snakemake_args])
+
+
 def cmd_analyse(a):
     from pathlib import Path
 
@@ -368,10 +379,18 @@ def parser() -> argparse.ArgumentParser:
     an.add_argument("--threads", type=int, default=1)
     an.add_argument("--out", required=True)
     an.set_defaults(fn=cmd_analyse)
+
+    run = sub.add_parser("run", help="snakemake with these arguments, after checking its --configfile files and "
+                                     "--config keys (which snakemake reads before the workflow's own checks)")
+    run.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="snakemake's arguments")
+    run.set_defaults(fn=cmd_run)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["run"]:  # every later argument is snakemake's, options included
+        return cmd_run(argparse.Namespace(snakemake_args=[a for a in argv[1:2] if a != "--"] + argv[2:]))
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

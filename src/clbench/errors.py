@@ -9,7 +9,10 @@ offending setting, then says what is wrong and what would be valid, e.g.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DatasetError"]
+import contextlib
+import sys
+
+__all__ = ["ConfigError", "DatasetError", "refusals"]
 
 
 class ConfigError(ValueError):
@@ -29,3 +32,15 @@ class ConfigError(ValueError):
 
 class DatasetError(RuntimeError):
     """A dataset is missing, partial or corrupt; the message says where and how to fix it."""
+
+
+@contextlib.contextmanager
+def refusals(stream=None):
+    """Stop with one clean message on a refused configuration or dataset: ``ConfigError: <key>: <problem>``
+    and exit status 1, instead of the traceback Snakemake prints under an exception from the workflow's code
+    (``workflow/rules/common.smk``, ``clbench run``)."""
+    try:
+        yield
+    except (ConfigError, DatasetError) as e:
+        print(f"{type(e).__name__}: {e}\nNo job was started.", file=stream or sys.stderr, flush=True)
+        raise SystemExit(1) from None

@@ -21,6 +21,7 @@ import yaml
 from clbench.data.build import check_spec, effective, reads_key
 from clbench.errors import ConfigError
 from clbench.graph_config import check_graph_settings
+from clbench.input_checks import check_inputs
 from clbench.objectives import OBJECTIVES, check_method
 
 # clbench.data.corruptions.CORRUPTIONS, repeated so that planning the workflow does not import SciPy
@@ -421,6 +422,7 @@ def check_config(cfg: Mapping, schema: Mapping) -> list[str]:
     for name in cfg["experiments"]:
         check_experiment(cfg, name)
     check_sentence_experiments(cfg)
+    check_inputs(cfg, method_spec)  # combinations that would fail in a job or mean something else (clbench.input_checks)
     return warnings
 
 
@@ -635,17 +637,18 @@ def verify_datasets(paths: Iterable[str | os.PathLike]) -> None:
     """Refuse, before any job runs, a dataset directory that holds a truncated or unreadable file.
 
     Snakemake trusts an existing output by its timestamp, so without this every job reading such a
-    file would fail on its own, deep in its log. Cheap: only directories that exist are checked, by
-    parsing meta.json and reading each split's zip directory (no arrays). Raises
+    file would fail on its own, deep in its log. Only directories that exist are checked: meta.json
+    parses, and each split's arrays match their checksums, read only for a file that changed since
+    its last check (:func:`clbench.data.dataset_dir.verify`). Raises
     :class:`clbench.data.dataset_dir.DatasetError` saying which file to delete.
     """
     existing = [p for p in paths if os.path.isdir(p)]
     if not existing:
         return
-    from clbench.data.dataset_dir import verify  # numpy: imported only when a dataset exists
+    from clbench.data.dataset_dir import record_verified, verify  # numpy: imported only when a dataset exists
 
-    for path in existing:
-        verify(path)
+    # every directory checked before any is recorded as verified: a refused run writes nothing
+    record_verified([file for path in existing for file in verify(path, record=False)])
 
 
 # --------------------------------------------------------------------------------------------------

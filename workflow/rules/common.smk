@@ -5,7 +5,6 @@ import sys
 from functools import partial
 from inspect import signature
 
-from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 try:
@@ -14,16 +13,22 @@ except ImportError:  # snakemake from an environment without clbench (e.g. --sdm
     sys.path.insert(0, os.path.join(workflow.basedir, "src"))
     import clbench.workflow as wf
 from clbench.cluster import rule_resources  # each submitted rule's SLURM resources, from config["slurm"]
-from clbench.config_args import retype
+from clbench.config_files import config_file_order, reload_config
+from clbench.errors import refusals
 
 
-# Nested --config values arrive as strings: read them as a config file's YAML.
-retype(config, workflow.config_settings.config_args)
-# Bad settings are refused here, before any job runs, naming the key (clbench.errors.ConfigError).
-SCHEMA = wf.load_schema(os.path.join(workflow.current_basedir, "..", "schemas", "config.schema.yaml"))
-wf.validate(config, SCHEMA)
-for warning in wf.check_config(config, SCHEMA):
-    logger.warning(warning)  # e.g. ImageNet's root: a dry run plans without it
+# Bad settings are refused here, before any job runs, naming the key (clbench.errors.ConfigError), in one
+# line without a traceback (refusals).
+with refusals():
+    # The config files read again strictly (a key given twice is refused, 1e-3 is a number) and nested
+    # --config values, which arrive as strings, read as a config file's YAML (clbench.config_files).
+    reload_config(config, config_file_order(workflow.configfiles, workflow.overwrite_configfiles,
+                                            workflow.config_settings.replace_workflow_config),
+                  workflow.config_settings.config, workflow.config_settings.config_args)
+    SCHEMA = wf.load_schema(os.path.join(workflow.current_basedir, "..", "schemas", "config.schema.yaml"))
+    wf.validate(config, SCHEMA)
+    for warning in wf.check_config(config, SCHEMA):
+        logger.warning(warning)  # e.g. ImageNet's root: a dry run plans without it
 
 
 RESULTS = config["results_dir"]
@@ -67,18 +72,15 @@ WHOLE_SEED_EXPERIMENTS = wf.name_regex(e for e in config["experiments"]
 WHOLE_GROUPED_EXPERIMENTS = wf.name_regex(e for e in GROUPED if not wf.corruption_cells(config, e))
 
 
-# Refuse to start when an existing dataset directory holds a truncated or unreadable file. Skipped
+# Refuse to start when an existing dataset directory holds a truncated, unreadable or damaged file. Skipped
 # inside cluster jobs: the submitting snakemake has already checked, and each job's start-up stays light.
 if not workflow.remote_exec:
-    from clbench.data.dataset_dir import DatasetError
-
-    try:
+    with refusals():
         wf.verify_datasets(wf.used_dataset_dirs(config))
-    except DatasetError as e:
-        raise WorkflowError(f"{e}\nNo job was started.") from None
 
 
 # The papers' tables, analyses and figures (report.smk, analyse.smk): clbench.papers.targets
 from clbench.papers.targets import ReportTargets
 
-REPORT = ReportTargets(config)
+with refusals():  # an unknown paper: one line, like every refusal
+    REPORT = ReportTargets(config)

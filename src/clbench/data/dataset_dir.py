@@ -19,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import zipfile
+from zlib import error as zlib_error
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -28,7 +30,8 @@ import numpy as np
 from clbench.errors import DatasetError
 from clbench.io import atomic_path, read_json, write_json
 
-__all__ = ["DatasetError", "LazyImages", "SPLITS", "content_hash", "load", "load_meta", "save", "verify"]
+__all__ = ["DatasetError", "LazyImages", "SPLITS", "content_hash", "load", "load_meta", "record_verified", "save",
+           "verify"]
 
 SPLITS = ("train", "val", "test")
 
@@ -152,17 +155,20 @@ def _rebuild_hint(path: Path, broken: Path) -> str:
     return f"Delete {broken} (or the whole directory {path}) and run snakemake again to rebuild it."
 
 
-def verify(path: str | os.PathLike) -> None:
-    """Cheaply check that an existing dataset directory is readable, without loading any array.
+def verify(path: str | os.PathLike, *, record: bool = True) -> list[Path]:
+    """Check that an existing dataset directory is intact before any job reads it.
 
     Meant to run before any job (the workflow calls it for every dataset directory it uses), so that
-    a truncated file fails once, clearly, instead of inside every job that reads it. Checks that
-    ``meta.json`` parses and that each split archive it lists opens as a zip holding the expected
-    members (``y`` and ``x``, or ``path`` for path-index datasets). A zip's central directory is at
-    its end, so a truncated archive fails here; corrupted bytes inside an array are not detected
-    (that would mean reading it). Files that are absent are not errors: the workflow rebuilds a
-    directory with a missing output (a directory without ``meta.json`` is an interrupted build).
-    Raises :class:`DatasetError` naming the file and how to fix it.
+    a truncated or damaged file fails once, clearly, instead of inside every job that reads it. Checks
+    that ``meta.json`` parses, that each split archive it lists opens as a zip holding the expected
+    members (``y`` and ``x``, or ``path`` for path-index datasets), and that every member's bytes match
+    the CRC-32 checksum the zip records for it (:func:`_check_crcs`: damaged bytes inside an array are
+    found here, not at load). Fast at paper scale: a file is read once, at the first check after it
+    was written, and again only when its size or modification time changed (``.verified.json`` beside it).
+    Files that are absent are not errors: the workflow rebuilds a directory with a missing output (a
+    directory without ``meta.json`` is an interrupted build). Raises :class:`DatasetError` naming the
+    file and how to fix it. Returns the files it read; they are recorded as verified (``record``), or left
+    to :func:`record_verified`, so that a refused run writes nothing.
     """
     path = Path(path)
     meta_path = path / "meta.json"
@@ -172,10 +178,11 @@ def verify(path: str | os.PathLike) -> None:
         if not isinstance(meta, dict):
             raise ValueError(f"expected a JSON object, got {type(meta).__name__}")
     except FileNotFoundError:
-        return
+        return []
     except (OSError, ValueError) as e:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise DatasetError(f"{meta_path} is unreadable ({e}). {_rebuild_hint(path, meta_path)}") from e
     arrays = {"path", "y"} if meta.get("storage") == "paths" else {"x", "y"}
+    read = []
     for split in meta.get("sizes") or SPLITS:
         file = path / f"{split}.npz"
         try:
@@ -188,3 +195,57 @@ def verify(path: str | os.PathLike) -> None:
         if not arrays <= members:
             raise DatasetError(f"{file} lacks the arrays {sorted(arrays - members)} (it has {sorted(members)}). "
                                f"{_rebuild_hint(path, file)}")
+        if _check_crcs(path, file):
+            read.append(file)
+    if record:
+        record_verified(read)
+    return read
+
+
+VERIFIED = ".verified.json"  # file name -> [size, mtime_ns, when verified (ns)] of split archives found intact
+# A file modified within this long of its verification may share its recorded modification time (file
+# systems stamp times coarsely): only entries verified later than this after the file's mtime are trusted.
+RACY_NS = 2 * 10**9
+
+
+def _read_verified(path: Path) -> dict:
+    try:
+        verified = read_json(path / VERIFIED)
+        return verified if isinstance(verified, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _unchanged_since_verified(path: Path, file: Path) -> bool:
+    entry = _read_verified(path).get(file.name)
+    st = file.stat()
+    return (isinstance(entry, list) and len(entry) == 3 and entry[:2] == [st.st_size, st.st_mtime_ns]
+            and entry[2] - st.st_mtime_ns > RACY_NS)
+
+
+def record_verified(files: list[Path]) -> None:
+    """Remember ``files``, found intact by :func:`verify`, at their current size and modification time."""
+    for file in files:
+        st = file.stat()
+        verified = _read_verified(file.parent)
+        verified[file.name] = [st.st_size, st.st_mtime_ns, time.time_ns()]
+        try:
+            write_json(file.parent / VERIFIED, verified)
+        except OSError:  # a read-only copy: checked again next time
+            pass
+
+
+def _check_crcs(path: Path, file: Path) -> bool:
+    """Every member of zip ``file`` against its recorded CRC-32, unless the file is unchanged since last verified;
+    whether it was read."""
+    if _unchanged_since_verified(path, file):
+        return False
+    try:
+        with zipfile.ZipFile(file) as z:
+            bad = z.testzip()  # reads every member, comparing its CRC-32
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError, zlib_error) as e:
+        raise DatasetError(f"{file} is damaged ({e}). {_rebuild_hint(path, file)}") from e
+    if bad is not None:
+        raise DatasetError(f"{file} is damaged: its array {bad.removesuffix('.npy')} does not match the checksum "
+                           f"recorded when it was written. {_rebuild_hint(path, file)}")
+    return True

@@ -145,7 +145,7 @@ class Run:
     amp_dtype: torch.dtype | None
     aux_optimizer: torch.optim.Optimizer | None
     aux_steps: int
-    monitor: tuple
+    monitor: tuple | None  # (bank x, bank y, query x, query y): train and val samples; None without a val split
     run_hash: str
     checkpoint_dir: Path
     epochs: int
@@ -192,8 +192,6 @@ def setup(spec: dict, data_dir: str | Path, checkpoint_dir: str | Path, *, seed:
     meta = dataset_dir.load_meta(data_dir)
     train_split = dataset_dir.load(data_dir, "train")
     val_split = dataset_dir.load(data_dir, "val")
-    if len(val_split["y"]) == 0:
-        val_split = dataset_dir.load(data_dir, "test")
     # "x" is an array, or LazyImages for a path-index split (decoded by the loader, per item)
     channels, size = int(train_split["x"].shape[1]), int(train_split["x"].shape[-1])
     num_classes = len(meta.get("classes") or np.unique(train_split["y"]))
@@ -239,13 +237,14 @@ def setup(spec: dict, data_dir: str | Path, checkpoint_dir: str | Path, *, seed:
     amp_dtype = devices.autocast_dtype(dev)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
 
-    # k-NN monitor on a fixed subset keeps per-epoch evaluation cheap at every scale.
+    # k-NN monitor on a fixed subset keeps per-epoch evaluation cheap at every scale. Its queries are val
+    # samples, never test ones: without a val split there is no val_knn_top1.
     rng = np.random.default_rng(seed)
     mon_train = rng.permutation(len(train_split["y"]))[:5000]
     mon_val = rng.permutation(len(val_split["y"]))[:2000]
     # decoded once: for a path-index dataset this is the only full decode of these images
     monitor = (np.asarray(train_split["x"][np.sort(mon_train)]), train_split["y"][np.sort(mon_train)],
-               np.asarray(val_split["x"][np.sort(mon_val)]), val_split["y"][np.sort(mon_val)])
+               np.asarray(val_split["x"][np.sort(mon_val)]), val_split["y"][np.sort(mon_val)]) if len(mon_val) else None
 
     # A checkpoint is only resumed by the same spec, seed, data and (MCL) previous-stage clusters.
     clusters = getattr(batch_sampler, "cluster_ids", None)
@@ -340,7 +339,7 @@ def train_epoch(run: Run, epoch: int) -> dict:
            "lr": run.optimizer.param_groups[0]["lr"], "seconds": time.time() - e0,
            "images_per_s": n_images / max(1e-9, time.time() - e0)}
     every = run.spec.get("val_every", 1)
-    if ctx.is_main and every and ((epoch + 1) % every == 0 or epoch + 1 == run.epochs):
+    if ctx.is_main and every and run.monitor is not None and ((epoch + 1) % every == 0 or epoch + 1 == run.epochs):
         row["val_knn_top1"] = knn_accuracy(model, *run.monitor, dev)
     return row
 
