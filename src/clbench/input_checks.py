@@ -62,7 +62,7 @@ DATASET_KINDS: dict[str, tuple[str, _Fact, _Fact, _Fact]] = {
 }
 
 # what each evaluation reads of the dataset: the kinds whose labels it can score (None: any)
-_IMAGE_EVALUATIONS = ("linear_probe", "mlp_probe", "knn", "factor_probes", "gmig", "slice_probes", "stage_probes",
+_IMAGE_EVALUATIONS = ("linear_probe", "mlp_probe", "own_head", "knn", "factor_probes", "gmig", "slice_probes", "stage_probes",
                       "corruptions")
 EVALUATION_DATA: dict[str, tuple[str, ...] | None] = {
     **{name: ("images", "vectors") for name in _IMAGE_EVALUATIONS},
