@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from snakemake.utils import update_config, validate
+from snakemake.utils import validate
 
-from clbench import cluster
+from clbench import cluster, composition
 from clbench.config_args import retype
 from conftest import REPO, job_counts, snakemake_exe
 
@@ -20,10 +20,8 @@ GPU_RULES = {"pretrain", "pretrain_stage", "cluster_stage", "evaluate", "evaluat
 
 
 def load_config(*overlays, extra=None) -> dict:
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
-    for path in overlays:
-        update_config(cfg, yaml.safe_load((REPO / path).read_text()))
-    update_config(cfg, extra or {})
+    layers = composition.config_layers([REPO / "config.yaml"], [REPO / path for path in overlays])
+    cfg, _ = composition.resolve(layers + [("extra", extra or {})])
     validate(cfg, SCHEMA, set_default=True)
     return cfg
 

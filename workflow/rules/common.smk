@@ -14,11 +14,23 @@ except ImportError:  # snakemake from an environment without clbench (e.g. --sdm
     sys.path.insert(0, os.path.join(workflow.basedir, "src"))
     import clbench.workflow as wf
 from clbench.cluster import rule_resources  # each submitted rule's SLURM resources, from config["slurm"]
-from clbench.config_args import retype
+from clbench import composition
 
 
-# Nested --config values arrive as strings: read them as a config file's YAML.
-retype(config, workflow.config_settings.config_args)
+# The configuration is composed again from its layers (clbench.composition): a file stating
+# `compose: replace` (configs/paper.yaml) starts afresh instead of overlaying the default, --config values
+# are read as a config file's YAML, and papers=[...] / experiments=[...] / methods=[...] select what runs.
+# A cluster job gets the same files and --config arguments, so it composes the same configuration.
+_cli_files = {os.path.abspath(f) for f in workflow.config_settings.configfiles}
+_layers = composition.config_layers(
+    [] if workflow.config_settings.replace_workflow_config
+    else [f for f in workflow.configfiles if os.path.abspath(f) not in _cli_files],
+    workflow.config_settings.configfiles,
+    workflow.config_settings.config_args,
+)
+_composed, _ = composition.resolve(_layers)
+config.clear()
+config.update(_composed)
 # Bad settings are refused here, before any job runs, naming the key (clbench.errors.ConfigError).
 SCHEMA = wf.load_schema(os.path.join(workflow.current_basedir, "..", "schemas", "config.schema.yaml"))
 wf.validate(config, SCHEMA)
