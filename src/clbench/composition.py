@@ -117,13 +117,28 @@ def _papers_of(exp: Mapping) -> list[str]:
     return list(paper) if isinstance(paper, list) else [paper]
 
 
+def _evaluations_for(cfg: Mapping, exp: dict) -> dict:
+    """``exp`` without the evaluations that none of its (selected) methods can take, e.g. MCL's stage
+    probes once only SimCLR is selected."""
+    if "evaluations" not in exp:
+        return exp
+    from clbench.evaluate.suite import EVALUATIONS  # registers the evaluations; imports no torch
+    from clbench.objectives import method_capabilities
+    from clbench.workflow import deep_merge
+
+    offered = [method_capabilities(deep_merge(cfg["methods"][m], exp.get("method_overrides", {}).get(m, {})))
+               for m in exp["methods"] if m in cfg.get("methods", {})]
+    usable = [e for e in exp["evaluations"] if e not in EVALUATIONS or any(EVALUATIONS[e].requires <= c for c in offered)]
+    return dict(exp, evaluations=usable)
+
+
 def select(cfg: dict, selection: Mapping[str, list]) -> dict:
     """Keep, in place, the selected experiments (and of each, the selected methods); record what was
     left out per paper under ``cfg["selection"]``. Unknown names are refused at their key, with the valid ones.
 
     A method selection also drops an experiment's ``baseline`` when it is not selected (the relative
-    accuracy is then absent) and the overrides of the methods left out; an experiment left with no
-    method is left out.
+    accuracy is then absent), the overrides of the methods left out and the evaluations none of the
+    selected methods can take; an experiment left with no method is left out.
     """
     if not selection:
         return cfg
@@ -157,6 +172,8 @@ def select(cfg: dict, selection: Mapping[str, list]) -> dict:
                 del exp["baseline"]
             if "method_overrides" in exp:
                 exp["method_overrides"] = {m: o for m, o in exp["method_overrides"].items() if m in keep}
+            if dropped:
+                exp = _evaluations_for(cfg, exp)
             kept[name] = exp
     if not kept:
         given = ", ".join(f"{k}={v}" for k, v in selection.items())
