@@ -18,8 +18,10 @@ Rules:
   ``--threads``) unless the scale's sizes or ``slurm.resources`` say otherwise;
 - every job asks for one node: the multi-GPU pretraining is ``torchrun --standalone`` (one node), and
   no other job spans nodes;
-- memory and runtime follow ``scale`` (:data:`SIZES`) and can be set per rule in ``slurm.resources``;
-  the runtime is multiplied by the attempt, so a job retried after a timeout gets more time.
+- memory follows ``scale`` (:data:`SIZES`); the runtime follows each job's expected time
+  (:func:`clbench.cost.runtime_minutes`: measured or published throughput x a safety factor), else the
+  scale's size; both can be set per rule in ``slurm.resources``. The runtime is multiplied by the
+  attempt, so a job retried after a timeout gets more time.
 
 Snakemake imports this module while it parses the workflow: no torch, nothing heavy.
 """
@@ -157,16 +159,26 @@ def left_to_default_resources(cfg: Mapping, rule: str) -> set[str]:
     return unset
 
 
-def rule_resources(cfg: Mapping, rule: str, method_gpus: Callable | None = None) -> dict[str, Callable]:
+def rule_resources(cfg: Mapping, rule: str, method_gpus: Callable | None = None,
+                   runtime_minutes: Callable | None = None) -> dict[str, Callable]:
     """A rule's ``resources:`` (``**rule_resources(config, "evaluate")``): one callable per key, which
     Snakemake calls per job with its wildcards, threads and attempt. ``method_gpus(wildcards)`` gives
     a pretraining job's GPU count. The keys the ``slurm:`` block leaves unset are left out
-    (:func:`left_to_default_resources`), so that Snakemake's default resources fill them."""
+    (:func:`left_to_default_resources`), so that Snakemake's default resources fill them.
+
+    ``runtime_minutes(rule, wildcards)``: a job's time limit from its expected time
+    (:func:`clbench.cost.runtime_minutes`), or None for the scale's size; a runtime the config's
+    ``slurm.resources.<rule>`` sets wins over it. Multiplied by the attempt, as the sizes are."""
     if rule not in SUBMITTED_RULES:
         raise ValueError(f"{rule!r} is not a submitted rule; known: {list(SUBMITTED_RULES)}")
 
     def resource(key):
         def value(wildcards, threads, attempt):
+            if key == "runtime" and runtime_minutes is not None and "runtime" not in cfg["slurm"]["resources"].get(rule, {}):
+                names = dict(wildcards.items()) if hasattr(wildcards, "items") else dict(vars(wildcards))
+                minutes = runtime_minutes(rule, names)
+                if minutes is not None:
+                    return minutes * attempt
             n = method_gpus(wildcards) if method_gpus is not None else 0
             return job_resources(cfg, rule, threads, attempt, n)[key]
 

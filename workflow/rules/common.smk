@@ -13,7 +13,7 @@ try:
 except ImportError:  # snakemake from an environment without clbench (e.g. --sdm conda): use this checkout
     sys.path.insert(0, os.path.join(workflow.basedir, "src"))
     import clbench.workflow as wf
-from clbench.cluster import rule_resources  # each submitted rule's SLURM resources, from config["slurm"]
+from clbench import cluster, cost
 from clbench import composition
 
 
@@ -39,6 +39,8 @@ for warning in wf.check_config(config, SCHEMA):
 
 
 RESULTS = config["results_dir"]
+# each submitted rule's SLURM resources, from config["slurm"]; time limits from each job's expected time
+rule_resources = partial(cluster.rule_resources, runtime_minutes=partial(cost.runtime_minutes, config))
 
 
 wildcard_constraints:
