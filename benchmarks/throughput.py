@@ -1,14 +1,15 @@
 """Write the cost table the plan reads (src/clbench/throughput.json): MACs per image of every model the
 shipped configs train, at its shape, and this machine's measured CPU throughput.
 
-    PYTHONPATH=src python benchmarks/throughput.py [--threads 2] [--out src/clbench/throughput.json]
+    PYTHONPATH=src python benchmarks/throughput.py [--threads 1] [--out src/clbench/throughput.json]
 
 What it does:
 
 - counts the forward multiply-accumulates (MACs) of every image workload of config.yaml and
   configs/paper.yaml (clbench.cost.workloads) with torch's FLOP counter, one image at the config's shape;
   graph, sentence and CLIP workloads get an analytic count, stated beside it;
-- measures, on this CPU with ``--threads`` threads, training (forward, backward, SGD step; batch 32) and
+- measures, on this CPU with ``--threads`` threads (1: as the default run's jobs; on a shared machine more
+  threads contend), training (forward, backward, SGD step; batch 256, 16 for the ResNets) and
   forward images per core-second (the process's CPU time, so that other load on the machine does not count) of every workload of config.yaml (the tiny default) at its own shape, and of ResNet-18
   and ResNet-50 (CIFAR stem) at 32 px, whose MAC rates the plan uses for the paper shapes on a CPU;
 - measures the corruption suite's images per core-second at 32 px (all 15 corruptions, severity 3);
@@ -99,7 +100,7 @@ def _output_loss(out):
     return sum(_output_loss(o) for o in out if isinstance(o, (torch.Tensor, tuple, list, dict)))
 
 
-def measure(model, w, batch: int = 32, seconds: float = 1.5) -> tuple[float, float]:
+def measure(model, w, batch: int = 256, seconds: float = 1.5) -> tuple[float, float]:
     """(training, forward) images per core-second on the CPU: at least ``seconds`` of this process's CPU
     time each, after one warm-up step. CPU time, not wall time: on a shared machine the wall clock
     counts the other processes too; a job with ``t`` threads runs at about ``t`` times this rate."""
@@ -154,7 +155,7 @@ def cpu_name() -> str:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(REPO / "src" / "clbench" / "throughput.json"))
     a = ap.parse_args(argv)
 
@@ -187,7 +188,7 @@ def main(argv=None) -> None:
         entry = {"macs": count_macs(model, w), "macs_source": "counted (torch.utils.flop_counter, forward, 1 image)",
                  "params": sum(p.numel() for p in model.parameters())}
         if key in tiny or key in reference:
-            entry["cpu_train_per_s"], entry["cpu_forward_per_s"] = measure(model, w)
+            entry["cpu_train_per_s"], entry["cpu_forward_per_s"] = measure(model, w, 16 if key in reference else 256)
         table[key] = entry
         print(f"{key}: {entry['macs'] / 1e9:.3f} GMACs" + (f", CPU {entry['cpu_train_per_s']:.0f} train / "
               f"{entry['cpu_forward_per_s']:.0f} forward images/s" if "cpu_train_per_s" in entry else ""),

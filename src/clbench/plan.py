@@ -221,7 +221,8 @@ def plan_text(cfg: Mapping, safety_factor: float | None = None) -> str:
     lines = [
         f"scale {cfg['scale']}, device {cfg['device']}, {len(cfg['experiments'])} experiments: {total.jobs:,} jobs "
         f"({total.submitted:,} submitted to a cluster, {total.jobs - total.submitted:,} local)",
-        f"GPU figures: {gpu['device']}, {'measured' if gpu.get('measured') else 'NOT MEASURED'}: {gpu['source']}",
+        f"GPU figures: {gpu['device']}, " + ("measured" if gpu.get("measured") else
+                                             f"NOT MEASURED: {gpu['source'].split('not measured: ', 1)[-1]}"),
         f"CPU figures: measured on {cpu['device']} ({table['date']}, {table['generated_by']}), per core-second",
         f"SLURM time limit per job = expected time x {factor:g} (at least {cost.MIN_RUNTIME_MINUTES} min); "
         f"CPU-hours count the jobs without a GPU (cores x hours)",
