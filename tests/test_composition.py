@@ -150,3 +150,16 @@ def test_a_paper_selected_on_the_command_line_plans_only_its_jobs(tmp_path):
 def test_an_experiment_selected_in_the_default_plans_only_its_jobs(tmp_path):
     _, experiments = planned_experiments(tmp_path, "config.yaml", args=["experiments=[trifeature_ssl]", "methods=[mcl]"])
     assert experiments == {"trifeature_ssl"}
+
+
+def test_the_report_says_per_paper_what_was_not_selected():
+    from clbench.report.html import selection_html
+
+    cfg, _ = resolved(args=["papers=[varcon, mcl]", "methods=[varcon, supcon, mcl, infonce, adnce, mcl_clip]"])
+    page = selection_html(cfg)
+    assert "--config papers=[varcon,mcl] methods=[varcon,supcon,mcl,infonce,adnce,mcl_clip]" in page
+    assert "<li>clear: experiments <code>clear_styled</code>, <code>clear_ood_k3</code></li>" in page
+    assert "in <code>varcon_digits</code> the methods <code>cnn</code>" in selection_html(cfg, "varcon")
+    assert selection_html(cfg, "mcl") == ""  # every experiment and method of MCL ran
+    full, _ = resolved()
+    assert selection_html(full) == "" and selection_html(full, "clear") == ""
