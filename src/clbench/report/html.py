@@ -189,7 +189,7 @@ def paper_section(key: str, paper, summary: pd.DataFrame, results: Path, config:
     if not blocks and not paper.section_without_experiments:
         return "", ""
     parts = [f"<h2 id='{key}'>{html.escape(paper.heading)}</h2>", citation_html(paper), selection_html(config, key)]
-    if not blocks:
+    if not blocks and not selection_html(config, key):  # else the note above names what was not selected
         parts.append("<p class='note'>No experiment of this paper is in this configuration; "
                      "<code>configs/paper.yaml</code> runs it at paper scale.</p>")
     for b in blocks:
