@@ -201,7 +201,7 @@ def main(argv=None) -> None:
         "generated_by": "benchmarks/throughput.py",
         "date": dt.date.today().isoformat(),
         "cpu": {
-            "device": f"{cpu_name()}, {a.threads} threads, torch {torch.__version__}",
+            "device": f"{cpu_name()}, {a.threads} thread{'s' if a.threads > 1 else ''}, torch {torch.__version__}",
             "measured": True,
             "train_macs_per_s": statistics.median(e["macs"] * e["cpu_train_per_s"] for e in ref),
             "forward_macs_per_s": statistics.median(e["macs"] * e["cpu_forward_per_s"] for e in ref),

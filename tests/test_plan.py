@@ -72,6 +72,8 @@ def test_slurm_time_limits_follow_the_estimate_with_the_safety_factor():
     small = {"experiment": "clear_styled", "method": "clear", "seed": 0}
     assert cost.runtime_minutes(cfg, "pretrain", small) < cost.runtime_minutes(cfg, "pretrain", job)
     assert cost.runtime_minutes(cfg, "pretrain", small, safety_factor=1) >= cost.MIN_RUNTIME_MINUTES
+    slower = resolved("configs/paper.yaml", args=("slurm={time_factor: 3}",))
+    assert cost.runtime_minutes(slower, "pretrain", job) == pytest.approx(seconds * 3 / 60, abs=1)
     # the rule's runtime resource: the estimate x the attempt; a runtime set in slurm.resources wins
     resources = cluster.rule_resources(cfg, "pretrain", lambda w: 8, runtime_minutes=lambda r, w: cost.runtime_minutes(
         cfg, r, w))

@@ -264,7 +264,7 @@ def cmd_plan(a):
     from clbench.plan import plan_text
 
     cfg, _ = _resolved(a)
-    print(plan_text(cfg, a.safety_factor))
+    print(plan_text(cfg))
 
 
 def _add_operator_commands(sub) -> None:
@@ -279,8 +279,6 @@ def _add_operator_commands(sub) -> None:
     pl = sub.add_parser("plan", help="jobs, expected GPU- and CPU-hours, SLURM time limits and disk, per experiment "
                                      "and in total, before anything runs")
     _invocation_args(pl)
-    pl.add_argument("--safety-factor", type=float, default=None,
-                    help="SLURM time limit = expected time x this factor (default: clbench.cost.SAFETY_FACTOR)")
     pl.set_defaults(fn=cmd_plan)
 
 

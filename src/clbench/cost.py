@@ -325,13 +325,14 @@ def job_seconds(cfg: Mapping, rule: str, wildcards: Mapping) -> float | None:
 
 
 def runtime_minutes(cfg: Mapping, rule: str, wildcards: Mapping, safety_factor: float | None = None) -> int | None:
-    """The SLURM time limit of one job: its expected minutes x the safety factor, at least
-    :data:`MIN_RUNTIME_MINUTES`; None where this module estimates nothing (the scale's size applies)."""
+    """The SLURM time limit of one job: its expected minutes x the safety factor (``slurm.time_factor``,
+    default :data:`SAFETY_FACTOR`), at least :data:`MIN_RUNTIME_MINUTES`; None where this module estimates
+    nothing (the scale's size applies)."""
     try:
         seconds = job_seconds(cfg, rule, wildcards)
     except KeyError:  # a model the cost table lacks (benchmarks/throughput.py counts it): the scale's size
         return None
     if seconds is None:
         return None
-    factor = SAFETY_FACTOR if safety_factor is None else safety_factor
+    factor = safety_factor or cfg.get("slurm", {}).get("time_factor") or SAFETY_FACTOR
     return max(MIN_RUNTIME_MINUTES, math.ceil(seconds * factor / 60))

@@ -208,7 +208,7 @@ def _minutes(m: int) -> str:
 def plan_text(cfg: Mapping, safety_factor: float | None = None) -> str:
     rows = plan(cfg, safety_factor)
     table = cost.load_table()
-    factor = cost.SAFETY_FACTOR if safety_factor is None else safety_factor
+    factor = safety_factor or cfg["slurm"].get("time_factor") or cost.SAFETY_FACTOR
     total = Row()
     for r in rows.values():
         total.jobs += r.jobs
@@ -224,7 +224,8 @@ def plan_text(cfg: Mapping, safety_factor: float | None = None) -> str:
         f"GPU figures: {gpu['device']}, " + ("measured" if gpu.get("measured") else
                                              f"NOT MEASURED: {gpu['source'].split('not measured: ', 1)[-1]}"),
         f"CPU figures: measured on {cpu['device']} ({table['date']}, {table['generated_by']}), per core-second",
-        f"SLURM time limit per job = expected time x {factor:g} (at least {cost.MIN_RUNTIME_MINUTES} min); "
+        f"SLURM time limit per job = expected time x {factor:g} (slurm.time_factor; at least "
+        f"{cost.MIN_RUNTIME_MINUTES} min); "
         f"CPU-hours count the jobs without a GPU (cores x hours)",
         "",
         f"{'experiment':<26} {'jobs':>6} {'GPU-h':>9} {'CPU-h':>8} {'download':>10} {'results':>10}",
