@@ -85,6 +85,11 @@ def _leaves(value: Any, prefix: str) -> Iterable[str]:
         yield prefix
 
 
+def _selects(layer: Mapping) -> bool:
+    """Whether a layer selects: ``papers``, or a list under ``experiments`` or ``methods``."""
+    return "papers" in layer or any(isinstance(layer.get(k), list) for k in SELECTION_KEYS)
+
+
 def compose(layers: Sequence[tuple[str, Mapping]]) -> tuple[dict, dict, dict[str, str]]:
     """(config, selection, origins) of ``layers`` ((label, mapping) in order).
 
@@ -103,7 +108,7 @@ def compose(layers: Sequence[tuple[str, Mapping]]) -> tuple[dict, dict, dict[str
         if mode == "replace":
             cfg, origins = {}, {}
         for key in SELECTION_KEYS:
-            if key == "papers" and key in layer or isinstance(layer.get(key), list):
+            if (key == "papers" and key in layer) or isinstance(layer.get(key), list):
                 names = layer.pop(key)
                 if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
                     raise ConfigError(key, f"a list of names, e.g. {key}=[a,b]; got {names!r}")
@@ -204,8 +209,7 @@ def resolve(layers: Sequence[tuple[str, Mapping]], schema: Mapping | None = None
     cfg, selection, origins = compose(layers)
     select(cfg, selection)
     if selection:
-        origins["selection"] = next(label for label, layer in reversed(layers)
-                                    if any(k in layer for k in SELECTION_KEYS))
+        origins["selection"] = next(label for label, layer in reversed(layers) if _selects(layer))
     if schema is not None:
         from clbench.workflow import validate
 
