@@ -121,3 +121,14 @@ def test_downloads_count_each_archive_once():
     total = sum(r.download for r in rows.values())
     archives = {a for exp in cfg["experiments"].values() for a in cost.dataset_facts(cfg["datasets"][exp["dataset"]])["archives"]}
     assert total == cost.download_bytes(archives)
+
+
+def test_max_runtime_caps_every_time_limit():
+    cfg = resolved("configs/paper.yaml", args=("slurm={max_runtime: 2880}",))
+    job = {"experiment": "mcl_mmvp", "method": "mcl_clip", "seed": 0, "stage": 1}
+    assert cost.runtime_minutes(cfg, "pretrain_stage", job) > 2880  # the estimate itself
+    resources = cluster.rule_resources(cfg, "pretrain_stage", lambda w: 8,
+                                       runtime_minutes=lambda r, w: cost.runtime_minutes(cfg, r, w))
+    assert resources["runtime"](SimpleNamespace(items=lambda: job.items()), 8, 1) == 2880
+    limits = [limit for row in plan.plan(cfg).values() for values in row.limits.values() for _, limit in values]
+    assert max(limits) == 2880

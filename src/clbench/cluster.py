@@ -178,7 +178,8 @@ def rule_resources(cfg: Mapping, rule: str, method_gpus: Callable | None = None,
                 names = dict(wildcards.items()) if hasattr(wildcards, "items") else dict(vars(wildcards))
                 minutes = runtime_minutes(rule, names)
                 if minutes is not None:
-                    return minutes * attempt
+                    cap = cfg["slurm"].get("max_runtime")
+                    return min(minutes * attempt, cap) if cap else minutes * attempt
             n = method_gpus(wildcards) if method_gpus is not None else 0
             return job_resources(cfg, rule, threads, attempt, n)[key]
 

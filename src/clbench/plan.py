@@ -108,6 +108,8 @@ def _job_cost(cfg: Mapping, job: Job, safety_factor: float | None) -> dict:
     limit = cost.runtime_minutes(cfg, rule, job.wildcards, safety_factor) if job.submitted else None
     if job.submitted and limit is None:
         limit = size["runtime"]
+    if limit is not None and cfg["slurm"].get("max_runtime"):
+        limit = min(limit, cfg["slurm"]["max_runtime"])
     gpus = 0
     if job.submitted:
         method_gpus = (wf.method_gpus(cfg, job.wildcards["experiment"], job.wildcards["method"],
