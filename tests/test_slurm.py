@@ -31,7 +31,8 @@ def load_config(*overlays, extra=None) -> dict:
 
 def test_slurm_block_defaults_leave_partition_and_account_to_the_cluster():
     cfg = load_config()
-    assert cfg["slurm"] == {"account": None, "partition": None, "gpu_partition": None, "resources": {}}
+    assert cfg["slurm"] == {"account": None, "partition": None, "gpu_partition": None, "resources": {},
+                            "time_factor": 2.0, "max_runtime": None}
     res = cluster.job_resources(cfg, "pretrain", threads=1)
     assert res["slurm_partition"] == "" and res["slurm_account"] == ""  # the plugin: default partition, no -A
 
