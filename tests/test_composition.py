@@ -163,3 +163,10 @@ def test_the_report_says_per_paper_what_was_not_selected():
     assert selection_html(cfg, "mcl") == ""  # every experiment and method of MCL ran
     full, _ = resolved()
     assert selection_html(full) == "" and selection_html(full, "clear") == ""
+
+
+def test_a_selection_without_stage_probes_draws_no_stage_probe_figure():
+    from clbench.papers.targets import ReportTargets
+
+    assert "mcl_stage_probes" in ReportTargets(resolved()[0]).figures
+    assert "mcl_stage_probes" not in ReportTargets(resolved(args=["papers=[varcon]"])[0]).figures
