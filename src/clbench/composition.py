@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from clbench.config_args import _Loader
+from clbench.config_args import load_value
 from clbench.errors import ConfigError
 
 COMPOSE_KEY = "compose"
@@ -54,7 +54,7 @@ def parse_config_args(args: Iterable[str] | None) -> dict:
         if not sep:
             raise ConfigError(key or "(--config)", "a --config entry is KEY=VALUE")
         try:
-            layer[key] = yaml.load(value, Loader=_Loader) if value != "" else None
+            layer[key] = load_value(value) if value != "" else None
         except yaml.YAMLError:
             layer[key] = value
     return layer
