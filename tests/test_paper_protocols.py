@@ -33,11 +33,10 @@ CLEAR_MLP = CLEAR_OOD + ["clear_styled"]  # the experiments with CLEAR's MLP pro
 
 @pytest.fixture(scope="module")
 def cfg():
-    from snakemake.utils import update_config
+    from clbench import composition
 
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
-    update_config(cfg, yaml.safe_load((REPO / "configs" / "paper.yaml").read_text()))
-    wf.validate(cfg, SCHEMA)
+    layers = composition.config_layers([REPO / "config.yaml"], [REPO / "configs" / "paper.yaml"])
+    cfg, _ = composition.resolve(layers, SCHEMA)
     wf.check_config(cfg, SCHEMA)
     return cfg
 

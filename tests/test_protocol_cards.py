@@ -39,13 +39,12 @@ CATEGORIES = {"architecture", "objective", "optimiser", "schedule", "epochs", "b
 
 
 def resolved(*overlays: str) -> dict:
-    """config.yaml with the overlays merged in, as ``--configfile`` merges them; validated and checked."""
-    from snakemake.utils import update_config
+    """config.yaml with the overlays composed over it, as the workflow composes ``--configfile``s; validated
+    and checked."""
+    from clbench import composition
 
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
-    for path in overlays:
-        update_config(cfg, yaml.safe_load((REPO / path).read_text()))
-    wf.validate(cfg, SCHEMA)
+    layers = composition.config_layers([REPO / "config.yaml"], [REPO / path for path in overlays])
+    cfg, _ = composition.resolve(layers, SCHEMA)
     wf.check_config(cfg, SCHEMA)
     return cfg
 

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from snakemake.utils import update_config, validate
+from snakemake.utils import validate
 
-from clbench import cluster
+from clbench import cluster, composition
 from clbench.config_args import retype
 from conftest import REPO, job_counts, snakemake_exe
 
@@ -20,10 +20,8 @@ GPU_RULES = {"pretrain", "pretrain_stage", "cluster_stage", "evaluate", "evaluat
 
 
 def load_config(*overlays, extra=None) -> dict:
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
-    for path in overlays:
-        update_config(cfg, yaml.safe_load((REPO / path).read_text()))
-    update_config(cfg, extra or {})
+    layers = composition.config_layers([REPO / "config.yaml"], [REPO / path for path in overlays])
+    cfg, _ = composition.resolve(layers + [("extra", extra or {})])
     validate(cfg, SCHEMA, set_default=True)
     return cfg
 
@@ -33,7 +31,8 @@ def load_config(*overlays, extra=None) -> dict:
 
 def test_slurm_block_defaults_leave_partition_and_account_to_the_cluster():
     cfg = load_config()
-    assert cfg["slurm"] == {"account": None, "partition": None, "gpu_partition": None, "resources": {}}
+    assert cfg["slurm"] == {"account": None, "partition": None, "gpu_partition": None, "resources": {},
+                            "time_factor": 2.0, "max_runtime": None}
     res = cluster.job_resources(cfg, "pretrain", threads=1)
     assert res["slurm_partition"] == "" and res["slurm_account"] == ""  # the plugin: default partition, no -A
 
@@ -112,7 +111,7 @@ def test_schema_rules_match_the_submitted_rules():
 def test_rule_resources_are_per_job_callables():
     cfg = load_config("configs/paper.yaml", extra={"slurm": {"gpu_partition": "gpu"}})
     resources = cluster.rule_resources(cfg, "pretrain", method_gpus=lambda wildcards: int(wildcards.n))
-    assert set(resources) == set(cluster.RESOURCE_KEYS)
+    assert set(resources) == set(cluster.RESOURCE_KEYS) - {"slurm_account"}  # left to --default-resources
     job = dict(wildcards=SimpleNamespace(n="4"), threads=8, attempt=2)
     assert resources["gpu"](**job) == 4 and resources["runtime"](**job) == 1440
     assert resources["slurm_partition"](**job) == "gpu" and resources["nodes"](**job) == 1
@@ -259,3 +258,47 @@ def test_slurm_profile_names_no_cluster_and_checks_status_with_squeue():
     assert not {"default-resources", "set-resources", "set-threads"} & set(profile)
     assert profile["slurm-status-command"] == "squeue"  # works without accounting (no slurmdbd)
     assert profile["slurm-keep-successful-logs"] is True and profile["slurm-logdir"] == "results/logs/slurm"
+
+
+# ------------------------------------------------------------------------ Snakemake's default resources
+
+
+@pytest.mark.parametrize("configs", [("config.yaml",), ("config.yaml", "configs/paper.yaml")])
+def test_default_resources_reach_every_submitted_job_when_the_slurm_block_is_unset(tmp_path, configs):
+    extra = ("--config", "papers=[varcon]") if len(configs) > 1 else ()
+    proc = dry_run(tmp_path, "--workflow-profile", str(PROFILE), "--default-resources", "slurm_account=mylab",
+                   "slurm_partition=debug", *extra, configs=configs)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    local = workflow_localrules() | {"all"}
+    submitted = [job for job in planned_jobs(proc.stdout) if job["rule"] not in local]
+    assert len(submitted) > 20
+    for job in submitted:
+        call = sbatch_options(job)
+        assert " -A mylab" in call and " -p debug" in call, (job, call)
+
+
+def test_the_slurm_block_wins_over_default_resources_and_gpu_jobs_keep_the_gpu_partition(tmp_path):
+    proc = dry_run(tmp_path, "--workflow-profile", str(PROFILE), "--default-resources", "slurm_account=mylab",
+                   "slurm_partition=debug", "--config", "papers=[varcon]",
+                   "slurm={account: lab2, gpu_partition: gpu}", configs=("config.yaml", "configs/paper.yaml"))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    local = workflow_localrules() | {"all"}
+    for job in planned_jobs(proc.stdout):
+        if job["rule"] in local:
+            continue
+        call = sbatch_options(job)
+        assert " -A lab2" in call, call
+        if job["rule"] not in GPU_RULES:  # the slurm block names no CPU partition: the default resource fills it
+            assert " -p debug" in call, call
+        else:
+            assert " -p gpu" in call, call
+
+
+def test_only_the_unset_partition_and_account_are_left_to_default_resources():
+    cfg = load_config("configs/paper.yaml")
+    assert cluster.left_to_default_resources(cfg, "pretrain") == {"slurm_account", "slurm_partition"}
+    cfg = load_config("configs/paper.yaml", extra={"slurm": {"account": "lab", "gpu_partition": "gpu"}})
+    assert cluster.left_to_default_resources(cfg, "pretrain") == set()
+    assert cluster.left_to_default_resources(cfg, "build_dataset") == {"slurm_partition"}
+    cfg = load_config("configs/paper.yaml", extra={"device": "cpu", "slurm": {"gpu_partition": "gpu"}})
+    assert cluster.left_to_default_resources(cfg, "pretrain") == {"slurm_account", "slurm_partition"}

@@ -209,3 +209,33 @@ def test_changed_learning_rate_on_the_command_line_reruns_only_its_branch(cluste
     assert json.loads(run_json.read_text())["spec"]["optimizer"]["lr"] == 0.0012  # a number, inside the job too
     states = job_states(slurm_job_ids(proc.log))
     assert all(state == "COMPLETED" for state, _ in states.values()), states
+
+
+@pytest.fixture(scope="module")
+def default_resources_run(tmp_path_factory):
+    """One experiment and method (a selection), with the partition and account given only as Snakemake's
+    default resources, and no ``slurm:`` block."""
+    if PARTITION is None:
+        pytest.skip("no SLURM cluster answers (sinfo); .ci/slurm start sets up a single-node one")
+    workdir = tmp_path_factory.mktemp("slurm_defaults")
+    (workdir / "cluster.yaml").write_text("{}\n")
+    defaults = [f"slurm_partition={PARTITION}", *([f"slurm_account={ACCOUNT}"] if ACCOUNT else [])]
+    proc = run(workdir, "--default-resources", *defaults, "--config", "experiments=[varcon_digits]", "methods=[supcon]")
+    assert proc.returncode == 0, proc.log[-6000:]
+    return workdir, proc
+
+
+def test_default_resources_reach_every_sbatch_call_without_a_slurm_block(default_resources_run):
+    workdir, proc = default_resources_run
+    calls = sbatch_calls(proc.log)
+    assert len(calls) >= 5 and len(calls) == len(submitted_rules(proc.log))
+    for call in calls:
+        assert f" -p {PARTITION} " in call, call
+        assert not ACCOUNT or f" -A {ACCOUNT} " in call, call
+    states = job_states(slurm_job_ids(proc.log))
+    assert all(state == "COMPLETED" and partition == PARTITION for state, partition in states.values()), states
+    # the jobs composed the same selection: only the selected method of the selected experiment ran
+    runs = workdir / "results" / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == ["varcon_digits"]
+    assert sorted(p.name for p in (runs / "varcon_digits").iterdir()) == ["supcon"]
+    assert (workdir / "results" / "report" / "index.html").stat().st_size > 0

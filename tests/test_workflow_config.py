@@ -18,13 +18,12 @@ SCHEMA = wf.load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
 
 def load(*paths):
-    """The default config with overlays merged in (as snakemake merges --configfile), unvalidated."""
-    from snakemake.utils import update_config
+    """The default config with overlays composed over it (as the workflow composes --configfile), unvalidated."""
+    from clbench.composition import compose
 
-    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
-    for path in paths:
-        update_config(cfg, yaml.safe_load((REPO / path).read_text()) if isinstance(path, str) else path)
-    return cfg
+    layers = [("config.yaml", yaml.safe_load((REPO / "config.yaml").read_text()))]
+    layers += [(str(p), yaml.safe_load((REPO / p).read_text()) if isinstance(p, str) else p) for p in paths]
+    return compose(layers)[0]
 
 
 @pytest.fixture

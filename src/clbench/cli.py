@@ -241,10 +241,65 @@ def cmd_report_html(a):
     build_report(a.results, a.config_json, a.out, PAPERS)
 
 
+def _invocation_args(p: argparse.ArgumentParser) -> None:
+    """The config arguments of a snakemake invocation, meaning what they mean there."""
+    p.add_argument("--configfile", "--configfiles", dest="configfiles", nargs="+", action="extend", default=[],
+                   help="config files composed over config.yaml, in order (as snakemake's --configfile)")
+    p.add_argument("--config", dest="config_args", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="settings over them, as snakemake's --config (also papers=[...], experiments=[...], "
+                        "methods=[...] to select what runs)")
+    p.add_argument("--directory", default=".", help="the workflow's directory (holding config.yaml)")
+
+
+def _resolved(a):
+    from clbench.composition import resolve_invocation
+    from clbench.errors import ConfigError
+
+    try:
+        return resolve_invocation(a.configfiles, a.config_args, a.directory)
+    except ConfigError as e:
+        raise SystemExit(f"{e}\nNo job was started.") from None
+
+
+def cmd_config_show(a):
+    from clbench.composition import describe
+
+    cfg, origins = _resolved(a)
+    if a.yaml:
+        import yaml
+
+        print(yaml.safe_dump(cfg, sort_keys=False), end="")
+    else:
+        print(describe(cfg, origins))
+
+
+def cmd_plan(a):
+    from clbench.plan import plan_text
+
+    cfg, _ = _resolved(a)
+    print(plan_text(cfg))
+
+
+def _add_operator_commands(sub) -> None:
+    """The commands an operator runs before a workflow: what it resolves to, and what it will cost."""
+    cf = sub.add_parser("config", help="the workflow's resolved configuration").add_subparsers(
+        dest="config_command", required=True)
+    sh = cf.add_parser("show", help="every value of the resolved configuration with its origin (a file, --config "
+                                    "or the schema's default)")
+    _invocation_args(sh)
+    sh.add_argument("--yaml", action="store_true", help="the resolved configuration as YAML, without origins")
+    sh.set_defaults(fn=cmd_config_show)
+    pl = sub.add_parser("plan", help="jobs, expected GPU- and CPU-hours, SLURM time limits and disk, per experiment "
+                                     "and in total, before anything runs")
+    _invocation_args(pl)
+    pl.set_defaults(fn=cmd_plan)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="clbench", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
+    _add_operator_commands(sub)
 
     data = sub.add_parser("data", help="build or inspect datasets").add_subparsers(dest="data_command", required=True)
     b = data.add_parser("build", help="materialise one dataset directory from its config spec")

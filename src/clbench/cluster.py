@@ -8,6 +8,8 @@ shipped profile is never edited. A local run ignores them all except ``gpu``, wh
 the user limits it (``--resources gpu=N``).
 
 Rules:
+- the partition and account the ``slurm:`` block leaves unset are not set by the rules, so Snakemake's
+  ``--default-resources slurm_account=... slurm_partition=...`` (command line or a global profile) fills them;
 - a job asks for a GPU only when it will use one: never with ``device: cpu``; pretraining takes the
   method's GPU count (its ``gpus``, else ``gpus_per_train_job``), clustering and evaluation one GPU
   when the config trains on GPUs; data preparation and the analyses none;
@@ -16,8 +18,10 @@ Rules:
   ``--threads``) unless the scale's sizes or ``slurm.resources`` say otherwise;
 - every job asks for one node: the multi-GPU pretraining is ``torchrun --standalone`` (one node), and
   no other job spans nodes;
-- memory and runtime follow ``scale`` (:data:`SIZES`) and can be set per rule in ``slurm.resources``;
-  the runtime is multiplied by the attempt, so a job retried after a timeout gets more time.
+- memory follows ``scale`` (:data:`SIZES`); the runtime follows each job's expected time
+  (:func:`clbench.cost.runtime_minutes`: measured or published throughput x a safety factor), else the
+  scale's size; both can be set per rule in ``slurm.resources``. The runtime is multiplied by the
+  attempt, so a job retried after a timeout gets more time.
 
 Snakemake imports this module while it parses the workflow: no torch, nothing heavy.
 """
@@ -125,18 +129,61 @@ def job_resources(cfg: Mapping, rule: str, threads: int = 1, attempt: int = 1, m
     }
 
 
-def rule_resources(cfg: Mapping, rule: str, method_gpus: Callable | None = None) -> dict[str, Callable]:
+def max_method_gpus(cfg: Mapping) -> int:
+    """The most GPUs any configured pretraining job asks for (a method's ``gpus``, its experiment's
+    override, else ``gpus_per_train_job``)."""
+    counts = [cfg["gpus_per_train_job"]]
+    counts += [spec["gpus"] for spec in cfg["methods"].values() if "gpus" in spec]
+    counts += [o["gpus"] for exp in cfg["experiments"].values() for o in exp.get("method_overrides", {}).values()
+               if "gpus" in o]
+    return max(counts)
+
+
+def left_to_default_resources(cfg: Mapping, rule: str) -> set[str]:
+    """The SLURM resources a rule leaves to Snakemake's default resources (``--default-resources
+    slurm_account=... slurm_partition=...``, on the command line or in a global profile), because the
+    ``slurm:`` block does not set them: a rule's own resources would override the defaults.
+
+    The account when ``slurm.account`` is unset; the partition when neither ``slurm.partition`` nor
+    (for a rule whose jobs may use a GPU) ``slurm.gpu_partition`` is set. With only ``gpu_partition``
+    set, a rule whose jobs may use a GPU keeps its partition resource, and its jobs without a GPU get
+    the cluster's default partition.
+    """
+    slurm = cfg["slurm"]
+    unset = set()
+    if not slurm["account"]:
+        unset.add("slurm_account")
+    may_use_gpu = job_gpus(cfg, rule, max_method_gpus(cfg)) > 0
+    if not slurm["partition"] and not (slurm["gpu_partition"] and may_use_gpu):
+        unset.add("slurm_partition")
+    return unset
+
+
+def rule_resources(cfg: Mapping, rule: str, method_gpus: Callable | None = None,
+                   runtime_minutes: Callable | None = None) -> dict[str, Callable]:
     """A rule's ``resources:`` (``**rule_resources(config, "evaluate")``): one callable per key, which
     Snakemake calls per job with its wildcards, threads and attempt. ``method_gpus(wildcards)`` gives
-    a pretraining job's GPU count."""
+    a pretraining job's GPU count. The keys the ``slurm:`` block leaves unset are left out
+    (:func:`left_to_default_resources`), so that Snakemake's default resources fill them.
+
+    ``runtime_minutes(rule, wildcards)``: a job's time limit from its expected time
+    (:func:`clbench.cost.runtime_minutes`), or None for the scale's size; a runtime the config's
+    ``slurm.resources.<rule>`` sets wins over it. Multiplied by the attempt, as the sizes are."""
     if rule not in SUBMITTED_RULES:
         raise ValueError(f"{rule!r} is not a submitted rule; known: {list(SUBMITTED_RULES)}")
 
     def resource(key):
         def value(wildcards, threads, attempt):
+            if key == "runtime" and runtime_minutes is not None and "runtime" not in cfg["slurm"]["resources"].get(rule, {}):
+                names = dict(wildcards.items()) if hasattr(wildcards, "items") else dict(vars(wildcards))
+                minutes = runtime_minutes(rule, names)
+                if minutes is not None:
+                    cap = cfg["slurm"].get("max_runtime")
+                    return min(minutes * attempt, cap) if cap else minutes * attempt
             n = method_gpus(wildcards) if method_gpus is not None else 0
             return job_resources(cfg, rule, threads, attempt, n)[key]
 
         return value
 
-    return {key: resource(key) for key in RESOURCE_KEYS}
+    unset = left_to_default_resources(cfg, rule)
+    return {key: resource(key) for key in RESOURCE_KEYS if key not in unset}

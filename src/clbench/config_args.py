@@ -28,6 +28,11 @@ _Loader.add_implicit_resolver(
 )
 
 
+def load_value(text: str):
+    """One ``--config`` value read as a config file's YAML would read it (raises ``yaml.YAMLError``)."""
+    return yaml.load(text, Loader=_Loader)
+
+
 def _merge(base: MutableMapping, override: MutableMapping) -> None:
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):

@@ -12,19 +12,29 @@ try:
 except ImportError:  # snakemake from an environment without clbench (e.g. --sdm conda): use this checkout
     sys.path.insert(0, os.path.join(workflow.basedir, "src"))
     import clbench.workflow as wf
-from clbench.cluster import rule_resources  # each submitted rule's SLURM resources, from config["slurm"]
-from clbench.config_files import config_file_order, reload_config
+from clbench import cluster, cost
+from clbench import composition
 from clbench.errors import refusals
 
 
 # Bad settings are refused here, before any job runs, naming the key (clbench.errors.ConfigError), in one
 # line without a traceback (refusals).
 with refusals():
-    # The config files read again strictly (a key given twice is refused, 1e-3 is a number) and nested
-    # --config values, which arrive as strings, read as a config file's YAML (clbench.config_files).
-    reload_config(config, config_file_order(workflow.configfiles, workflow.overwrite_configfiles,
-                                            workflow.config_settings.replace_workflow_config),
-                  workflow.config_settings.config, workflow.config_settings.config_args)
+    # The configuration is composed again from its layers (clbench.composition): each file read strictly (a key
+    # given twice is refused, 1e-3 is a number), a file stating `compose: replace` (configs/paper.yaml) starts
+    # afresh instead of overlaying the default, --config values are read as a config file's YAML, and
+    # papers=[...] / experiments=[...] / methods=[...] select what runs. A cluster job gets the same files and
+    # --config arguments, so it composes the same configuration.
+    _cli_files = {os.path.abspath(f) for f in workflow.config_settings.configfiles}
+    _layers = composition.config_layers(
+        [] if workflow.config_settings.replace_workflow_config
+        else [f for f in workflow.configfiles if os.path.abspath(f) not in _cli_files],
+        workflow.config_settings.configfiles,
+        workflow.config_settings.config_args,
+    )
+    _composed, _ = composition.resolve(_layers)
+    config.clear()
+    config.update(_composed)
     SCHEMA = wf.load_schema(os.path.join(workflow.current_basedir, "..", "schemas", "config.schema.yaml"))
     wf.validate(config, SCHEMA)
     for warning in wf.check_config(config, SCHEMA):
@@ -32,6 +42,8 @@ with refusals():
 
 
 RESULTS = config["results_dir"]
+# each submitted rule's SLURM resources, from config["slurm"]; time limits from each job's expected time
+rule_resources = partial(cluster.rule_resources, runtime_minutes=partial(cost.runtime_minutes, config))
 
 
 wildcard_constraints:

@@ -103,6 +103,8 @@ FIGURES = (
         description="MCL: linear-probe accuracy of every attribute from each stage's features.",
         draw=lambda files, out: stage_probe_plot(files.inputs[0], out),
         inputs=lambda cfg: [cfg.table("stage_probes.csv")],
+        # a configuration without stage probes (e.g. --config papers=[varcon]) has an empty table
+        drawn=lambda cfg: any("stage_probes" in exp.get("evaluations", []) for exp in cfg.config["experiments"].values()),
     ),
 )
 

@@ -189,8 +189,8 @@ def paper_section(key: str, paper, summary: pd.DataFrame, results: Path, config:
     blocks = paper_tables(summary, experiments, paper)
     if not blocks and not paper.section_without_experiments:
         return "", ""
-    parts = [f"<h2 id='{key}'>{html.escape(paper.heading)}</h2>", citation_html(paper)]
-    if not blocks:
+    parts = [f"<h2 id='{key}'>{html.escape(paper.heading)}</h2>", citation_html(paper), selection_html(config, key)]
+    if not blocks and not selection_html(config, key):  # else the note above names what was not selected
         parts.append("<p class='note'>No experiment of this paper is in this configuration; "
                      "<code>configs/paper.yaml</code> runs it at paper scale.</p>")
     for b in blocks:
@@ -213,6 +213,32 @@ def paper_section(key: str, paper, summary: pd.DataFrame, results: Path, config:
     return f"<li><a href='#{key}'>{html.escape(paper.heading)}</a></li>", "\n".join(p for p in parts if p)
 
 
+def _not_selected_words(record: Mapping) -> str:
+    parts = []
+    if record.get("experiments"):
+        parts.append("experiments " + ", ".join(f"<code>{html.escape(e)}</code>" for e in record["experiments"]))
+    for experiment, methods in record.get("methods", {}).items():
+        parts.append(f"in <code>{html.escape(experiment)}</code> the methods "
+                     + ", ".join(f"<code>{html.escape(m)}</code>" for m in methods))
+    return "; ".join(parts)
+
+
+def selection_html(config: Mapping, paper: str | None = None) -> str:
+    """What a selected run (``--config papers=... experiments=... methods=...``) left out: per paper, or of
+    one ``paper``; "" when the run is not a selection or left nothing of it out."""
+    selection = config.get("selection")
+    if not selection:
+        return ""
+    left_out = selection.get("not_selected", {})
+    if paper is not None:
+        words = _not_selected_words(left_out.get(paper, {}))
+        return f"<p class='note'>Not selected in this run: {words}.</p>" if words else ""
+    given = " ".join(f"{k}=[{','.join(v)}]" for k, v in selection.items() if k != "not_selected")
+    items = "".join(f"<li>{html.escape(p)}: {_not_selected_words(r)}</li>" for p, r in left_out.items())
+    return (f"<p class='note'>This run is a selection (<code>--config {html.escape(given)}</code>): its tables and "
+            f"claims cover what ran. Not selected:</p><ul>{items}</ul>")
+
+
 def build_report(results: str | Path, config: dict, out: str | Path, papers: Mapping[str, object]) -> None:
     """The report of ``results`` for ``config``, one section per paper of ``papers``."""
     from clbench.report.tables import summary_table
@@ -229,7 +255,7 @@ def build_report(results: str | Path, config: dict, out: str | Path, papers: Map
              f"<h1>clbench: {_NUMBER_WORDS.get(reproduced, reproduced)} contrastive-learning papers, reproduced</h1>",
              f"<p class='note'>These numbers were computed at <b>{html.escape(SCALE_WORDS.get(scale, scale))}</b>. "
              "Where the papers report a number, it stands beside ours with its source; at tiny scale the "
-             "comparison is of direction (the claims), not of magnitude.</p>"]
+             "comparison is of direction (the claims), not of magnitude.</p>", selection_html(config)]
     toc = []
     for key, paper in papers.items():
         entry, section = paper_section(key, paper, summary, results, config, seeds or None, scale)
