@@ -266,3 +266,17 @@ def test_mi_simulation_curves_track_mi(tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(table), df)
     main(["report", "figure", "clear_mi_simulation", str(table), "--results", str(tmp_path), "--out", str(out)])
     _assert_image(out)
+
+
+def test_single_point_ood_figures_are_replaced_by_their_table(tmp_path):
+    rows = [{"experiment": f"clear_ood_k{k}", "paper": "clear", "method": m, "seed": s, "metric": "ood_top1_relative",
+             "value": v + 0.01 * s} for k in (3, 4) for m, v in (("cnn", 1.0), ("clear", 1.4)) for s in (0, 1)]
+    (tmp_path / "tables").mkdir()
+    pd.DataFrame(rows).to_csv(tmp_path / "tables" / "metrics.csv", index=False)
+    one = {"experiments": {"clear_ood_k3": {"ood": True, "k": 3}}}
+    two = {"experiments": {"clear_ood_k3": {"ood": True, "k": 3}, "clear_ood_k4": {"ood": True, "k": 4}}}
+    table = clear.ood_note(tmp_path, one)
+    assert "<table>" in table and "1.405 ± 0.007" in table and "clear_ood_k3" in table
+    assert "k = 3" in clear.ood_k_note(tmp_path, one) and "<table>" not in clear.ood_k_note(tmp_path, one)
+    assert clear.ood_note(tmp_path, two) == "" and clear.ood_k_note(tmp_path, two) == ""  # several points: drawn
+    assert clear.ood_note(tmp_path / "nowhere", one) == ""

@@ -13,6 +13,7 @@ The swaps, interpolations and t-SNE need the model: the analysis ``clear_latents
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -150,9 +151,47 @@ def draw_ood(files: ResultFiles, out) -> None:
     relative_bars(files.inputs[0], out, "ood_top1_relative", _ood_experiments(files.experiments))
 
 
+def _ood_k_experiments(experiments: Mapping[str, Mapping]) -> list[str]:
+    return [e for e in _ood_experiments(experiments) if experiments[e].get("k")]
+
+
 def draw_ood_k(files: ResultFiles, out) -> None:
-    ood = _ood_experiments(files.experiments)
-    ood_k_curve(files.inputs[0], out, metric="ood_top1_relative", experiments=[e for e in ood if files.experiments[e].get("k")])
+    ood_k_curve(files.inputs[0], out, metric="ood_top1_relative", experiments=_ood_k_experiments(files.experiments))
+
+
+def ood_note(results, config: Mapping) -> str:
+    """With one OOD experiment and one method besides the CNN the bar chart would be a single bar: the
+    report shows its number as a table instead."""
+    from clbench.report.html import table_html
+    from clbench.report.tables import format_mean_std
+
+    metrics = Path(results) / "tables" / "metrics.csv"
+    if not metrics.exists():
+        return ""
+    summ = relative_summary(metrics, "ood_top1_relative", _ood_experiments(config.get("experiments", {})))
+    if len(summ) != 1:
+        return ""
+    table = pd.DataFrame({"experiment": summ["experiment"], "method": summ["method"],
+                          "OOD top-1 relative to the plain CNN": [format_mean_std(m, sd, scale=1.0, digits=3)
+                                                                  for m, sd in zip(summ["mean"], summ["std"])],
+                          "seeds": summ["n"]})
+    return ("<p>Top-1 accuracy on unseen style-content combinations relative to the plain CNN of the same split "
+            "and seed (mean ± std over seeds; a single number, so a table rather than a figure):</p>"
+            + table_html(table))
+
+
+def ood_k_note(results, config: Mapping) -> str:
+    """With a single k the OOD-k figure would be one point per method: the report says so instead (the
+    number at that k is the relative OOD accuracy, shown with the OOD figure or table)."""
+    metrics = Path(results) / "tables" / "metrics.csv"
+    if not metrics.exists():
+        return ""
+    summ = ood_k_summary(metrics, "ood_top1_relative", experiments=_ood_k_experiments(config.get("experiments", {})))
+    if summ.empty or summ["k"].nunique() > 1:
+        return ""
+    return (f"<p class='note'>The relative OOD accuracy over k is not drawn: this configuration has one k "
+            f"(k = {int(summ['k'].iloc[0])}), whose number is the relative OOD accuracy of this section. "
+            "<code>configs/paper.yaml</code> runs k = 1 to 5.</p>")
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,14 +439,14 @@ FIGURES = (
         caption="Relative OOD accuracy vs the plain CNN.",
         description="Top-1 accuracy on unseen style-content combinations relative to the plain CNN of the same "
                     "split and seed (CLEAR).",
-        draw=draw_ood, inputs=_metrics_table,
+        draw=draw_ood, inputs=_metrics_table, note=ood_note,
     ),
     Figure(
         name="clear_ood_k",
         caption="Relative OOD accuracy vs the plain CNN over k (styles per digit seen in training).",
         description="Relative OOD top-1 vs the plain CNN over k, the number of styles (or domains) per class seen "
                     "in training.",
-        draw=draw_ood_k, inputs=_metrics_table,
+        draw=draw_ood_k, inputs=_metrics_table, note=ood_k_note,
     ),
     Figure(
         name="clear_swap",
