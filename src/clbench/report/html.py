@@ -458,8 +458,10 @@ def paper_section(key: str, paper, summary: pd.DataFrame, results: Path, config:
     for b in blocks:
         parts.append(f"<h3>{html.escape(b.title)} <small>(experiment <code>{html.escape(b.experiment)}</code>, "
                      f"dataset <code>{html.escape(b.dataset)}</code>, seeds {b.seeds})</small></h3>")
-        parts.append(f"<p class='rule'>{html.escape(NOTE)} Also in <code>tables/paper_{key}.csv</code> (.md, .tex).</p>"
-                     + table_html(b.table) + protocol_card_html(results, b.experiment))
+        checks = (f" Each paper number's source and what it was checked against: <a href='#{key}-numbers'>the "
+                  "paper's numbers</a>." if any(c.endswith(" (paper)") for c in b.table.columns) else "")
+        parts.append(f"<p class='rule'>{html.escape(NOTE)}{checks} Also in <code>tables/paper_{key}.csv</code> "
+                     "(.md, .tex).</p>" + table_html(b.table) + protocol_card_html(results, b.experiment))
     if blocks:
         parts.append(health_html(by_method))
     parts.append(paper_numbers_html(key, numbers))
