@@ -163,7 +163,7 @@ def _ours_text(summary: pd.DataFrame, ref_row, names: Mapping[str, str]) -> str:
     ours = summary[(summary["method"] == ref_row["method_key"])
                    & (summary["metric"] == names.get(ref_row["metric"], ref_row["metric"]))
                    & summary["experiment"].str.startswith(experiment)]
-    percent = ref_row["unit"] == "%"
+    percent = ref_row["unit"] in ("%", "fraction")  # a fraction is shown in % (accuracies are in % everywhere)
     scale, digits = (100.0, 1) if percent else (1.0, 3)
     return "; ".join(f"{e}: {m * scale:.{digits}f}" + (f" ± {sd * scale:.{digits}f}" if pd.notna(sd) else "")
                      for e, m, sd in zip(ours["experiment"], ours["mean"], ours["std"]))
@@ -180,11 +180,16 @@ def paper_numbers_frame(paper, summary: pd.DataFrame) -> pd.DataFrame:
             our_txt = "a reference, not a method's result: compare each method's row above"
         else:
             our_txt = ours or "not run at this scale"
-        value = f"{r['value']:g}" if pd.notna(r["value"]) else f"{r['low']:g}–{r['high']:g}"
+        factor, unit = (100.0, "%") if r["unit"] == "fraction" else (1.0, r["unit"])
+
+        def num(v: float) -> str:
+            return f"{round(v * factor, 6):g}"
+
+        value = num(r["value"]) if pd.notna(r["value"]) else f"{num(r['low'])}–{num(r['high'])}"
         if pd.notna(r.get("std")):
-            value += f" ± {r['std']:g}"
+            value += f" ± {num(r['std'])}"
         rows.append({"dataset": r["dataset"], "method": r["method"], "metric": r["metric"],
-                     "paper": ("≈" if r["approx"] else "") + f"{value} {r['unit']}".strip(),
+                     "paper": ("≈" if r["approx"] else "") + f"{value} {unit}".strip(),
                      "checked": r["checked"] if isinstance(r.get("checked"), str) else "not stated",
                      "source": r["source"], "ours": our_txt,
                      "note": r["note"] if isinstance(r.get("note"), str) else "", "measured": bool(ours)})
