@@ -157,9 +157,11 @@ def paper_claims(results: Path, paper, seeds=None, scale: str | None = None) -> 
                            scale=scale)
 
 
-def _ours_text(summary: pd.DataFrame, ref_row, names: Mapping[str, str]) -> str:
-    """Our mean (± std) of a reported number's method and metric, per experiment it applies to, in its unit."""
-    experiment = ref_row["experiment"] if isinstance(ref_row.get("experiment"), str) else ""
+def _ours_text(summary: pd.DataFrame, ref_row, names: Mapping[str, str], experiment: str | None = None) -> str:
+    """Our mean (± std) of a reported number's method and metric, in its unit, per experiment it applies
+    to (``experiment``: a name prefix; default the number's own)."""
+    if experiment is None:
+        experiment = ref_row["experiment"] if isinstance(ref_row.get("experiment"), str) else ""
     ours = summary[(summary["method"] == ref_row["method_key"])
                    & (summary["metric"] == names.get(ref_row["metric"], ref_row["metric"]))
                    & summary["experiment"].str.startswith(experiment)]
@@ -173,13 +175,16 @@ def paper_numbers_frame(paper, summary: pd.DataFrame) -> pd.DataFrame:
     """The paper's reported numbers, each with what it was checked against and ours beside it
     (``measured``: whether this configuration has our number)."""
     ref = reported_frame([paper])
+    own = summary[[paper.key in str(p).split("+") for p in summary["paper"]]]  # the paper's experiments
     rows = []
     for _, r in ref.iterrows():
         ours = _ours_text(summary, r, paper.metric_names) if isinstance(r["method_key"], str) else ""
+        # the same method and metric on another of the paper's experiments (e.g. a tiny-scale stand-in)
+        elsewhere = "" if ours or not isinstance(r["method_key"], str) else _ours_text(own, r, paper.metric_names, "")
         if not isinstance(r["method_key"], str):  # a reference (e.g. an ideal), not a method's result
             our_txt = "a reference, not a method's result: compare each method's row above"
         else:
-            our_txt = ours or "not run at this scale"
+            our_txt = ours or "not run at this scale" + (f" (on another dataset: {elsewhere})" if elsewhere else "")
         factor, unit = (100.0, "%") if r["unit"] == "fraction" else (1.0, r["unit"])
 
         def num(v: float) -> str:
@@ -192,11 +197,12 @@ def paper_numbers_frame(paper, summary: pd.DataFrame) -> pd.DataFrame:
                      "paper": ("≈" if r["approx"] else "") + f"{value} {unit}".strip(),
                      "checked": r["checked"] if isinstance(r.get("checked"), str) else "not stated",
                      "source": r["source"], "ours": our_txt,
-                     "note": r["note"] if isinstance(r.get("note"), str) else "", "measured": bool(ours)})
+                     "note": r["note"] if isinstance(r.get("note"), str) else "", "measured": bool(ours),
+                     "elsewhere": elsewhere})
     return pd.DataFrame(rows, columns=NUMBER_COLUMNS)
 
 
-NUMBER_COLUMNS = ["dataset", "method", "metric", "paper", "checked", "source", "ours", "note", "measured"]
+NUMBER_COLUMNS = ["dataset", "method", "metric", "paper", "checked", "source", "ours", "note", "measured", "elsewhere"]
 
 
 def _number_cell(row) -> str:
@@ -419,18 +425,23 @@ class PaperSection:
 
 
 def headline_html(key: str, numbers: pd.DataFrame) -> str:
-    """The first of the paper's numbers that this configuration measures, ours beside each."""
+    """The first of the paper's numbers with ours beside each: from the same experiment where this
+    configuration runs it, else the same method and metric on another of the paper's experiments (named)."""
     if numbers.empty:
         return ""
     measured = numbers[numbers["measured"]]
-    if measured.empty:
+    stand_in = numbers[~numbers["measured"] & numbers["elsewhere"].astype(bool)]
+    stand_in = stand_in.assign(ours=[f"{t} (another dataset)" for t in stand_in["elsewhere"]])
+    shown = pd.concat([measured, stand_in]).head(HEADLINE_NUMBERS)
+    if shown.empty:
         return (f"<p><b>Ours beside the paper's:</b> none of its {len(numbers)} reported numbers is measured in this "
                 f"configuration (<a href='#{key}-numbers'>the paper's numbers</a>).</p>")
-    shown = measured.head(HEADLINE_NUMBERS)
     more = f", {len(numbers) - len(shown)} more" if len(numbers) > len(shown) else ""
+    caveat = (" Where ours come from another dataset, at another scale, compare the direction, not the magnitude."
+              if len(stand_in) and len(shown) > len(measured) else "")
     table = pd.DataFrame({"number": [_number_cell(r) for _, r in shown.iterrows()],
                           **{c: [html.escape(str(v)) for v in shown[c]] for c in ("paper", "ours", "checked")}})
-    return (f"<p><b>Ours beside the paper's</b> (<a href='#{key}-numbers'>all of its numbers</a>{more}):</p>"
+    return (f"<p><b>Ours beside the paper's</b> (<a href='#{key}-numbers'>all of its numbers</a>{more}).{caveat}</p>"
             + table_html(table, html_columns=table.columns, wide=("checked",)))
 
 
@@ -465,8 +476,10 @@ def paper_section(key: str, paper, summary: pd.DataFrame, results: Path, config:
                      f"dataset <code>{html.escape(b.dataset)}</code>, seeds {b.seeds})</small></h3>")
         checks = (f" Each paper number's source and what it was checked against: <a href='#{key}-numbers'>the "
                   "paper's numbers</a>." if any(c.endswith(" (paper)") for c in b.table.columns) else "")
+        table = table_html(b.table) if len(b.table) else \
+            "<p class='note'>No results of this experiment in <code>tables/metrics.csv</code>.</p>"
         parts.append(f"<p class='rule'>{html.escape(NOTE)}{checks} Also in <code>tables/paper_{key}.csv</code> "
-                     "(.md, .tex).</p>" + table_html(b.table) + protocol_card_html(results, b.experiment))
+                     "(.md, .tex).</p>" + table + protocol_card_html(results, b.experiment))
     if blocks:
         parts.append(health_html(by_method))
     parts.append(paper_numbers_html(key, numbers))
