@@ -88,7 +88,8 @@ def test_curves_split_loss_scales_use_log_axes_and_leave_out_empty_knn_panels(tm
     assert figures.loss_scale_groups(runs[runs["experiment"] == "a"]) == [["cnn"], ["vae"]]
     assert figures.y_scale([5.0, 3.0, 2.0]) == ("linear", {})
     assert figures.y_scale([1.9e3, 1.7e5, 7.7e6]) == ("log", {})  # a diverging loss
-    kind, kw = figures.y_scale([-150.0, -3.0, 0.0, 80.0, 350.0])
+    assert figures.y_scale([-150.0, -3.0, 0.0, 80.0, 350.0]) == ("linear", {})  # signs change, no spike
+    kind, kw = figures.y_scale([-1e3, 2e3, 300.0, 7.7e6, 5e4, 5e4])  # a spike among values of both signs
     assert kind == "symlog" and kw["linthresh"] > 0
 
 

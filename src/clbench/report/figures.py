@@ -135,10 +135,11 @@ def read_run_metrics(path, metrics: str | Sequence[str], required: Sequence[str]
 
 
 SEED_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
-# Methods whose typical losses lie further apart than this factor get panels of their own: on one axis
-# the smaller loss would be a flat line at the bottom.
+# Methods whose largest losses lie further apart than this factor get panels of their own: on one axis
+# the smaller losses would be a flat line at the bottom (a diverging run, or a VAE's loss beside an InfoNCE).
 LOSS_SCALE_SPLIT = 30.0
-# Within one panel, a log (or, with values <= 0, symlog) y-axis when the losses span more than this factor.
+# Within one panel, a log y-axis when positive losses span more than this factor; with values <= 0, a
+# symlog one when the largest |loss| is this factor above the typical (median) one.
 LOG_SPAN = 30.0
 
 
@@ -149,37 +150,40 @@ def method_colours(methods: Sequence[str]) -> dict:
 
 
 def loss_scale_groups(runs: pd.DataFrame, value: str = "loss") -> list[list[str]]:
-    """The methods of one experiment grouped by the magnitude of ``value``: methods whose median
-    |value| differ by more than :data:`LOSS_SCALE_SPLIT` go to different groups (smallest first)."""
-    typical = {}
+    """The methods of one experiment grouped by the largest |``value``| of their runs: methods further apart
+    than :data:`LOSS_SCALE_SPLIT` go to different groups (smallest first)."""
+    largest = {}
     for method, g in runs.groupby("method", sort=False):
         v = np.abs(g[value].to_numpy(dtype=float))
         v = v[np.isfinite(v)]
-        typical[method] = float(np.median(v)) if len(v) else np.nan
-    finite = sorted((m for m in typical if np.isfinite(typical[m]) and typical[m] > 0), key=typical.get)
+        largest[method] = float(v.max()) if len(v) else np.nan
+    finite = sorted((m for m in largest if np.isfinite(largest[m]) and largest[m] > 0), key=largest.get)
     groups: list[list[str]] = []
     for m in finite:
-        if groups and typical[m] <= LOSS_SCALE_SPLIT * typical[groups[-1][0]]:
+        if groups and largest[m] <= LOSS_SCALE_SPLIT * largest[groups[-1][0]]:
             groups[-1].append(m)
         else:
             groups.append([m])
-    rest = [m for m in typical if m not in finite]  # all-zero or non-finite: beside the smallest losses
+    rest = [m for m in largest if m not in finite]  # all zero or not finite: beside the smallest losses
     if rest:
         groups = [groups[0] + rest, *groups[1:]] if groups else [rest]
     return groups
 
 
 def y_scale(values) -> tuple[str, dict]:
-    """``("linear", {})``, ``("log", {})`` or ``("symlog", {"linthresh": t})`` for values on one axis:
-    log when the positive values span more than :data:`LOG_SPAN`, symlog when such a span includes values <= 0."""
+    """``("linear", {})``, ``("log", {})`` or ``("symlog", {"linthresh": t})`` for the values of one axis:
+    log when positive values span more than :data:`LOG_SPAN`; with values <= 0, symlog when the largest
+    |value| is more than :data:`LOG_SPAN` times the median |value| (a spike, a divergence)."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
-    nonzero = np.abs(v[v != 0])
-    if len(nonzero) < 2 or nonzero.max() / nonzero.min() <= LOG_SPAN:
+    if len(v) < 2:
         return "linear", {}
-    if (v <= 0).any():
-        return "symlog", {"linthresh": float(max(np.quantile(nonzero, 0.1), 1e-6))}
-    return "log", {}
+    if (v > 0).all():
+        return ("log", {}) if v.max() / v.min() > LOG_SPAN else ("linear", {})
+    typical = float(np.median(np.abs(v)))
+    if typical > 0 and np.abs(v).max() / typical > LOG_SPAN:
+        return "symlog", {"linthresh": typical}
+    return "linear", {}
 
 
 def _read_runs(metrics_paths, runs_root) -> pd.DataFrame:
