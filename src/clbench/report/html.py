@@ -79,9 +79,9 @@ def _cell_text(v) -> str:
 
 
 def is_numeric_column(values) -> bool:
-    """Whether every cell of a column reads as a number (and one at least is not a dash)."""
-    texts = [_cell_text(v) for v in values]
-    return any(t != "—" for t in texts) and all(_NUMERIC_CELL.match(t) for t in texts)
+    """Whether every cell of a column reads as a number or is blank (a dash, nothing), and one is not blank."""
+    texts = [t for t in (_cell_text(v).strip() for v in values) if t not in ("", "—")]
+    return bool(texts) and all(_NUMERIC_CELL.match(t) for t in texts)
 
 
 def table_html(df: pd.DataFrame, html_columns: Iterable[str] = (), wide: Iterable[str] = ()) -> str:
