@@ -296,7 +296,9 @@ def claims_html(claims: pd.DataFrame) -> str:
         rules = "<ul>" + "".join(f"<li><b>{html.escape(names[t])}</b>: {html.escape(t)}</li>" for t in used) + "</ul>"
     legend = (f"<div class='rule'>How a verdict is reached (one-sided tests at alpha = {ALPHA:g}, seeds paired)."
               f"{rules}A verdict of <i>direction only (n=1)</i> says which way one seed went, not whether the claim "
-              f"holds; <i>not comparable at this scale</i> marks a magnitude the paper states at its own scale.</div>")
+              f"holds; <i>not comparable at this scale</i> marks a magnitude the paper states at its own scale. The "
+              f"evidence gives each side's mean ± std over seeds as the results store it (accuracies as fractions "
+              f"of 1, where the tables show %).</div>")
     return ("<h3>Claims</h3>" + legend
             + table_html(show, html_columns=show.columns, wide=("claim", "evidence", "note")))
 
