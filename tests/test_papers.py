@@ -278,7 +278,7 @@ def test_a_toy_paper_gets_its_tables_analysis_figure_claims_and_section(toy, tmp
     assert "T. Oy. A Toy Paper. 2025." in section and "arxiv.org/abs/0000.00000" in section
     assert "<th class='num'>linear_<wbr>top1 (paper)</th>" in section and "81.0 ± 1.4" in section
     assert "The paper's numbers beside ours" in section and "Table 2" in section and "toy_exp: 81.0 ± 1.4" in section
-    verdicts = dict(re.findall(r"<code>(toy\.[a-z_]+)</code></small></td><td>toy_exp</td><td><span[^>]*>([^<]+)</span>",
+    verdicts = dict(re.findall(r"<code>(toy\.[a-z_]+)</code></small></td><td>toy_<wbr>exp</td><td><span[^>]*>([^<]+)</span>",
                                section))
     # two seeds where b beats a in each: the paired test decides; the analysis' one mean per method is one
     # value per side, so its claim shows the direction only

@@ -127,6 +127,8 @@ def test_health_per_method_counts_a_run_at_its_worst_stage():
     assert by.loc["mcl", ["runs", "ok", "warn", "failed"]].tolist() == [2, 0, 1, 1]
     assert by.loc["mcl", "status"] == "failed" and by.loc["simclr", "status"] == "ok"
     assert by.loc["mcl", "reasons"] == "seed 0 stage 1: loss diverged; seed 1 stage 1: probe near chance"
+    same = html.health_by_method(health.assign(reasons=health["reasons"].replace("probe near chance", "loss diverged")))
+    assert same.set_index("method").loc["mcl", "reasons"] == "seeds 0 stage 1, 1 stage 1: loss diverged"
     assert "1 failed" in html.health_text(by.reset_index()) and "health not recorded" in html.health_text(None)
 
 

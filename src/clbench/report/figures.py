@@ -232,7 +232,7 @@ def training_curves(metrics_paths, runs_root, out: str | Path) -> None:
     seeds = sorted(data["seed"].unique())
     styles = {s: SEED_STYLES[i % len(SEED_STYLES)] for i, s in enumerate(seeds)}
     ncols = max(len(panels) for _, panels in rows)
-    fig = plt.figure(figsize=(4.2 * ncols + 2.2, 3.1 * len(rows)), layout="constrained")
+    fig = plt.figure(figsize=(4.0 * ncols + 2.4, 3.3 * len(rows)), layout="constrained")
     subfigs = np.atleast_1d(fig.subfigures(len(rows), 1))
     for subfig, (exp, panels) in zip(subfigs, rows):
         sub = data[data["experiment"] == exp]
@@ -252,10 +252,10 @@ def training_curves(metrics_paths, runs_root, out: str | Path) -> None:
             if col == "loss" and kind != "linear":
                 ax.set_yscale(kind, **kw)
             ax.set_title(panel["title"] + (f" ({kind} scale)" if col == "loss" and kind != "linear" else ""),
-                         fontsize=9)
-            ax.set_xlabel("epoch", fontsize=8)
+                         fontsize=11)
+            ax.set_xlabel("epoch", fontsize=10)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.tick_params(labelsize=7)
+            ax.tick_params(labelsize=9)
             ax.grid(alpha=0.3)
         for ax in axes[len(panels):]:
             ax.axis("off")
@@ -267,9 +267,9 @@ def training_curves(metrics_paths, runs_root, out: str | Path) -> None:
         else:
             handles.append(Line2D([], [], color="none", label=f"seed {run_seeds[0]}"))
         if len(panels) < ncols:  # the legend in the row's first free slot, beside its last panel
-            axes[len(panels)].legend(handles=handles, loc="upper left", fontsize=8, frameon=False)
+            axes[len(panels)].legend(handles=handles, loc="upper left", fontsize=10, frameon=False)
         else:
-            subfig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
-        subfig.suptitle(f"experiment {exp}", fontsize=10, fontweight="bold", x=0.02, ha="left")
+            subfig.legend(handles=handles, loc="outside right upper", fontsize=10, frameon=False)
+        subfig.suptitle(f"experiment {exp}", fontsize=12, fontweight="bold", x=0.02, ha="left")
     save_figure(fig, out)
     plt.close(fig)

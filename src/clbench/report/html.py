@@ -39,7 +39,8 @@ h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #bbb;margin-top:2.2em
 .scroll{overflow-x:auto;max-width:100%;margin:0.8em 0}
 table{border-collapse:collapse;font-size:0.88em}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;
 vertical-align:top}th{background:#f2f2f2}td.num,th.num{text-align:right;white-space:nowrap}
-td.wide{min-width:16em}td small code{font-size:0.95em}
+td.wide{min-width:16em}td small code{font-size:0.95em}td>code{overflow-wrap:normal;white-space:nowrap}
+.nw{white-space:nowrap}
 figure{margin:1em 0}figcaption{font-size:0.85em;color:#555}img{max-width:100%;height:auto}
 .note{background:#f8f8e8;border-left:4px solid #cc4;padding:0.5em 1em}code{background:#f2f2f2;padding:0 3px;
 overflow-wrap:anywhere}
@@ -216,8 +217,8 @@ def paper_numbers_html(key: str, numbers: pd.DataFrame) -> str:
     if numbers.empty:
         return ""
     table = pd.DataFrame({"number": [_number_cell(r) for _, r in numbers.iterrows()],
-                          **{c: [html.escape(str(v)) for v in numbers[c]] for c in ("paper", "ours", "checked", "source",
-                                                                                    "note")}})
+                          "paper": [f"<span class='nw'>{html.escape(str(v))}</span>" for v in numbers["paper"]],
+                          **{c: [html.escape(str(v)) for v in numbers[c]] for c in ("ours", "checked", "source", "note")}})
     if not numbers["note"].astype(bool).any():
         table = table.drop(columns="note")
     return (f"<h3 id='{key}-numbers'>The paper's numbers beside ours</h3>"
@@ -278,7 +279,7 @@ def claims_html(claims: pd.DataFrame) -> str:
     show = pd.DataFrame({
         "claim": [f"{html.escape(t)}<br><small><code>{html.escape(i)}</code></small>"
                   for t, i in zip(claims["text"], claims["id"])],
-        "experiment": [html.escape(e) if e else "—" for e in claims["experiment"]],
+        "experiment": [html.escape(e).replace("_", "_<wbr>") if e else "—" for e in claims["experiment"]],
         "verdict": [verdict_badge(v) for v in claims["verdict"]],
         "evidence": [html.escape(e) for e in claims["summary"]],
         "rule": [html.escape(names.get(t, "—")) if t else "—" for t in claims["rule"]],
@@ -332,16 +333,17 @@ def health_by_method(health: pd.DataFrame, experiments: Iterable[str] | None = N
     rows = []
     for (exp, method), g in health.groupby(["experiment", "method"], sort=False):
         per_seed = {seed: _worst(r["status"]) for seed, r in g.groupby("seed", sort=True)}
-        reasons = []
+        reasons: dict[str, list[str]] = {}  # reason -> the runs (seed, stage) that give it
         for r in g.itertuples():
             text = str(getattr(r, "reasons", "") or "").strip()
             if r.status != "ok" and text:
                 stage = str(getattr(r, "stage", "") or "").strip()
-                reasons.append(f"seed {r.seed}" + (f" stage {stage}" if stage else "") + f": {text}")
+                reasons.setdefault(text, []).append(f"{r.seed}" + (f" stage {stage}" if stage else ""))
         statuses = list(per_seed.values())
         rows.append({"experiment": exp, "method": method, "runs": len(per_seed),
-                     **{s: statuses.count(s) for s in HEALTH_STATUSES},
-                     "status": _worst(statuses), "reasons": "; ".join(dict.fromkeys(reasons))})
+                     **{s: statuses.count(s) for s in HEALTH_STATUSES}, "status": _worst(statuses),
+                     "reasons": "; ".join(f"seed{'s' * (len(runs) > 1)} {', '.join(runs)}: {text}"
+                                          for text, runs in reasons.items())})
     return pd.DataFrame(rows, columns=["experiment", "method", "runs", *HEALTH_STATUSES, "status", "reasons"])
 
 
@@ -442,7 +444,8 @@ def headline_html(key: str, numbers: pd.DataFrame) -> str:
     caveat = (" Where ours come from another dataset, at another scale, compare the direction, not the magnitude."
               if len(stand_in) and len(shown) > len(measured) else "")
     table = pd.DataFrame({"number": [_number_cell(r) for _, r in shown.iterrows()],
-                          **{c: [html.escape(str(v)) for v in shown[c]] for c in ("paper", "ours", "checked")}})
+                          "paper": [f"<span class='nw'>{html.escape(str(v))}</span>" for v in shown["paper"]],
+                          **{c: [html.escape(str(v)) for v in shown[c]] for c in ("ours", "checked")}})
     return (f"<p><b>Ours beside the paper's</b> (<a href='#{key}-numbers'>all of its numbers</a>{more}).{caveat}</p>"
             + table_html(table, html_columns=table.columns, wide=("checked",)))
 
