@@ -176,7 +176,7 @@ def paper_numbers_frame(paper, summary: pd.DataFrame) -> pd.DataFrame:
     """The paper's reported numbers, each with what it was checked against and ours beside it
     (``measured``: whether this configuration has our number)."""
     ref = reported_frame([paper])
-    own = summary[[paper.key in str(p).split("+") for p in summary["paper"]]]  # the paper's experiments
+    own = summary[summary["paper"].map(lambda p: paper.key in str(p).split("+")).astype(bool)]  # its experiments
     rows = []
     for _, r in ref.iterrows():
         ours = _ours_text(summary, r, paper.metric_names) if isinstance(r["method_key"], str) else ""
@@ -532,7 +532,7 @@ def overview_html(sections: list[PaperSection], health_recorded: bool) -> str:
               if health_recorded else None)
     return ("<h2 id='glance'>At a glance</h2>"
             f"<p><b>Run health:</b> {health_text(overall)}.</p>"
-            "<p>Claims per verdict and runs per health status, per paper:</p>"
+            f"<p>Claims per verdict{' and runs per health status' if health_recorded else ''}, per paper:</p>"
             + table_html(table, html_columns=("paper",)))
 
 
