@@ -175,9 +175,9 @@ def ood_note(results, config: Mapping) -> str:
                           "OOD top-1 relative to the plain CNN": [format_mean_std(m, sd, scale=1.0, digits=3)
                                                                   for m, sd in zip(summ["mean"], summ["std"])],
                           "seeds": summ["n"]})
-    return ("<p>Top-1 accuracy on unseen style-content combinations relative to the plain CNN of the same split "
-            "and seed (mean ± std over seeds; a single number, so a table rather than a figure):</p>"
-            + table_html(table))
+    return ("<p>Relative OOD accuracy vs the plain CNN: top-1 on unseen style-content combinations over that of the "
+            "plain CNN of the same split and seed (mean ± std over seeds; a single number, so a table rather than a "
+            "figure):</p>" + table_html(table))
 
 
 def ood_k_note(results, config: Mapping) -> str:
