@@ -159,8 +159,8 @@ def test_readme_adding_a_paper(toy_paper, tmp_path):
     page = (results / "report" / "index.html").read_text()
     section = page[page.index("<h2 id='toy'>"):page.index("<h2 id='training'>") if "id='training'" in page else None]
     assert "Toy: supervised contrastive features vs the plain CNN" in section and "A. Author." in section
-    assert "<th>linear_top1 (paper)</th>" in section and "95.5 ± 0.7" in section
-    assert "toy.supcon_beats_cnn" in section and "<td>holds</td>" in section
+    assert "<th class='num'>linear_<wbr>top1 (paper)</th>" in section and "95.5 ± 0.7" in section
+    assert "toy.supcon_beats_cnn" in section and "<span class='v v-holds'>holds</span>" in section
     assert "Linear top-1 per method, mean over seeds." in section and "data:image/png;base64" in section
 
 

@@ -282,3 +282,17 @@ def test_clear_ood_figures_plot_the_mlp_probe_over_the_cnns_own_classifier(monke
     assert seen["bars"][:2] == ("mlp_top1_relative_head", ["clear_ood_k1", "clear_camelyon17"])
     assert "own classifier" in seen["bars"][2]["label"]
     assert seen["k"] == ("mlp_top1_relative_head", ["clear_ood_k1"])
+
+
+def test_single_point_ood_figures_are_replaced_by_their_table(tmp_path):
+    rows = [{"experiment": f"clear_ood_k{k}", "paper": "clear", "method": m, "seed": s, "metric": "mlp_top1_relative_head",
+             "value": v + 0.01 * s} for k in (3, 4) for m, v in (("cnn", 1.0), ("clear", 1.4)) for s in (0, 1)]
+    (tmp_path / "tables").mkdir()
+    pd.DataFrame(rows).to_csv(tmp_path / "tables" / "metrics.csv", index=False)
+    one = {"experiments": {"clear_ood_k3": {"ood": True, "k": 3}}}
+    two = {"experiments": {"clear_ood_k3": {"ood": True, "k": 3}, "clear_ood_k4": {"ood": True, "k": 4}}}
+    table = clear.ood_note(tmp_path, one)
+    assert "<table>" in table and "1.405 ± 0.007" in table and "clear_ood_k3" in table
+    assert "k = 3" in clear.ood_k_note(tmp_path, one) and "<table>" not in clear.ood_k_note(tmp_path, one)
+    assert clear.ood_note(tmp_path, two) == "" and clear.ood_k_note(tmp_path, two) == ""  # several points: drawn
+    assert clear.ood_note(tmp_path / "nowhere", one) == ""

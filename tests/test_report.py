@@ -1,4 +1,7 @@
 import json
+from html import escape
+
+import numpy as np
 
 import pytest
 
@@ -8,10 +11,10 @@ from clbench.papers import PAPERS
 from clbench.report import figures, html, tables
 
 
-def _runs(tmp_path):
+def _runs(tmp_path, methods=(("cnn", 0.9), ("supcon", 0.95))):
     root = tmp_path / "results" / "runs"
     paths, metrics = [], []
-    for method, acc in [("cnn", 0.9), ("supcon", 0.95)]:
+    for method, acc in methods:
         for seed in (0, 1):
             d = root / "exp" / method / f"seed{seed}"
             d.mkdir(parents=True)
@@ -93,3 +96,100 @@ def test_curves_and_html(tmp_path):
     assert "pretrain" in page and "12.5" in page
     assert "VarCon" in page and "CLEAR" in page  # every paper has a section
     assert "79.36" in page  # the paper's ImageNet-1K number beside ours
+
+
+def test_curves_split_loss_scales_use_log_axes_and_leave_out_empty_knn_panels(tmp_path):
+    runs = pd.DataFrame([
+        *({"experiment": "a", "method": "vae", "seed": s, "epoch": e, "loss": 300.0 / e, "val_knn_top1": np.nan}
+          for s in (0, 1) for e in (1, 2, 3)),
+        *({"experiment": "a", "method": "cnn", "seed": s, "epoch": e, "loss": 2.0 / e, "val_knn_top1": 0.5}
+          for s in (0, 1) for e in (1, 2, 3)),
+        *({"experiment": "b", "method": "infonce", "seed": 0, "epoch": e, "loss": 5.0 - e, "val_knn_top1": np.nan}
+          for e in (1, 2, 3)),
+    ])
+    panels = dict(figures.curve_panels(runs))
+    assert [(p["column"], p["methods"]) for p in panels["a"]] == [("loss", ["cnn"]), ("loss", ["vae"]),
+                                                                    ("val_knn_top1", ["cnn"])]
+    assert [p["column"] for p in panels["b"]] == ["loss"]  # no k-NN column logged: no k-NN panel
+    assert figures.loss_scale_groups(runs[runs["experiment"] == "a"]) == [["cnn"], ["vae"]]
+    assert figures.y_scale([5.0, 3.0, 2.0]) == ("linear", {})
+    assert figures.y_scale([1.9e3, 1.7e5, 7.7e6]) == ("log", {})  # a diverging loss
+    assert figures.y_scale([-150.0, -3.0, 0.0, 80.0, 350.0]) == ("linear", {})  # signs change, no spike
+    kind, kw = figures.y_scale([-1e3, 2e3, 300.0, 7.7e6, 5e4, 5e4])  # a spike among values of both signs
+    assert kind == "symlog" and kw["linthresh"] > 0
+
+
+def test_mmvp_scores_show_in_percent_like_every_accuracy():
+    assert tables.is_percent_metric("mmvp") and tables.is_percent_metric("mmvp_stage0")
+    summary = tables.summary_table(pd.DataFrame({
+        "paper": "mcl", "experiment": "mcl_mmvp", "method": "mcl_clip", "seed": [0, 1], "metric": "mmvp",
+        "value": [0.30, 0.32]}))
+    assert tables.wide_table(summary, "mcl_mmvp", ["mmvp"])["mmvp"].tolist() == ["31.0 ± 1.4"]
+
+
+def test_table_html_scrolls_and_aligns_text_left_and_numbers_right():
+    shown = html.table_html(pd.DataFrame({"method": ["cnn"], "linear_top1": ["95.5 ± 0.7"], "k": [3],
+                                          "claim": ["a sentence"]}), wide=("claim",))
+    assert shown.startswith("<div class='scroll'><table>")
+    assert "<td>cnn</td>" in shown and "<td class='num'>95.5 ± 0.7</td>" in shown and "<td class='num'>3</td>" in shown
+    assert "<td class='wide'>a sentence</td>" in shown and "<th class='num'>linear_<wbr>top1</th>" in shown
+    assert ".scroll{overflow-x:auto" in html.STYLE
+
+
+def test_verdicts_are_counted_in_the_summaries_order():
+    claims = pd.DataFrame({"verdict": ["holds", "holds", "fails", "not comparable at this scale", "not run",
+                                       "undecided: supcon seed 0 did not train (collapse)"]})
+    assert html.verdict_counts(claims) == {"holds": 2, "fails": 1, "inconclusive": 0, "undecided": 1,
+                                           "not comparable": 1, "not run": 1}
+    assert html.verdict_counts(claims.iloc[0:0]) == dict.fromkeys(html.verdict_counts(claims), 0)
+
+
+def test_health_per_method_counts_a_run_at_its_worst_stage():
+    health = pd.DataFrame({
+        "experiment": "e", "paper": "mcl", "method": ["mcl"] * 4 + ["simclr"] * 2, "seed": [0, 0, 1, 1, 0, 1],
+        "stage": ["0", "1", "0", "1", "", ""], "status": ["ok", "failed", "ok", "warn", "ok", "ok"],
+        "reasons": ["", "loss diverged", "", "probe near chance", "", ""]})
+    by = html.health_by_method(health).set_index("method")
+    assert by.loc["mcl", ["runs", "ok", "warn", "failed"]].tolist() == [2, 0, 1, 1]
+    assert by.loc["mcl", "status"] == "failed" and by.loc["simclr", "status"] == "ok"
+    assert by.loc["mcl", "reasons"] == "seed 0 stage 1: loss diverged; seed 1 stage 1: probe near chance"
+    same = html.health_by_method(health.assign(reasons=health["reasons"].replace("probe near chance", "loss diverged")))
+    assert same.set_index("method").loc["mcl", "reasons"] == "seeds 0 stage 1, 1 stage 1: loss diverged"
+    assert "1 failed" in html.health_text(by.reset_index()) and "health not recorded" in html.health_text(None)
+
+
+def test_report_title_says_reproduced_only_at_paper_scale():
+    assert "reproduced" in html.report_title("paper", 5)
+    assert "reproduced" not in html.report_title("tiny", 5) and "tiny scale" in html.report_title("tiny", 5)
+    assert "reproduced" not in html.report_title("smoke", 5)
+
+
+def test_report_shows_health_summaries_checked_caveats_and_each_rule_once(tmp_path):
+    root, paths, metrics = _runs(tmp_path, (("cnn", 0.9), ("supcon", 0.95), ("varcon", 0.97)))
+    results = tmp_path / "results"
+    tables.write_tables(tables.collect_evaluations(paths, root, EXPERIMENTS), results / "tables")
+    config = {"scale": "tiny", "experiments": EXPERIMENTS}
+    out = results / "report" / "index.html"
+    html.build_report(results, config, out, PAPERS)
+    page = out.read_text()
+    assert "health not recorded" in page and "At a glance" in page and "reproduced" not in page
+    assert "Claims:</b>" in page and "Run health:</b>" in page
+    # every number the paper reports stands with what it was checked against
+    for number in PAPERS["varcon"].reported:
+        assert escape(number["checked"]) in page
+    # a claims table names each rule it used once, above it, and a short name per row
+    from clbench.report.claims import RULES
+
+    claims = page.split("<h2 id='varcon'>")[1].split("<h3>Claims</h3>")[1].split("</table>")[0]
+    # varcon above supcon in linear and k-NN top-1: two rows decided by the paired test, stated once
+    assert claims.count("class='v v-") >= 2 and claims.count(escape(RULES["paired"])) == 1
+    for text in RULES.values():
+        assert claims.count(escape(text)) <= 1
+    pd.DataFrame({"experiment": "exp", "paper": "varcon", "method": ["cnn", "cnn", "supcon", "supcon"],
+                  "seed": [0, 1, 0, 1], "stage": "", "status": ["ok", "ok", "failed", "ok"],
+                  "reasons": ["", "", "loss is NaN at epoch 2", ""]}).to_csv(results / "tables" / "health.csv",
+                                                                             index=False)
+    html.build_report(results, config, out, PAPERS)
+    page = out.read_text()
+    assert "health not recorded" not in page and "seed 0: loss is NaN at epoch 2" in page
+    assert "<h3>Run health</h3>" in page and "4 runs" in page

@@ -130,7 +130,7 @@ def test_html_shows_the_same_tables(summary, tmp_path):
     page = (results / "report" / "index.html").read_text()
     table = pt.paper_tables(summary, EXPERIMENTS, PAPERS["clear"])[0].table
     assert html.table_html(table) in page
-    assert "<th>gmig (paper)</th>" in page and "0.123 ± 0.004" in page
+    assert "<th class='num'>gmig (paper)</th>" in page and "0.123 ± 0.004" in page
 
 
 def test_collect_command_writes_the_paper_tables(tmp_path):

@@ -108,6 +108,21 @@ def is_fraction(values) -> bool:
     return bool(len(v)) and float(v.max()) <= 1.0 + 1e-9 and float(v.min()) >= 0.0
 
 
+def cumulative_epochs(df: pd.DataFrame) -> pd.DataFrame:
+    """A multistage run's metrics (a ``stage`` column, each stage's epochs restarting at 1) on one
+    cumulative epoch axis; other runs unchanged."""
+    if "stage" not in df.columns or "epoch" not in df.columns:
+        return df
+    offset, parts = 0, []
+    for _, s in df.groupby("stage", sort=True):
+        s = s.copy()
+        if s["epoch"].min() <= offset:  # a stage's own epochs restart at 1; a combined run's already run on
+            s["epoch"] = s["epoch"] + offset
+        offset = int(s["epoch"].max())
+        parts.append(s)
+    return pd.concat(parts, ignore_index=True)
+
+
 def read_run_metrics(path, metrics: str | Sequence[str], required: Sequence[str] | None = None) -> pd.DataFrame:
     """``epoch`` and ``metrics`` of one run's metrics.csv, rows missing one of ``required`` (default: all
     of ``metrics``) dropped; empty when the file lacks a column."""
@@ -115,44 +130,146 @@ def read_run_metrics(path, metrics: str | Sequence[str], required: Sequence[str]
     df = pd.read_csv(path)
     if "epoch" not in df.columns or any(c not in df.columns for c in cols):
         return pd.DataFrame(columns=["epoch", *cols])
-    if "stage" in df.columns:  # a multistage run lists every stage's epochs: make the epoch axis cumulative
-        offset, parts = 0, []
-        for _, s in df.groupby("stage", sort=True):
-            s = s.copy()
-            if s["epoch"].min() <= offset:  # a stage's own epochs restart at 1; a combined run's already run on
-                s["epoch"] = s["epoch"] + offset
-            offset = int(s["epoch"].max())
-            parts.append(s)
-        df = pd.concat(parts, ignore_index=True)
+    df = cumulative_epochs(df)
     return df[["epoch", *cols]].dropna(subset=["epoch", *(cols if required is None else required)])
 
 
-def training_curves(metrics_paths, runs_root, out: str | Path) -> None:
-    """Per experiment: the training loss and the k-NN validation accuracy per epoch of every run."""
-    plt = pyplot()
+SEED_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
+# Methods whose largest losses lie further apart than this factor get panels of their own: on one axis
+# the smaller losses would be a flat line at the bottom (a diverging run, or a VAE's loss beside an InfoNCE).
+LOSS_SCALE_SPLIT = 30.0
+# Within one panel, a log y-axis when positive losses span more than this factor; with values <= 0, a
+# symlog one when the largest |loss| is this factor above the typical (median) one.
+LOG_SPAN = 30.0
+
+
+def method_colours(methods: Sequence[str]) -> dict:
+    """One colour per method of a panel row (tab10: distinct for up to ten methods, then repeating)."""
+    cmap = pyplot().get_cmap("tab10")
+    return {m: cmap(i % cmap.N) for i, m in enumerate(methods)}
+
+
+def loss_scale_groups(runs: pd.DataFrame, value: str = "loss") -> list[list[str]]:
+    """The methods of one experiment grouped by the largest |``value``| of their runs: methods further apart
+    than :data:`LOSS_SCALE_SPLIT` go to different groups (smallest first)."""
+    largest = {}
+    for method, g in runs.groupby("method", sort=False):
+        v = np.abs(g[value].to_numpy(dtype=float))
+        v = v[np.isfinite(v)]
+        largest[method] = float(v.max()) if len(v) else np.nan
+    finite = sorted((m for m in largest if np.isfinite(largest[m]) and largest[m] > 0), key=largest.get)
+    groups: list[list[str]] = []
+    for m in finite:
+        if groups and largest[m] <= LOSS_SCALE_SPLIT * largest[groups[-1][0]]:
+            groups[-1].append(m)
+        else:
+            groups.append([m])
+    rest = [m for m in largest if m not in finite]  # all zero or not finite: beside the smallest losses
+    if rest:
+        groups = [groups[0] + rest, *groups[1:]] if groups else [rest]
+    return groups
+
+
+def y_scale(values) -> tuple[str, dict]:
+    """``("linear", {})``, ``("log", {})`` or ``("symlog", {"linthresh": t})`` for the values of one axis:
+    log when positive values span more than :data:`LOG_SPAN`; with values <= 0, symlog when the largest
+    |value| is more than :data:`LOG_SPAN` times the median |value| (a spike, a divergence)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) < 2:
+        return "linear", {}
+    if (v > 0).all():
+        return ("log", {}) if v.max() / v.min() > LOG_SPAN else ("linear", {})
+    typical = float(np.median(np.abs(v)))
+    if typical > 0 and np.abs(v).max() / typical > LOG_SPAN:
+        return "symlog", {"linthresh": typical}
+    return "linear", {}
+
+
+def _read_runs(metrics_paths, runs_root) -> pd.DataFrame:
     frames = []
     for p in metrics_paths:
-        df = pd.read_csv(p)
+        df = cumulative_epochs(pd.read_csv(p))
         for k, v in parse_run_path(p, runs_root).items():
             df[k] = v
         frames.append(df)
-    data = pd.concat(frames, ignore_index=True)
-    experiments = list(dict.fromkeys(data["experiment"]))
-    panels = ["loss"] + (["val_knn_top1"] if "val_knn_top1" in data else [])
-    fig, axes = plt.subplots(len(experiments), len(panels), figsize=(5 * len(panels), 3.2 * len(experiments)),
-                             squeeze=False)
-    for i, exp in enumerate(experiments):
+    return pd.concat(frames, ignore_index=True)
+
+
+def curve_panels(data: pd.DataFrame) -> list[tuple[str, list[dict]]]:
+    """Per experiment, its panels: one training-loss panel per loss scale (:func:`loss_scale_groups`)
+    and a k-NN validation panel when some run of it logged one. Each panel: ``column``, ``methods``, ``title``."""
+    out = []
+    for exp in ordered(data["experiment"]):
         sub = data[data["experiment"] == exp]
-        for j, col in enumerate(panels):
-            ax = axes[i][j]
-            for (method, seed), run in sub.groupby(["method", "seed"], sort=False):
+        panels = []
+        if "loss" in sub and sub["loss"].notna().any():
+            groups = loss_scale_groups(sub.dropna(subset=["loss"]))
+            for group in groups:
+                title = "training loss" + (f": {', '.join(group)}" if len(groups) > 1 else "")
+                panels.append({"column": "loss", "methods": group, "title": title})
+        if "val_knn_top1" in sub and sub["val_knn_top1"].notna().any():
+            methods = ordered(sub.loc[sub["val_knn_top1"].notna(), "method"])
+            panels.append({"column": "val_knn_top1", "methods": methods, "title": "k-NN validation top-1 (%)"})
+        if panels:
+            out.append((exp, panels))
+    return out
+
+
+def training_curves(metrics_paths, runs_root, out: str | Path) -> None:
+    """Per experiment one row of panels: the training loss per epoch of every run (a panel per loss
+    scale, log y-axis where it spans orders of magnitude) and the k-NN validation accuracy where the
+    runs logged it. A colour per method, a line style per seed; each row's legend beside its panels."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    plt = pyplot()
+    data = _read_runs(metrics_paths, runs_root)
+    rows = curve_panels(data)
+    if not rows:
+        empty_figure(out, "no run logged a training loss or a k-NN validation accuracy", "Training curves")
+        return
+    seeds = sorted(data["seed"].unique())
+    styles = {s: SEED_STYLES[i % len(SEED_STYLES)] for i, s in enumerate(seeds)}
+    ncols = max(len(panels) for _, panels in rows)
+    fig = plt.figure(figsize=(4.0 * ncols + 2.4, 3.3 * len(rows)), layout="constrained")
+    subfigs = np.atleast_1d(fig.subfigures(len(rows), 1))
+    for subfig, (exp, panels) in zip(subfigs, rows):
+        sub = data[data["experiment"] == exp]
+        colours = method_colours(ordered(sub["method"]))
+        axes = np.atleast_1d(subfig.subplots(1, ncols, squeeze=False)[0])
+        for ax, panel in zip(axes, panels):
+            col, shown = panel["column"], []
+            scale = 100.0 if col == "val_knn_top1" and is_fraction(sub[col]) else 1.0
+            for (method, seed), run in sub[sub["method"].isin(panel["methods"])].groupby(["method", "seed"], sort=False):
                 run = run.dropna(subset=[col])
-                ax.plot(run["epoch"], run[col], marker="o", ms=3, label=f"{method} (seed {seed})")
-            ax.set_xlabel("epoch")
-            ax.set_ylabel("training loss" if col == "loss" else "k-NN val top-1")
-            ax.set_title(exp)
+                if run.empty:
+                    continue
+                ax.plot(run["epoch"], run[col] * scale, color=colours[method], linestyle=styles[seed], marker="o",
+                        ms=2.5, lw=1.4)
+                shown.append(run[col].to_numpy(dtype=float) * scale)
+            kind, kw = y_scale(np.concatenate(shown)) if shown else ("linear", {})
+            if col == "loss" and kind != "linear":
+                ax.set_yscale(kind, **kw)
+            ax.set_title(panel["title"] + (f" ({kind} scale)" if col == "loss" and kind != "linear" else ""),
+                         fontsize=11)
+            ax.set_xlabel("epoch", fontsize=10)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.tick_params(labelsize=9)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-    fig.tight_layout()
+        for ax in axes[len(panels):]:
+            ax.axis("off")
+        methods = ordered(sub["method"])
+        handles = [Line2D([], [], color=colours[m], lw=2, label=m) for m in methods]
+        run_seeds = sorted(sub["seed"].unique())
+        if len(run_seeds) > 1:
+            handles += [Line2D([], [], color="0.35", linestyle=styles[s], lw=1.4, label=f"seed {s}") for s in run_seeds]
+        else:
+            handles.append(Line2D([], [], color="none", label=f"seed {run_seeds[0]}"))
+        if len(panels) < ncols:  # the legend in the row's first free slot, beside its last panel
+            axes[len(panels)].legend(handles=handles, loc="upper left", fontsize=10, frameon=False)
+        else:
+            subfig.legend(handles=handles, loc="outside right upper", fontsize=10, frameon=False)
+        subfig.suptitle(f"experiment {exp}", fontsize=12, fontweight="bold", x=0.02, ha="left")
     save_figure(fig, out)
     plt.close(fig)

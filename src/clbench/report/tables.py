@@ -199,8 +199,9 @@ def summary_table(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def is_percent_metric(metric: str) -> bool:
-    """Accuracies, probe accuracies and AUROC/AUPR are shown in %; ratios, scores and epochs as they are."""
-    return ("top1" in metric or metric.startswith("probe_")) and "relative" not in metric \
+    """Accuracies (top-1, probes, the MMVP pair scores: shares of pairs correct) and AUROC/AUPR are shown
+    in %; ratios, scores and epochs as they are."""
+    return ("top1" in metric or metric.startswith(("probe_", "mmvp"))) and "relative" not in metric \
         or metric.endswith(("auroc", "aupr"))
 
 
