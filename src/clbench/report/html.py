@@ -310,15 +310,18 @@ HEALTH_FILE = "tables/health.csv"
 
 
 def read_health(results: Path) -> pd.DataFrame | None:
-    """``tables/health.csv`` (one row per run, or per stage of a multistage run); None when absent."""
-    path = Path(results) / HEALTH_FILE
-    if not path.exists():
+    """``tables/health.csv`` (one row per run, or per stage of a multistage run) without the runs whose
+    evaluation recorded no health (status ``unknown``); None when no run recorded one."""
+    from clbench.report.tables import health_table
+
+    df = health_table(results)
+    if df is None:
         return None
-    df = pd.read_csv(path, keep_default_na=False, dtype={"reasons": str, "stage": str})
     missing = {"experiment", "method", "seed", "status"} - set(df.columns)
     if missing:
-        raise ValueError(f"{path} lacks columns {sorted(missing)}")
-    return df
+        raise ValueError(f"{Path(results) / HEALTH_FILE} lacks columns {sorted(missing)}")
+    df = df[df["status"] != "unknown"].astype({"reasons": str, "stage": str})
+    return df if len(df) else None
 
 
 def _worst(statuses) -> str:
