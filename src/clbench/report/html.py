@@ -484,6 +484,9 @@ def paper_section(key: str, paper, summary: pd.DataFrame, results: Path, config:
     for b in blocks:
         parts.append(f"<h3>{html.escape(b.title)} <small>(experiment <code>{html.escape(b.experiment)}</code>, "
                      f"dataset <code>{html.escape(b.dataset)}</code>, seeds {b.seeds})</small></h3>")
+        note = experiments.get(b.experiment, {}).get("note")
+        if note:
+            parts.append(f"<p class='note'>{html.escape(note)}</p>")
         checks = (f" Each paper number's source and what it was checked against: <a href='#{key}-numbers'>the "
                   "paper's numbers</a>." if any(c.endswith(" (paper)") for c in b.table.columns) else "")
         table = table_html(b.table) if len(b.table) else \
