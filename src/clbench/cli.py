@@ -85,7 +85,7 @@ def cmd_train(a):
         spec = {**a.spec, "init_from": _for_seed(a.spec["init_from"], seed, a.seeds)} if "init_from" in a.spec else a.spec
         trainer_for(spec)(spec, a.dataset, _for_seed(a.out, seed, a.seeds),
                             _for_seed(a.checkpoint_dir, seed, a.seeds), seed=seed, device=a.device,
-                            threads=a.threads, batch_sampler=sampler)
+                            threads=a.threads, batch_sampler=sampler, logger=a.logger)
 
 
 def cmd_cluster(a):
@@ -270,6 +270,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto")
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--clusters", nargs="*", default=[], help="MCL: cluster ids (.npy) of the previous stages")
+    t.add_argument("--logger", choices=["none", "tensorboard"], default="none",
+                   help="also log each epoch's numbers (tensorboard: <run>/tensorboard)")
     t.set_defaults(fn=cmd_train)
 
     c = sub.add_parser("cluster", help="MCL: K-means on a stage's normalised training features")

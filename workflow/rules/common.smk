@@ -14,6 +14,7 @@ except ImportError:  # snakemake from an environment without clbench (e.g. --sdm
     sys.path.insert(0, os.path.join(workflow.basedir, "src"))
     import clbench.workflow as wf
 from clbench.cluster import rule_resources  # each submitted rule's SLURM resources, from config["slurm"]
+import clbench.rule_code as rule_code  # each rule's params.code: the hash of the package code its job runs
 from clbench.config_args import retype
 
 
@@ -24,6 +25,11 @@ SCHEMA = wf.load_schema(os.path.join(workflow.current_basedir, "..", "schemas", 
 wf.validate(config, SCHEMA)
 for warning in wf.check_config(config, SCHEMA):
     logger.warning(warning)  # e.g. ImageNet's root: a dry run plans without it
+# A part of the install the configuration needs (transformers for sentences, wilds, ...): refused here, naming the extra
+from clbench.extras import missing_for_config
+
+if missing_for_config(config):
+    raise WorkflowError("\n".join(missing_for_config(config)) + "\nNo job was started.")
 
 
 RESULTS = config["results_dir"]
