@@ -228,6 +228,13 @@ def cmd_report_html(a):
     build_report(a.results, a.config_json, a.out, PAPERS)
 
 
+def cmd_status(a):
+    from clbench import status
+
+    runs = status.collect(a.results)
+    print(status.as_json(runs) if a.json else status.summary(runs, a.results, show_done=a.all))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="clbench", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
@@ -354,6 +361,13 @@ def parser() -> argparse.ArgumentParser:
     ht.add_argument("--config-json", type=_json_arg, required=True)
     ht.add_argument("--out", required=True)
     ht.set_defaults(fn=cmd_report_html)
+
+    st = sub.add_parser("status", help="where a workflow's training runs stand: done, running (epoch k of n, loss, "
+                                       "images/s, ETA), failed (with the log)")
+    st.add_argument("--results", default="results", help="the workflow's results directory")
+    st.add_argument("--all", action="store_true", help="also list every finished run")
+    st.add_argument("--json", action="store_true", help="one JSON object per run")
+    st.set_defaults(fn=cmd_status)
 
     an = sub.add_parser("analyse", help="one of the papers' analyses: a data file (results/analyses/) that "
                                         "figures plot, computed from models or runs' logs")
