@@ -15,6 +15,7 @@ from clbench import extras, status
 from clbench.cli import main as cli
 from clbench.train import loop, progress
 from clbench.train.trainers import training_code
+from conftest import REPO
 from helpers import quadrant_dataset
 
 CNN = {"objective": "cross_entropy", "encoder": {"name": "small_cnn", "width": 8, "feature_dim": 32},
@@ -178,3 +179,16 @@ def test_a_run_on_another_host_that_stopped_writing_is_stalled(tmp_path):
 def test_status_of_an_empty_results_directory(tmp_path, capsys):
     assert cli(["status", "--results", str(tmp_path)]) == 0
     assert "no training run" in capsys.readouterr().out
+
+
+def test_the_workflow_passes_the_logger_to_train_outside_its_params(monkeypatch):
+    from clbench.cli import parser
+
+    args = ["train", "--spec", "{}", "--dataset", "d", "--out", "o", "--checkpoint-dir", "c"]
+    monkeypatch.delenv("CLBENCH_LOGGER", raising=False)
+    assert parser().parse_args(args).logger == "none"
+    monkeypatch.setenv("CLBENCH_LOGGER", "tensorboard")  # common.smk sets it from the config's logger
+    assert parser().parse_args(args).logger == "tensorboard"
+    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    assert 'os.environ.update(CLBENCH_LOGGER=config["logger"])' in common
+    assert "logger" not in (REPO / "workflow" / "rules" / "train.smk").read_text()  # no param: no re-run

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 
@@ -277,8 +278,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto")
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--clusters", nargs="*", default=[], help="MCL: cluster ids (.npy) of the previous stages")
-    t.add_argument("--logger", choices=["none", "tensorboard"], default="none",
-                   help="also log each epoch's numbers (tensorboard: <run>/tensorboard)")
+    t.add_argument("--logger", choices=["none", "tensorboard"], default=os.environ.get("CLBENCH_LOGGER", "none"),
+                   help="also log each epoch's numbers (tensorboard: <run>/tensorboard); default: $CLBENCH_LOGGER "
+                        "(the workflow sets it from the config's logger), else none")
     t.set_defaults(fn=cmd_train)
 
     c = sub.add_parser("cluster", help="MCL: K-means on a stage's normalised training features")

@@ -30,6 +30,9 @@ from clbench.extras import missing_for_config
 
 if missing_for_config(config):
     raise WorkflowError("\n".join(missing_for_config(config)) + "\nNo job was started.")
+# The training jobs' logger (`clbench train` reads it): it changes no result, so it is no param and
+# switching it re-runs nothing. Every job's snakemake (also on a cluster node) sets it from its config.
+os.environ.update(CLBENCH_LOGGER=config["logger"])
 
 
 RESULTS = config["results_dir"]

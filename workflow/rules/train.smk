@@ -27,8 +27,7 @@ rule pretrain:
     shell:
         "{params.command} train --spec {params.spec:q} --dataset $(dirname {input.meta:q})"
         " --out $(dirname {output.model:q}) --checkpoint-dir {params.checkpoints:q}"
-        " --seed {wildcards.seed} --device {params.device} --threads {threads} --logger {config[logger]}"
-        " > {log:q} 2>&1"
+        " --seed {wildcards.seed} --device {params.device} --threads {threads} > {log:q} 2>&1"
 
 
 # seeds_per_job: all: one job trains every seed of a method in turn (one torch start-up, not one per seed)
@@ -63,8 +62,7 @@ rule pretrain_seeds:
     shell:
         "{params.command} train --spec {params.spec:q} --dataset $(dirname {input.meta:q})"
         " --out {params.out:q} --checkpoint-dir {params.checkpoints:q}"
-        " --seed {params.seeds} --device {params.device} --threads {threads} --logger {config[logger]}"
-        " > {log:q} 2>&1"
+        " --seed {params.seeds} --device {params.device} --threads {threads} > {log:q} 2>&1"
 
 
 rule pretrain_stage:
@@ -98,8 +96,7 @@ rule pretrain_stage:
         "{params.command} train --spec {params.spec:q} --dataset $(dirname {input.meta:q})"
         " --out $(dirname {output.model:q}) --checkpoint-dir {params.checkpoints:q}"
         " --clusters {input.clusters:q}"
-        " --seed {wildcards.seed} --device {params.device} --threads {threads} --logger {config[logger]}"
-        " > {log:q} 2>&1"
+        " --seed {wildcards.seed} --device {params.device} --threads {threads} > {log:q} 2>&1"
 
 
 rule cluster_stage:
@@ -189,8 +186,7 @@ rule pretrain_stage_seeds:
     shell:
         "{params.command} train --spec {params.spec:q} --dataset $(dirname {input.meta:q})"
         " --out {params.out:q} --checkpoint-dir {params.checkpoints:q} --clusters {params.clusters}"
-        " --seed {params.seeds} --device {params.device} --threads {threads} --logger {config[logger]}"
-        " > {log:q} 2>&1"
+        " --seed {params.seeds} --device {params.device} --threads {threads} > {log:q} 2>&1"
 
 
 rule cluster_stage_seeds:
