@@ -192,3 +192,31 @@ def test_the_workflow_passes_the_logger_to_train_outside_its_params(monkeypatch)
     common = (REPO / "workflow" / "rules" / "common.smk").read_text()
     assert 'os.environ.update(CLBENCH_LOGGER=config["logger"])' in common
     assert "logger" not in (REPO / "workflow" / "rules" / "train.smk").read_text()  # no param: no re-run
+
+
+def test_the_graph_trainer_records_every_epoch(tmp_path, monkeypatch):
+    from clbench.data.build import build_dataset
+    from clbench.train import graph as graph_train
+
+    build_dataset({"generator": "graph_classes", "options": {"n_graphs": 60, "noise": 0.3, "max_nodes": 16}},
+                  tmp_path / "data", tmp_path)
+    spec = {"objective": "graph_info_nce", "loss": {"temperature": 0.15}, "epochs": 3, "batch_size": 32,
+            "optimizer": {"name": "adam", "lr": 0.01}, "schedule": "constant", "graph": {"augment": "random4"}}
+    real_epoch = graph_train._epoch
+
+    def fail_in_third(*args):
+        if args[-2] == 2:
+            raise MemoryError("out of memory")
+        return real_epoch(*args)
+
+    monkeypatch.setattr(graph_train, "_epoch", fail_in_third)
+    with pytest.raises(MemoryError):
+        graph_train.train(spec, tmp_path / "data", tmp_path / "run", tmp_path / "ck", seed=0, device="cpu")
+    assert list(pd.read_csv(tmp_path / "run" / "metrics.csv")["epoch"]) == [1, 2]
+    record = json.loads((tmp_path / "run" / "progress.json").read_text())
+    assert (record["state"], record["epoch"], record["epochs"]) == ("failed", 2, 3)
+    assert "graphs_per_s" in record["last"]
+    monkeypatch.setattr(graph_train, "_epoch", real_epoch)
+    info = graph_train.train(spec, tmp_path / "data", tmp_path / "run", tmp_path / "ck", seed=0, device="cpu")
+    assert info["provenance"]["code_hash"] == training_code(spec)
+    assert not (tmp_path / "run" / "progress.json").exists()

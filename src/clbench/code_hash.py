@@ -110,43 +110,42 @@ def _exports(aggregator: str) -> dict[str, str]:
     return names
 
 
-def _targets(node: ast.ImportFrom | ast.Import, package: str) -> Iterable[tuple[str, str | None]]:
-    """(module, name imported from it or None) for each name an import statement binds."""
+def _targets(node: ast.ImportFrom | ast.Import, package: str) -> Iterable[tuple[str, str | None, str]]:
+    """(module, name imported from it or None, the local name bound) for each name an import binds."""
     if isinstance(node, ast.Import):
         for alias in node.names:
-            yield alias.name, None
+            yield alias.name, None, alias.asname or alias.name
         return
     base = node.module or ""
     if node.level:
         parts = package.split(".")
         base = ".".join(parts[: len(parts) - (node.level - 1)] + ([base] if base else []))
     for alias in node.names:
-        yield base, alias.name
+        yield base, alias.name, alias.asname or alias.name
 
 
 def imports_of(node: ast.AST, package: str) -> set[str]:
     """The clbench modules the code under ``node`` imports (aggregators' names resolved to their modules)."""
     found: set[str] = set()
-    aliases: dict[str, str] = {}  # a local name bound to an aggregator: its attributes are looked up
+    aliases: dict[str, str] = {}  # a local name bound to an aggregator (import clbench.losses as L): L.x looked up
     for n in ast.walk(node):
         if not isinstance(n, (ast.Import, ast.ImportFrom)):
             continue
-        for base, name in _targets(n, package):
+        for base, name, bound in _targets(n, package):
             if not (base == ROOT or base.startswith(ROOT + ".")):
                 continue
-            if name is not None and f"{base}.{name}" in modules():
+            if name is not None and f"{base}.{name}" in modules():  # from package import submodule
                 found.add(f"{base}.{name}")
                 continue
             target = _resolve(base)
             if target is None:
                 continue
-            if target in AGGREGATORS and name is not None:
+            if target in AGGREGATORS and name is not None:  # from aggregator import a name it re-exports
                 found.add(_exports(target).get(name, target))
                 continue
             found.add(target)
-            if target in AGGREGATORS and isinstance(n, ast.Import):
-                bound = n.names[[a.name for a in n.names].index(base)].asname if base in [a.name for a in n.names] else None
-                aliases[bound or base] = target
+            if target in AGGREGATORS:
+                aliases[bound] = target
     for n in ast.walk(node):
         if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in aliases:
             found.add(_exports(aliases[n.value.id]).get(n.attr, aliases[n.value.id]))
