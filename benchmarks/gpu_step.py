@@ -15,7 +15,10 @@ it also runs each family (or ``--ddp-families``) as a 2-process DDP job (``torch
 its images/s and scaling over one GPU.
 
 Covers the families the image loop trains (CLEAR-VAE, sub-embeddings, SimCLR/MCL with InfoNCE, ADNCE,
-VarCon, SupCon); CLIP, graphs and sentences have their own trainers and are not measured here.
+VarCon, SupCon) and MCL's CLIP (its own loop, :func:`clbench.train.clip_loop.train`: ViT-L-14 with the
+paper's locked text tower and partly locked image tower, random weights in place of OpenAI's, which cost
+the same per step; ``--small`` uses the default config's tiny CLIP). Graphs and sentences are not measured
+here.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ FAMILIES = {
     "supcon_cifar": ("varcon_cifar100", "supcon", 3, 32, 100, 1),
     "varcon_cifar": ("varcon_cifar100", "varcon", 3, 32, 100, 1),
     "varcon_imagenet": ("varcon_imagenet1k", "varcon", 3, 224, 1000, 8),
+    "clip_mcl_cc12m": ("mcl_mmvp", "mcl_clip", 3, 224, 10, 8),
 }
 SMALL = {"batch": 8, "size": 32, "steps": 2, "warmup": 1}
 
@@ -74,10 +78,15 @@ def family_spec(cfg: dict, name: str, small: bool, workers: int | None, world: i
         spec["num_workers"] = 0
         size = size if size <= 64 else SMALL["size"]  # the CIFAR, MNIST and 64 px shapes as they are
         spec.pop("crop_size", None)
+        if "clip" in spec:  # the default config's tiny CLIP (a 32 px ResNet image tower)
+            spec["clip"] = yaml.safe_load((REPO / "config.yaml").read_text())["methods"][method]["clip"]
+    if "clip" in spec:
+        spec["clip"] = {**spec["clip"], "warmup_steps": 0}
     return spec, {"channels": channels, "size": size, "classes": classes}
 
 
-def synthetic_dataset(path: Path, shape: dict, n: int, paired: bool = False, seed: int = 0) -> Path:
+def synthetic_dataset(path: Path, shape: dict, n: int, paired: bool = False, captions: bool = False,
+                      seed: int = 0) -> Path:
     """Random uint8 images of the family's shape in the dataset-directory format (with a second view
     of each image when the method trains on ``paired`` views)."""
     from clbench.data import dataset_dir
@@ -92,6 +101,8 @@ def synthetic_dataset(path: Path, shape: dict, n: int, paired: bool = False, see
                          "factor_style": rng.integers(0, 2, count)}
         if paired:
             splits[split]["x2"] = rng.integers(0, 256, (count, c, s, s), dtype=np.uint8)
+        if captions:
+            splits[split]["caption"] = np.array([f"a photo of shape {k} in colour {k % 7}" for k in y])
     dataset_dir.save(path, splits, {"name": "synthetic", "classes": [str(i) for i in range(k)],
                                     "factors": {"style": ["a", "b"]}, "seed": seed})
     return path
@@ -101,6 +112,11 @@ def measure(name: str, spec: dict, shape: dict, steps: int, warmup: int, device:
             threads: int = 1) -> dict:
     """Warm-up epoch, then one timed epoch of ``steps`` steps, through the training loop itself."""
     import torch
+
+    from clbench.objectives import OBJECTIVES
+
+    if OBJECTIVES[spec["objective"]].domain == "image_text":
+        return measure_clip(name, spec, shape, steps, device, tmp, threads)
 
     from clbench.train import distributed, loop
     from train import LoaderTimer  # benchmarks/train.py: time spent in next(loader)
@@ -137,6 +153,52 @@ def measure(name: str, spec: dict, shape: dict, steps: int, warmup: int, device:
         distributed.barrier()
         distributed.shutdown()
     return out
+
+
+def measure_clip(name: str, spec: dict, shape: dict, steps: int, device: str, tmp: Path, threads: int) -> dict:
+    """CLIP's loop runs whole: two epochs of ``steps`` steps; the second is the timed one (its metrics row),
+    the data wait is over both."""
+    import torch
+
+    from clbench.models.clip import ClipMethod
+    from clbench.train import clip_loop, distributed
+    from train import LoaderTimer
+
+    ctx = distributed.from_environment()
+    batch = spec["batch_size"]
+    paper_weights = (spec.get("clip") or {}).get("pretrained")
+    spec = {**spec, "clip": {**spec["clip"], "pretrained": None}}  # no download: random weights, same cost
+    data = synthetic_dataset(tmp / f"{name}-data-{ctx.rank}", shape, n=batch * steps, captions=True)
+    timer = LoaderTimer()
+    if torch.cuda.is_available() and device != "cpu":
+        torch.cuda.reset_peak_memory_stats()
+    run = tmp / f"{name}-run-{ctx.rank}"
+    loading = ClipMethod.load_pretrained
+    if paper_weights:  # the paper's locked towers, as loading the pretrained weights would set them
+        ClipMethod.load_pretrained = ClipMethod.freeze
+    try:
+        info = clip_loop.train(spec, data, run, tmp / f"{name}-ckpt-{ctx.rank}", seed=0, device=device,
+                               threads=threads)
+    finally:
+        ClipMethod.load_pretrained = loading
+    row, cuda = info["final"], info["device"].startswith("cuda")
+    both_epochs = float(np.loadtxt(run / "metrics.csv", delimiter=",", skiprows=1, ndmin=2,
+                                   usecols=_column(run / "metrics.csv", "seconds")).sum())
+    seconds = row["seconds"]
+    return {"family": name, "device": torch.cuda.get_device_name() if cuda else "cpu", "processes": ctx.world,
+            "image": f"{shape['channels']}x{shape['size']}x{shape['size']}",
+            "encoder": spec["clip"]["model"], "batch": batch, "steps": steps,
+            "amp": "bf16" if cuda and torch.cuda.is_bf16_supported() else ("fp16" if cuda else "off"),
+            "channels_last": False, "augment": f"crop {spec['clip'].get('crop_scale')} on {info['device']}",
+            "workers": spec.get("num_workers", 0), "images/s": round(row["images_per_s"], 1),
+            "ms/step": round(1000 * seconds / steps, 1),
+            "data wait": round(timer.seconds / max(1e-9, both_epochs), 3),
+            "peak GiB": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
+            "loss": round(float(row.get("loss", float("nan"))), 4)}
+
+
+def _column(csv_path: Path, name: str) -> int:
+    return csv_path.read_text().splitlines()[0].split(",").index(name)
 
 
 def ddp_rows(names: list[str], a) -> list[dict]:

@@ -21,15 +21,17 @@ def test_every_family_has_a_paper_method():
     for name in gpu_step.FAMILIES:
         spec, shape = gpu_step.family_spec(cfg, name, small=False, workers=None)
         assert spec["batch_size"] >= 1 and "mcl" not in spec and shape["size"] >= 28
-    # the paper's global batch over its GPUs: VarCon on ImageNet-1K, 1024 over 8
+    # the paper's global batch over its GPUs: VarCon on ImageNet-1K, 1024 over 8; MCL's CLIP, 8000 over 8
     assert gpu_step.family_spec(cfg, "varcon_imagenet", small=False, workers=None)[0]["batch_size"] == 128
+    clip = gpu_step.family_spec(cfg, "clip_mcl_cc12m", small=False, workers=None)[0]
+    assert clip["batch_size"] == 1000 and clip["clip"]["model"] == "ViT-L-14"
 
 
 def test_small_run_on_the_cpu(tmp_path, capsys):
     out = tmp_path / "rows.json"
-    rows = gpu_step.main(["--small", "--device", "cpu", "--only", "clear_vae_styled_mnist", "mcl_infonce_trifeature224",
-                          "--ddp", "off", "--json", str(out)])
-    assert [r["family"] for r in rows] == ["clear_vae_styled_mnist", "mcl_infonce_trifeature224"]
+    families = ["clear_vae_styled_mnist", "mcl_infonce_trifeature224", "clip_mcl_cc12m"]
+    rows = gpu_step.main(["--small", "--device", "cpu", "--only", *families, "--ddp", "off", "--json", str(out)])
+    assert [r["family"] for r in rows] == families
     for row in rows:
         assert set(row) == COLUMNS
         assert row["device"] == "cpu" and row["amp"] == "off" and row["steps"] == gpu_step.SMALL["steps"]
