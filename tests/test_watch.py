@@ -71,6 +71,13 @@ def test_a_failed_run_records_its_error_and_last_epoch(tmp_path, data, monkeypat
     assert record["state"] == "failed" and record["epoch"] == 1
     assert "RuntimeError: CUDA out of memory" in record["error"]
     assert len(pd.read_csv(tmp_path / "run" / "metrics.csv")) == 1
+    # started again, it resumes after epoch 1: metrics.csv shows that epoch before the next one ends
+    (tmp_path / "run" / "metrics.csv").unlink()  # as Snakemake removes a failed job's outputs
+    seen = []
+    monkeypatch.setattr(loop, "train_epoch", lambda run, epoch: seen.append(
+        pd.read_csv(tmp_path / "run" / "metrics.csv")) or original(run, epoch))
+    info = loop.train(CNN, data, tmp_path / "run", tmp_path / "ckpt", seed=0, device="cpu")
+    assert info["resumed_from_epoch"] == 1 and list(seen[0]["epoch"]) == [1]
 
 
 def test_tensorboard_logger_writes_each_epoch(tmp_path, data):

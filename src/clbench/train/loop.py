@@ -168,7 +168,7 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
     (metrics.csv after every epoch, with ``progress.json`` and the ``logger``'s events: :mod:`clbench.train.progress`)."""
     run = setup(spec, data_dir, checkpoint_dir, seed=seed, device=device, threads=threads, batch_sampler=batch_sampler)
     resume(run)
-    with ProgressRecorder(out_dir, run.epochs, logger=logger, start=run.start_epoch,
+    with ProgressRecorder(out_dir, run.epochs, logger=logger, start=run.start_epoch, rows=run.rows,
                           enabled=run.ctx.is_main) as progress:
         for epoch in tqdm(range(run.start_epoch, run.epochs), desc="epochs", initial=run.start_epoch,
                           total=run.epochs, disable=not run.ctx.is_main, mininterval=1.0):

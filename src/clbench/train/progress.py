@@ -59,13 +59,17 @@ class ProgressRecorder:
     """The per-epoch record of one run in ``out_dir`` (rank 0 only: the caller passes ``enabled``)."""
 
     def __init__(self, out_dir: str | Path, epochs: int, *, unit: str = "epoch", logger: str = "none",
-                 start: int = 0, enabled: bool = True):
+                 start: int = 0, rows: list[dict] | None = None, enabled: bool = True):
+        """``start``, ``rows``: where a resumed run continues, and the rows of the epochs it has (written
+        to metrics.csv at once, so a watcher sees them before the next epoch ends)."""
         self.out = Path(out_dir)
         self.epochs, self.unit, self.enabled = int(epochs), unit, enabled
         self.started = time.time()
         self.writer = open_logger(logger, self.out / TENSORBOARD_DIR, start) if enabled else None
         if enabled:
-            self._progress(start, {}, state="running")
+            if rows:
+                write_text(self.out / "metrics.csv", rows_to_csv(rows))
+            self._progress(start, rows[-1] if rows else {}, state="running")
 
     def _progress(self, done: int, last: dict, state: str, error: str | None = None) -> None:
         info = {"state": state, self.unit: done, f"{self.unit}s": self.epochs, "unit": self.unit,
