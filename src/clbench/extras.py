@@ -27,7 +27,14 @@ class MissingExtra(ImportError):
 
 
 def installed(extra: str) -> bool:
-    return all(importlib.util.find_spec(module) is not None for module in EXTRAS[extra])
+    return all(_findable(module) for module in EXTRAS[extra])
+
+
+def _findable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken or half-removed install
+        return False
 
 
 def advice(extra: str, why: str) -> str:
