@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 
@@ -165,6 +166,9 @@ def test_status_shows_running_finished_and_failed_runs(tmp_path, capsys):
     shown = capsys.readouterr().out
     assert "7 training runs" in shown and "2 done, 2 running, 3 failed" in shown
     assert "epoch 3 of 10, loss 2.5, 1500 per s, ETA 11m40s" in shown
+    _progress(results, "exp/varcon/seed1", epoch=0, last={}, started=time.time() - 65)
+    assert cli(["status", "--results", str(results)]) == 0
+    assert re.search(r"epoch 0 of 10: in its first epoch for 1m0\ds", capsys.readouterr().out)
     assert "RuntimeError: CUDA out of memory" in shown and "seeds.log" in shown
 
 

@@ -120,7 +120,8 @@ def run_status(results: Path, run: str, now: float | None = None, host: str | No
     last = progress.get("last", {})
     status = RunStatus(run, "running", done=done, total=total, unit=unit, loss=last.get("loss"),
                        per_second=last.get("images_per_s") or last.get("graphs_per_s"), log=shown_log,
-                       where=f"{progress.get('host')}:{progress.get('pid')}")
+                       where=f"{progress.get('host')}:{progress.get('pid')}",
+                       details={"seconds_running": now - float(progress.get("started", now))})
     if progress.get("state") == "failed":
         status.state, status.error = "failed", progress.get("error") or _log_error(log)
         return status
@@ -185,6 +186,9 @@ def _number(value: float | None, fmt: str) -> str:
 def describe(status: RunStatus) -> str:
     """One line per run."""
     progress = f"{status.unit} {status.done} of {status.total}" if status.total else ""
+    if status.state == "running" and not status.done:
+        return (f"{status.unit} 0 of {status.total}: in its first {status.unit} for "
+                f"{_duration(status.details.get('seconds_running'))} ({status.where})")
     if status.state in ("running", "stalled"):
         line = (f"{progress}, loss {_number(status.loss, '.4g')}, {_number(status.per_second, '.0f')} per s, "
                 f"ETA {_duration(status.eta_seconds)} ({status.where})")
