@@ -15,6 +15,7 @@ except ImportError:  # snakemake from an environment without clbench (e.g. --sdm
 from clbench import cluster, cost
 from clbench import composition
 from clbench.errors import refusals
+import clbench.rule_code as rule_code  # each rule's params.code: the hash of the package code its job runs
 
 
 # Bad settings are refused here, before any job runs, naming the key (clbench.errors.ConfigError), in one
@@ -39,6 +40,14 @@ with refusals():
     wf.validate(config, SCHEMA)
     for warning in wf.check_config(config, SCHEMA):
         logger.warning(warning)  # e.g. ImageNet's root: a dry run plans without it
+# A part of the install the configuration needs (transformers for sentences, wilds, ...): refused here, naming the extra
+from clbench.extras import missing_for_config
+
+if missing_for_config(config):
+    raise WorkflowError("\n".join(missing_for_config(config)) + "\nNo job was started.")
+# The training jobs' logger (`clbench train` reads it): it changes no result, so it is no param and
+# switching it re-runs nothing. Every job's snakemake (also on a cluster node) sets it from its config.
+os.environ.update(CLBENCH_LOGGER=config["logger"])
 
 
 RESULTS = config["results_dir"]
