@@ -100,7 +100,10 @@ class ReportTargets:
         return [a for p in self.papers.values() for a in p.analyses if a.needed(self.cfg)]
 
     def _figures(self) -> list[Figure]:
-        return [f for p in self.papers.values() for f in p.figures if f.drawn(self.cfg)]
+        """The figures of the papers with an experiment in the configuration (a selection may leave a paper
+        none: its section says what was not selected, and it draws nothing)."""
+        present = set(self.table_papers)
+        return [f for key, p in self.papers.items() if key in present for f in p.figures if f.drawn(self.cfg)]
 
     @property
     def analyses(self) -> list[str]:

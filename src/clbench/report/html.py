@@ -516,7 +516,7 @@ def paper_section(key: str, paper, summary: pd.DataFrame, results: Path, config:
         png = results / "figures" / f"{fig.name}.png"
         if note:  # the image is a placeholder: the note says why and which config draws it
             notes.append(note)
-        elif png.exists():
+        elif blocks and png.exists():  # a paper with no experiment here draws none (an older run's would be stale)
             parts.append(figure(png, fig.caption))
     if blocks:  # without the paper's experiments the note above already says where it runs
         parts += notes
