@@ -162,6 +162,24 @@ def cmd_report_collect(a):
     write_paper_tables(summary_table(tables["metrics"]), a.experiments, a.out_dir, PAPERS)
 
 
+def cmd_sweep_select(a):
+    from clbench.sweeps import select_sweep
+
+    out = select_sweep(a.spec, a.inputs, a.out_dir)
+    logging.info("sweep %s: selected %s on validation %s (%d trials, %d excluded)", out["sweep"], out["selected"],
+                 out["rule"]["metric"], out["n_trials"], out["n_excluded"])
+
+
+def _add_sweep_commands(sub) -> None:
+    sw = sub.add_parser("sweep", help="hyper-parameter sweeps").add_subparsers(dest="sweep_command", required=True)
+    se = sw.add_parser("select", help="the best trial on validation data (trials with a failed run excluded); "
+                                      "writes selection.json and trials.csv")
+    se.add_argument("inputs", nargs="+", help="the trials' .../<trial>/seed<s>/evaluation.json")
+    se.add_argument("--spec", type=_json_arg, required=True, help="the sweep's selection spec, as JSON")
+    se.add_argument("--out-dir", required=True)
+    se.set_defaults(fn=cmd_sweep_select)
+
+
 def _formats_arg(text: str) -> list[str]:
     # One comma-separated value, not nargs="+": a list option would swallow the positional inputs after it.
     from clbench.report.figures import FIGURE_FORMATS
@@ -278,6 +296,10 @@ def cmd_plan(a):
 
     cfg, _ = _resolved(a)
     print(plan_text(cfg))
+    from clbench.sweeps import cost_lines
+
+    for line in cost_lines(cfg):
+        print(line)
 
 
 def _add_operator_commands(sub) -> None:
@@ -299,6 +321,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="clbench", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
+    _add_sweep_commands(sub)
     _add_operator_commands(sub)
 
     data = sub.add_parser("data", help="build or inspect datasets").add_subparsers(dest="data_command", required=True)

@@ -246,6 +246,10 @@ def resolve_invocation(configfiles: Iterable[str | Path] = (), config_args: Iter
 
     workdir = Path(workdir)
     schema = load_schema(workdir / "workflow" / "schemas" / "config.schema.yaml")
+    from clbench import sweeps
+
     cfg, origins = resolve(config_layers([workdir / "config.yaml"], configfiles, config_args), schema)
+    sweeps.expand(cfg, schema)
     check_config(cfg, schema)
+    sweeps.check_budgets(cfg)
     return cfg, origins

@@ -14,6 +14,7 @@ except ImportError:  # snakemake from an environment without clbench (e.g. --sdm
     import clbench.workflow as wf
 from clbench import cluster, cost
 from clbench import composition
+from clbench import sweeps
 from clbench.errors import refusals
 
 
@@ -37,8 +38,10 @@ with refusals():
     config.update(_composed)
     SCHEMA = wf.load_schema(os.path.join(workflow.current_basedir, "..", "schemas", "config.schema.yaml"))
     wf.validate(config, SCHEMA)
+    sweeps.expand(config, SCHEMA)  # each sweep's trials: ordinary methods of an experiment named as the sweep
     for warning in wf.check_config(config, SCHEMA):
         logger.warning(warning)  # e.g. ImageNet's root: a dry run plans without it
+    sweeps.check_budgets(config)
 
 
 RESULTS = config["results_dir"]
@@ -62,8 +65,10 @@ def from_wildcards(function):
 # The names several rule files share
 as_json = wf.as_json
 final_outputs = partial(wf.final_outputs, config)
-all_evaluations = lambda wildcards: wf.all_evaluations(config)
-all_metrics = lambda wildcards: wf.all_metrics(config)
+# the tables, figures and claims read the sweeps' trials through their selections alone
+REPORTED = sweeps.reported(config)
+all_evaluations = lambda wildcards: wf.all_evaluations(REPORTED)
+all_metrics = lambda wildcards: wf.all_metrics(REPORTED)
 all_dataset_previews = lambda wildcards: wf.all_dataset_previews(config)
 method_gpus = from_wildcards(wf.method_gpus)  # a pretraining job's gpu resource
 
@@ -95,4 +100,4 @@ if not workflow.remote_exec:
 from clbench.papers.targets import ReportTargets
 
 with refusals():  # an unknown paper: one line, like every refusal
-    REPORT = ReportTargets(config)
+    REPORT = ReportTargets(REPORTED)

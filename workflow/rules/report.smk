@@ -38,7 +38,7 @@ rule collect_results:
         paper_md_tex=expand(f"{RESULTS}/tables/paper_{{paper}}.{{ext}}", paper=REPORT.table_papers, ext=["md", "tex"]),
     params:
         runs_root=f"{RESULTS}/runs",
-        experiments=as_json(config["experiments"]),
+        experiments=as_json(REPORTED["experiments"]),
     log:
         f"{RESULTS}/logs/collect_results.log",
     benchmark:
@@ -81,7 +81,7 @@ rule paper_figure:
         figure=REPORT.figure_regex(),
     params:
         results=REPORT.results_dir,
-        experiments=as_json(config["experiments"]),
+        experiments=as_json(REPORTED["experiments"]),
         formats=REPORT.formats_arg,
         caption=REPORT.figure_caption,
     log:
