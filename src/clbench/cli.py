@@ -157,7 +157,10 @@ def cmd_report_collect(a):
     from clbench.report.paper_tables import write_paper_tables
     from clbench.report.tables import collect_evaluations, summary_table, write_tables
 
-    tables = collect_evaluations(a.inputs, a.runs_root, a.experiments)
+    from clbench.sweeps import selected_runs
+
+    selected = selected_runs([p for p in a.sweep_selections.split(",") if p], a.runs_root)
+    tables = collect_evaluations(a.inputs, a.runs_root, a.experiments, selected)
     write_tables(tables, a.out_dir)
     write_paper_tables(summary_table(tables["metrics"]), a.experiments, a.out_dir, PAPERS)
 
@@ -296,10 +299,6 @@ def cmd_plan(a):
 
     cfg, _ = _resolved(a)
     print(plan_text(cfg))
-    from clbench.sweeps import cost_lines
-
-    for line in cost_lines(cfg):
-        print(line)
 
 
 def _add_operator_commands(sub) -> None:
@@ -422,6 +421,8 @@ def parser() -> argparse.ArgumentParser:
     tb.add_argument("inputs", nargs="+")
     tb.add_argument("--runs-root", required=True)
     tb.add_argument("--experiments", type=_json_arg, required=True, help="the config's experiments, as JSON")
+    tb.add_argument("--sweep-selections", default="", help="comma-separated selection.json of the sweeps: each "
+                                                             "selected trial's runs are reported as the sweep's method")
     tb.add_argument("--out-dir", required=True)
     tb.set_defaults(fn=cmd_report_collect)
     cu = rep.add_parser("curves", parents=[figs], help="training curves figure")

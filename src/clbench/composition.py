@@ -246,10 +246,13 @@ def resolve_invocation(configfiles: Iterable[str | Path] = (), config_args: Iter
 
     workdir = Path(workdir)
     schema = load_schema(workdir / "workflow" / "schemas" / "config.schema.yaml")
-    from clbench import sweeps
+    from clbench import plan, sweeps
 
     cfg, origins = resolve(config_layers([workdir / "config.yaml"], configfiles, config_args), schema)
-    sweeps.expand(cfg, schema)
+    sweeps.expand(cfg, schema)  # each sweep's trials: methods of an experiment named as the sweep
+    for name in sweeps.sweep_experiments(cfg):
+        for key in [f"experiments.{name}", *(f"methods.{t}" for t in cfg["experiments"][name]["methods"])]:
+            origins[key] = f"sweeps.{name}"
     check_config(cfg, schema)
-    sweeps.check_budgets(cfg)
+    plan.check_sweep_budgets(cfg)
     return cfg, origins

@@ -280,42 +280,18 @@ def select_sweep(spec: Mapping, evaluation_paths: Iterable[str | Path], out_dir:
     return out
 
 
-# --------------------------------------------------------------------------------------------------
-# cost
+def selected_runs(selection_paths: Iterable[str | Path], runs_root: str | Path) -> dict[str, tuple[str, str]]:
+    """The evaluation files of each sweep's selected trial -> (the swept experiment, the sweep's name): how the
+    tables and claims report a sweep (its other trials stay out of them)."""
+    from clbench.io import read_json
 
-
-def sweep_costs(cfg: Mapping) -> dict[str, dict]:
-    """Per sweep: trials, seeds per trial, runs and the expected GPU- and CPU-hours of its jobs
-    (:func:`clbench.plan.plan`'s row of the sweep's experiment)."""
-    from clbench.plan import plan
-
-    rows = plan(cfg)
     out = {}
-    for name in sweep_experiments(cfg):
-        exp, row = cfg["experiments"][name], rows[name]
-        out[name] = {"trials": len(exp["methods"]), "seeds": len(exp["seeds"]),
-                     "runs": len(exp["methods"]) * len(exp["seeds"]), "gpu_h": row.gpu_h, "cpu_h": row.cpu_h,
-                     "budget_gpu_hours": cfg["sweeps"][name].get("budget_gpu_hours")}
+    for path in selection_paths:
+        sel = read_json(path)
+        if sel["trials"][sel["selected"]]["excluded"]:
+            continue
+        for seed in sel["trials"][sel["selected"]]["seeds"]:
+            run = Path(runs_root) / sel["sweep"] / sel["selected"] / f"seed{seed}" / "evaluation.json"
+            out[str(run)] = (sel["experiment"], sel["sweep"])
     return out
 
-
-def check_budgets(cfg: Mapping) -> None:
-    """A sweep whose trials are expected to cost more GPU-hours than its ``budget_gpu_hours`` is refused."""
-    if not any("budget_gpu_hours" in s for s in cfg.get("sweeps", {}).values()):
-        return
-    for name, c in sweep_costs(cfg).items():
-        if c["budget_gpu_hours"] is not None and c["gpu_h"] > c["budget_gpu_hours"]:
-            raise ConfigError(f"sweeps.{name}.budget_gpu_hours",
-                              f"its {c['trials']} trials x {c['seeds']} seeds are expected to take {c['gpu_h']:.1f} "
-                              f"GPU-hours, over the budget {c['budget_gpu_hours']:g}; lower trials or seeds, or raise "
-                              f"the budget")
-
-
-def cost_lines(cfg: Mapping) -> list[str]:
-    """``clbench plan``'s lines on the sweeps."""
-    lines = []
-    for name, c in sweep_costs(cfg).items():
-        budget = f" (budget {c['budget_gpu_hours']:g} GPU-h)" if c["budget_gpu_hours"] is not None else ""
-        lines.append(f"sweep {name}: {c['trials']} trials x {c['seeds']} seeds = {c['runs']} runs, "
-                     f"{c['gpu_h']:.1f} GPU-h, {c['cpu_h']:.1f} CPU-h{budget}")
-    return lines

@@ -14,7 +14,7 @@ except ImportError:  # snakemake from an environment without clbench (e.g. --sdm
     import clbench.workflow as wf
 from clbench import cluster, cost
 from clbench import composition
-from clbench import sweeps
+from clbench import plan, sweeps
 from clbench.errors import refusals
 
 
@@ -41,7 +41,7 @@ with refusals():
     sweeps.expand(config, SCHEMA)  # each sweep's trials: ordinary methods of an experiment named as the sweep
     for warning in wf.check_config(config, SCHEMA):
         logger.warning(warning)  # e.g. ImageNet's root: a dry run plans without it
-    sweeps.check_budgets(config)
+    plan.check_sweep_budgets(config)  # a sweep expected to cost more GPU-hours than its stated budget
 
 
 RESULTS = config["results_dir"]

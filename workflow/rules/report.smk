@@ -14,7 +14,8 @@ localrules:
 
 rule collect_results:
     input:
-        all_evaluations,
+        evaluations=all_evaluations,
+        selections=sweeps.selections(config),
     output:
         metrics=report(
             f"{RESULTS}/tables/metrics.csv",
@@ -39,6 +40,7 @@ rule collect_results:
     params:
         runs_root=f"{RESULTS}/runs",
         experiments=as_json(REPORTED["experiments"]),
+        selections=",".join(sweeps.selections(config)),
     log:
         f"{RESULTS}/logs/collect_results.log",
     benchmark:
@@ -47,7 +49,8 @@ rule collect_results:
         "../../envs/clbench.yaml"
     shell:
         "clbench report collect --runs-root {params.runs_root:q} --experiments {params.experiments:q}"
-        " --out-dir $(dirname {output.metrics:q}) {input:q} > {log:q} 2>&1"
+        " --sweep-selections {params.selections:q} --out-dir $(dirname {output.metrics:q}) {input.evaluations:q}"
+        " > {log:q} 2>&1"
 
 
 rule plot_training_curves:
