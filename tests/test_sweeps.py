@@ -210,3 +210,22 @@ def test_only_the_selected_trials_test_numbers_enter_the_tables_as_the_sweeps_me
         rows = [r for r in csv.DictReader(f) if r["metric"] == "top1"]
     assert {(r["experiment"], r["method"]) for r in rows} == {("e", "m"), ("e", "s")}
     assert sorted(float(r["value"]) for r in rows if r["method"] == "s") == [0.60, 0.62]
+
+
+def test_the_card_of_the_swept_experiment_names_the_sweep_as_the_source_of_its_settings():
+    from clbench.papers import PAPERS
+    from clbench.papers.targets import planned_experiment
+    from clbench.report.protocol import protocol_card
+
+    cfg = sweeps.reported(resolved(*SMOKE_SWEEP))
+    record = planned_experiment(cfg, "subembed_digits_on_photos")
+    selection = {"subembed_search": {"settings": {"loss.temperature": 0.2, "loss.weight": 1.5, "optimizer.lr": 0.001}}}
+    rows = {r["setting"]: r for r in protocol_card(record, PAPERS, selections=selection) if r["scope"] == "subembed_search"}
+    assert set(rows) == {"loss.temperature", "loss.weight", "optimizer.lr"}
+    assert rows["loss.temperature"]["value"] == "0.2"
+    assert rows["loss.temperature"]["source"].startswith("selected on validation from {0.1, 0.2, 0.5} (4 trials; sweep "
+                                                         "subembed_search")
+    assert rows["optimizer.lr"]["source"].startswith("selected on validation from log-uniform [0.0003, 0.003] (4 trials")
+    planned = {r["setting"]: r for r in protocol_card(record, PAPERS) if r["scope"] == "subembed_search"}
+    assert planned["loss.weight"]["value"] == "selected on validation"
+    assert not sweeps.reported(resolved("configs/smoke.yaml"))["experiments"]["subembed_digits_on_photos"].get("sweeps")
