@@ -229,3 +229,14 @@ def test_the_card_of_the_swept_experiment_names_the_sweep_as_the_source_of_its_s
     planned = {r["setting"]: r for r in protocol_card(record, PAPERS) if r["scope"] == "subembed_search"}
     assert planned["loss.weight"]["value"] == "selected on validation"
     assert not sweeps.reported(resolved("configs/smoke.yaml"))["experiments"]["subembed_digits_on_photos"].get("sweeps")
+
+
+def test_the_report_shows_each_sweeps_trials_and_the_selected_trials_test_numbers(tmp_path):
+    from clbench.report.html import sweeps_html
+
+    run_select(tmp_path, SCORES)
+    text = sweeps_html(tmp_path)
+    assert "Sweep <code>s</code>" in text and "Selected: <b>s-t1</b>" in text and "1 trial(s) excluded" in text
+    assert all(f"s-t{i}" in text for i in range(4)) and "loss ends at 5.53" in text
+    assert "0.61" in text  # the selected trial's mean test top-1
+    assert sweeps_html(tmp_path / "elsewhere") == ""

@@ -125,6 +125,7 @@ rule html_report:
         curves=f"{RESULTS}/figures/training_curves.png",
         papers=REPORT.report_inputs,
         samples=all_dataset_previews,
+        sweeps=sweeps.selections(config),
     output:
         f"{RESULTS}/report/index.html",
     params:
