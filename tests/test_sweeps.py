@@ -191,9 +191,15 @@ def test_a_score_measured_on_test_for_want_of_a_validation_split_is_excluded():
     assert result["selected"] == "b" and "no validation split" in result["trials"]["a"]["excluded"]
 
 
-def test_every_trial_excluded_fails_the_selection():
-    with pytest.raises(ValueError, match="every trial is excluded"):
-        sweeps.select({"a": {0: {"validation": {"val_top1": 0.5}, "health": FAILED}}}, {"metric": "val_top1"})
+def test_with_every_trial_excluded_no_trial_is_selected_and_none_enters_the_tables(tmp_path):
+    failed = {t: [(v, x, FAILED) for v, x, _ in runs] for t, runs in SCORES.items()}
+    selection, rows = run_select(tmp_path, failed)
+    assert selection["selected"] is None and selection["n_excluded"] == 4 and selection["test"] == {}
+    assert all(r["excluded"] and r["selected"] == "False" for r in rows)
+    assert sweeps.selected_runs([tmp_path / "sweeps" / "s" / "selection.json"], tmp_path / "runs") == {}
+    from clbench.report.html import sweeps_html
+
+    assert "No trial selected" in sweeps_html(tmp_path)
 
 
 def test_only_the_selected_trials_test_numbers_enter_the_tables_as_the_sweeps_method(tmp_path):

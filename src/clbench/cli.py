@@ -169,8 +169,12 @@ def cmd_sweep_select(a):
     from clbench.sweeps import select_sweep
 
     out = select_sweep(a.spec, a.inputs, a.out_dir)
-    logging.info("sweep %s: selected %s on validation %s (%d trials, %d excluded)", out["sweep"], out["selected"],
-                 out["rule"]["metric"], out["n_trials"], out["n_excluded"])
+    if out["selected"] is None:
+        logging.warning("sweep %s: no trial selected, all %d excluded (trials.csv says why)", out["sweep"],
+                        out["n_trials"])
+    else:
+        logging.info("sweep %s: selected %s on validation %s (%d trials, %d excluded)", out["sweep"],
+                     out["selected"], out["rule"]["metric"], out["n_trials"], out["n_excluded"])
 
 
 def _add_sweep_commands(sub) -> None:

@@ -201,8 +201,9 @@ def select(runs: Mapping[str, Mapping[int, Mapping]], rule: Mapping) -> dict:
     """The selection: ``runs`` (trial -> seed -> :func:`validation_view`) by ``rule`` (metric, split, direction).
 
     A trial with a run that failed health (or has no validation score) is excluded, with the reason; the best
-    of the others by the mean over its seeds is selected. Returns ``{"selected", "trials": {trial: row},
-    "excluded"}``; raises ValueError when every trial is excluded or the rule is not a validation rule.
+    of the others by the mean over its seeds is selected (None when every trial is excluded: the sweep then
+    reports no method, and says why). Returns ``{"selected", "trials": {trial: row}, "excluded"}``; raises
+    ValueError when the rule is not a validation rule.
     """
     check = {"split": rule.get("split", VALIDATION_SPLIT), "metric": rule.get("metric", VALIDATION_METRICS[0]),
              "direction": rule.get("direction", "max")}
@@ -222,10 +223,9 @@ def select(runs: Mapping[str, Mapping[int, Mapping]], rule: Mapping) -> dict:
                        "warn" if "warn" in statuses else "ok" if statuses == {"ok"} else "/".join(sorted(statuses)),
                        "excluded": "; ".join(reasons), "selected": False}
     eligible = [t for t, r in rows.items() if not r["excluded"]]
-    if not eligible:
-        raise ValueError(f"every trial is excluded: " + " | ".join(f"{t}: {r['excluded']}" for t, r in rows.items()))
-    best = max(eligible, key=lambda t: (sign * rows[t]["val_mean"], -list(rows).index(t)))
-    rows[best]["selected"] = True
+    best = max(eligible, key=lambda t: (sign * rows[t]["val_mean"], -list(rows).index(t))) if eligible else None
+    if best is not None:
+        rows[best]["selected"] = True
     return {"selected": best, "rule": check, "trials": rows, "excluded": [t for t in rows if rows[t]["excluded"]]}
 
 
@@ -269,9 +269,8 @@ def select_sweep(spec: Mapping, evaluation_paths: Iterable[str | Path], out_dir:
         paths.setdefault(trial, {})[seed] = Path(path)
     views = {t: {s: validation_view(read_json(p)) for s, p in seeds.items()} for t, seeds in paths.items()}
     result = select(views, spec["select"])
-    chosen = paths[result["selected"]]
-    test = test_summary(read_json(chosen[s]) for s in sorted(chosen)
-                        if not result["trials"][result["selected"]]["excluded"])
+    chosen = paths.get(result["selected"], {})  # the test numbers are read only now, of the selected trial alone
+    test = test_summary(read_json(chosen[s]) for s in sorted(chosen))
     out = {**{k: spec[k] for k in ("sweep", "experiment", "method", "distributions", "seeds")}, **result,
            "n_trials": len(result["trials"]), "n_excluded": len(result["excluded"]),
            "settings": spec["trials"].get(result["selected"], {}), "test": test}
@@ -288,7 +287,7 @@ def selected_runs(selection_paths: Iterable[str | Path], runs_root: str | Path) 
     out = {}
     for path in selection_paths:
         sel = read_json(path)
-        if sel["trials"][sel["selected"]]["excluded"]:
+        if sel["selected"] is None:  # every trial excluded
             continue
         for seed in sel["trials"][sel["selected"]]["seeds"]:
             run = Path(runs_root) / sel["sweep"] / sel["selected"] / f"seed{seed}" / "evaluation.json"

@@ -583,9 +583,10 @@ def sweeps_html(results: Path) -> str:
                      f"</small></h3>")
         parts.append(f"<p class='rule'>{sel['n_trials']} trials, seeds {sel['seeds']}: {html.escape(searched)}. "
                      f"Selected on validation: the {rule['direction']} mean {html.escape(rule['metric'])} over the "
-                     f"seeds; {sel['n_excluded']} trial(s) excluded for a failed run. Selected: "
-                     f"<b>{html.escape(sel['selected'])}</b>. Its test numbers are reported as method "
-                     f"<code>{html.escape(sel['sweep'])}</code>.</p>")
+                     f"seeds; {sel['n_excluded']} trial(s) excluded for a failed run. "
+                     + (f"Selected: <b>{html.escape(sel['selected'])}</b>. Its test numbers are reported as method "
+                        f"<code>{html.escape(sel['sweep'])}</code>.</p>" if sel["selected"] else
+                        "<b>No trial selected</b>: every trial was excluded (the reasons are in the table).</p>"))
         trials = path.parent / "trials.csv"
         if trials.exists():
             parts.append(table_html(pd.read_csv(trials, keep_default_na=False), wide=("settings", "excluded")))

@@ -319,11 +319,14 @@ def sweep_rows(record: ExperimentRecord, selections: Mapping[str, Mapping[str, A
     its selection.json; "selected on validation" before the selection), its source the sweep."""
     rows = []
     for name, sweep in record.config.get("sweeps", {}).items():
-        chosen = (selections or {}).get(name, {}).get("settings", {})
+        selection = (selections or {}).get(name, {})
+        chosen = selection.get("settings", {})
+        unselected = "no trial selected (every trial excluded)" if "selected" in selection and not selection[
+            "selected"] else "selected on validation"
         rule = sweep["select"]
         for key, distribution in sweep["distributions"].items():
             rows.append({"scope": name, "category": method_category(key), "setting": key,
-                         "value": format_value(chosen[key]) if key in chosen else "selected on validation",
+                         "value": format_value(chosen[key]) if key in chosen else unselected,
                          "source": f"selected on validation from {distribution} ({sweep['trials']} trials; sweep "
                                    f"{name}, {rule['direction']} {rule['metric']})"})
     return rows
