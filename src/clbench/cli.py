@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 
@@ -87,7 +88,7 @@ def cmd_train(a):
         spec = {**a.spec, "init_from": _for_seed(a.spec["init_from"], seed, a.seeds)} if "init_from" in a.spec else a.spec
         trainer_for(spec)(spec, a.dataset, _for_seed(a.out, seed, a.seeds),
                             _for_seed(a.checkpoint_dir, seed, a.seeds), seed=seed, device=a.device,
-                            threads=a.threads, batch_sampler=sampler, health=a.health)
+                            threads=a.threads, batch_sampler=sampler, health=a.health, logger=a.logger)
 
 
 def cmd_cluster(a):
@@ -318,6 +319,11 @@ def _add_operator_commands(sub) -> None:
                                      "and in total, before anything runs")
     _invocation_args(pl)
     pl.set_defaults(fn=cmd_plan)
+def cmd_status(a):
+    from clbench import status
+
+    runs = status.collect(a.results)
+    print(status.as_json(runs) if a.json else status.summary(runs, a.results, show_done=a.all))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -366,6 +372,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--clusters", nargs="*", default=[], help="MCL: cluster ids (.npy) of the previous stages")
     t.add_argument("--health", type=_json_arg, default={},
                    help="the config's health: thresholds, as JSON (unset keys: clbench.health.DEFAULTS)")
+    t.add_argument("--logger", choices=["none", "tensorboard"], default=os.environ.get("CLBENCH_LOGGER", "none"),
+                   help="also log each epoch's numbers (tensorboard: <run>/tensorboard); default: $CLBENCH_LOGGER "
+                        "(the workflow sets it from the config's logger), else none")
     t.set_defaults(fn=cmd_train)
 
     c = sub.add_parser("cluster", help="MCL: K-means on a stage's normalised training features")
@@ -452,6 +461,13 @@ def parser() -> argparse.ArgumentParser:
     ht.add_argument("--config-json", type=_json_arg, required=True)
     ht.add_argument("--out", required=True)
     ht.set_defaults(fn=cmd_report_html)
+
+    st = sub.add_parser("status", help="where a workflow's training runs stand: done, running (epoch k of n, loss, "
+                                       "images/s, ETA), failed (with the log)")
+    st.add_argument("--results", default="results", help="the workflow's results directory")
+    st.add_argument("--all", action="store_true", help="also list every finished run")
+    st.add_argument("--json", action="store_true", help="one JSON object per run")
+    st.set_defaults(fn=cmd_status)
 
     an = sub.add_parser("analyse", help="one of the papers' analyses: a data file (results/analyses/) that "
                                         "figures plot, computed from models or runs' logs")

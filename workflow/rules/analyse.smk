@@ -12,6 +12,7 @@ rule analyse:
     wildcard_constraints:
         analysis=REPORT.analysis_regex(),
     params:
+        code=from_wildcards(rule_code.analysis),
         results=REPORT.results_dir,
         settings=REPORT.analysis_params,
     resources:

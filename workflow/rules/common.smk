@@ -16,6 +16,7 @@ from clbench import cluster, cost
 from clbench import composition
 from clbench import plan, sweeps
 from clbench.errors import refusals
+import clbench.rule_code as rule_code  # each rule's params.code: the hash of the package code its job runs
 
 
 # Bad settings are refused here, before any job runs, naming the key (clbench.errors.ConfigError), in one
@@ -42,6 +43,14 @@ with refusals():
     for warning in wf.check_config(config, SCHEMA):
         logger.warning(warning)  # e.g. ImageNet's root: a dry run plans without it
     plan.check_sweep_budgets(config)  # a sweep expected to cost more GPU-hours than its stated budget
+# A part of the install the configuration needs (transformers for sentences, wilds, ...): refused here, naming the extra
+from clbench.extras import missing_for_config
+
+if missing_for_config(config):
+    raise WorkflowError("\n".join(missing_for_config(config)) + "\nNo job was started.")
+# The training jobs' logger (`clbench train` reads it): it changes no result, so it is no param and
+# switching it re-runs nothing. Every job's snakemake (also on a cluster node) sets it from its config.
+os.environ.update(CLBENCH_LOGGER=config["logger"])
 
 
 RESULTS = config["results_dir"]

@@ -5,6 +5,7 @@ rule build_dataset:
         test=f"{RESULTS}/data/{{dataset}}/test.npz",
         meta=f"{RESULTS}/data/{{dataset}}/meta.json",
     params:
+        code=from_wildcards(rule_code.dataset),
         spec=lambda wildcards: wf.as_json(config["datasets"][wildcards.dataset]),
         resources_dir=config["resources_dir"],
     resources:
@@ -30,6 +31,8 @@ rule show_dataset:
             category="Data",
             labels={"dataset": "{dataset}"},
         ),
+    params:
+        code=rule_code.command("data show"),
     resources:
         **rule_resources(config, "show_dataset"),
     log:
@@ -53,6 +56,7 @@ rule preview_augmentation:
             labels={"dataset": "{dataset}", "figure": "augmented views"},
         ),
     params:
+        code=rule_code.command("data preview-augmentation"),
         recipes=lambda wildcards: ",".join(wf.dataset_recipes(config, wildcards.dataset)),
     resources:
         **rule_resources(config, "preview_augmentation"),
@@ -74,6 +78,7 @@ rule corrupt_split:
         test=f"{RESULTS}/data/{{dataset}}/corrupted/{{corruption}}/s{{severity}}/test.npz",
         meta=f"{RESULTS}/data/{{dataset}}/corrupted/{{corruption}}/s{{severity}}/meta.json",
     params:
+        code=rule_code.command("data corrupt"),
         # the official CIFAR-10-C / CIFAR-100-C folder when configured for this dataset, else generated
         official_root=from_wildcards(wf.official_corruption_root),
     wildcard_constraints:

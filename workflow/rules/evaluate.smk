@@ -22,6 +22,7 @@ rule evaluate:
     output:
         evaluation=f"{RUN}/evaluation.json",
     params:
+        code=from_wildcards(rule_code.evaluate),
         spec=from_wildcards(wf.evaluation_spec),
         health=from_wildcards(wf.health_spec),
         device=config["device"],
@@ -52,6 +53,7 @@ rule evaluate_seeds:
     output:
         evaluations=per_seed(f"{RUN}/evaluation.json"),
     params:
+        code=from_wildcards(rule_code.evaluate),
         spec=from_wildcards(wf.evaluation_spec),
         health=from_wildcards(wf.health_spec),
         device=config["device"],
@@ -104,6 +106,7 @@ rule evaluate_corruption:
         f"{RUN}/corruptions/{{corruption}}/s{{severity}}.json",
     params:
         device=config["device"],
+        code=rule_code.command("evaluate corruption"),
     wildcard_constraints:
         experiment=CELL_EXPERIMENTS,
         corruption=r"[a-z_]+",
@@ -131,6 +134,8 @@ rule merge_evaluation:
         cells=from_wildcards(wf.corruption_cell_results),
     output:
         f"{RUN}/evaluation.json",
+    params:
+        code=rule_code.command("evaluate merge"),
     wildcard_constraints:
         experiment=CELL_EXPERIMENTS,
     log:

@@ -38,6 +38,7 @@ rule collect_results:
         ],
         paper_md_tex=expand(f"{RESULTS}/tables/paper_{{paper}}.{{ext}}", paper=REPORT.table_papers, ext=["md", "tex"]),
     params:
+        code=rule_code.all_papers("report collect"),
         runs_root=f"{RESULTS}/runs",
         experiments=as_json(REPORTED["experiments"]),
         selections=",".join(sweeps.selections(config)),
@@ -60,6 +61,7 @@ rule plot_training_curves:
         png=report(f"{RESULTS}/figures/training_curves.png", caption="../report/training_curves.rst", category="Figures"),
         copies=[f"{RESULTS}/figures/training_curves.{fmt}" for fmt in REPORT.extra_formats],
     params:
+        code=rule_code.command("report curves"),
         runs_root=f"{RESULTS}/runs",
         formats=REPORT.formats_arg,
     log:
@@ -83,6 +85,7 @@ rule paper_figure:
     wildcard_constraints:
         figure=REPORT.figure_regex(),
     params:
+        code=from_wildcards(rule_code.figure),
         results=REPORT.results_dir,
         experiments=as_json(REPORTED["experiments"]),
         formats=REPORT.formats_arg,
@@ -108,6 +111,7 @@ rule protocol_card:
     wildcard_constraints:
         experiment=REPORT.experiment_regex(),
     params:
+        code=rule_code.all_papers("report protocol"),
         planned=REPORT.protocol_plan,
     log:
         f"{RESULTS}/logs/protocol_card/{{experiment}}.log",
@@ -129,6 +133,7 @@ rule html_report:
     output:
         f"{RESULTS}/report/index.html",
     params:
+        code=rule_code.all_papers("report html"),
         # without slurm: where the jobs ran changes no result, so it neither re-runs nor re-hashes the report
         config_json=as_json({key: value for key, value in config.items() if key != "slurm"}),
         results=REPORT.results_dir,

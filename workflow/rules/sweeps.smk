@@ -15,6 +15,7 @@ rule select_sweep:
         sweep=wf.name_regex(sweeps.sweep_experiments(config)),
     params:
         spec=lambda wildcards: as_json(sweeps.selection_spec(config, wildcards.sweep)),
+        code=rule_code.command("sweep select"),
     log:
         f"{RESULTS}/logs/select_sweep/{{sweep}}.log",
     conda:

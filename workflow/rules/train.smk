@@ -6,6 +6,7 @@ rule pretrain:
         metrics=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/metrics.csv",
         run=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/run.json",
     params:
+        code=from_wildcards(rule_code.train),  # the package code the job runs: an edit there re-runs it
         spec=from_wildcards(wf.pretrain_spec),
         device=config["device"],
         command=from_wildcards(wf.train_command),
@@ -39,6 +40,7 @@ rule pretrain_seeds:
         metrics=per_seed(f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/metrics.csv"),
         runs=per_seed(f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/run.json"),
     params:
+        code=from_wildcards(rule_code.train),
         spec=from_wildcards(wf.pretrain_spec),
         device=config["device"],
         command=from_wildcards(wf.train_command),
@@ -74,6 +76,7 @@ rule pretrain_stage:
         metrics=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/stage{{stage}}/metrics.csv",
         run=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/stage{{stage}}/run.json",
     params:
+        code=from_wildcards(rule_code.train),
         spec=from_wildcards(wf.stage_spec),
         device=config["device"],
         command=from_wildcards(wf.train_command),
@@ -106,6 +109,7 @@ rule cluster_stage:
     output:
         f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/stage{{stage}}/clusters.npy",
     params:
+        code=rule_code.command("cluster"),
         k=from_wildcards(wf.mcl_clusters),
         device=config["device"],
     wildcard_constraints:
@@ -133,6 +137,8 @@ rule combine_stages:
         model=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/model.pt",
         metrics=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/metrics.csv",
         run=f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/run.json",
+    params:
+        code=rule_code.command("mcl-combine"),
     wildcard_constraints:
         experiment=SEED_EXPERIMENTS,
         method=MCL_METHODS,
@@ -157,6 +163,7 @@ rule pretrain_stage_seeds:
         metrics=per_seed(f"{STAGE}/metrics.csv"),
         runs=per_seed(f"{STAGE}/run.json"),
     params:
+        code=from_wildcards(rule_code.train),
         spec=lambda wildcards: wf.stage_spec(config, wildcards.experiment, wildcards.method, "{seed}", wildcards.stage),
         device=config["device"],
         command=from_wildcards(wf.train_command),
@@ -194,6 +201,7 @@ rule cluster_stage_seeds:
     output:
         per_seed(f"{STAGE}/clusters.npy"),
     params:
+        code=rule_code.command("cluster"),
         k=from_wildcards(wf.mcl_clusters),
         device=config["device"],
         seeds=wf.seeds_arg(config),
@@ -225,6 +233,7 @@ rule combine_stages_seeds:
         metrics=per_seed(f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/metrics.csv"),
         runs=per_seed(f"{RESULTS}/runs/{{experiment}}/{{method}}/seed{{seed}}/run.json"),
     params:
+        code=rule_code.command("mcl-combine"),
         seeds=wf.seeds_arg(config),
         stages=lambda wildcards: wf.stage_templates(config, wildcards.experiment, wildcards.method),
         out=lambda wildcards: wf.run_dir(config, wildcards.experiment, wildcards.method, "{seed}"),

@@ -91,6 +91,9 @@ def _get_dataset(root_dir: Path, download: bool, split_scheme: str = "official")
     os.environ.setdefault("OUTDATED_IGNORE", "1")  # wilds otherwise asks PyPI for a newer version
     import warnings
 
+    from clbench.extras import require
+
+    require("wilds", "the camelyon17 dataset (Camelyon17-WILDS)")
     import wilds
 
     with warnings.catch_warnings():

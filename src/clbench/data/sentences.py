@@ -251,6 +251,9 @@ def fetch(tmp: Path, wiki_url: str = WIKI_URL, senteval_url: str = SENTEVAL_URL)
 def fetch_model(name: str, cache: Path, download: bool) -> Path:
     """The local snapshot of Hugging Face model ``name`` in ``cache`` (``resources/huggingface``),
     downloaded when ``download`` is true and it is not there yet."""
+    from clbench.extras import require
+
+    require("sentences", f"the pretrained sentence encoder {name}")
     from huggingface_hub import snapshot_download
 
     try:

@@ -38,6 +38,9 @@ def tu_raw_dir(root: str | Path, name: str) -> Path | None:
 
 def read_tu(raw_dir: str | Path, name: str, node_features: str = "auto") -> tuple[dict[str, np.ndarray], dict]:
     """Read a TU dataset's text files with torch_geometric's reader into one packed split, plus facts for meta."""
+    from clbench.extras import require
+
+    require("graphs", f"the TU dataset {name}")
     from torch_geometric.io import read_tu_data
 
     data, slices, sizes = read_tu_data(str(raw_dir), name)

@@ -23,6 +23,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from clbench.extras import require
+
 __all__ = ["POOLERS", "SETTINGS", "SentenceEncoder", "load_sentence_model", "save_sentence_model",
            "sentence_settings"]
 
@@ -65,6 +67,7 @@ class SentenceEncoder(nn.Module):
     def pretrained(cls, spec: Mapping[str, Any], local: str | Path | None = None) -> "SentenceEncoder":
         """The untrained model: the pretrained transformer named by ``sentence.model`` (no pooling layer),
         read from the folder ``local`` when given (the dataset build job's copy of that model)."""
+        require("sentences", "a sentence encoder")
         from transformers import AutoModel, AutoTokenizer
 
         settings = sentence_settings(spec)
@@ -77,6 +80,7 @@ class SentenceEncoder(nn.Module):
     @classmethod
     def from_files(cls, spec: Mapping[str, Any], folder: str | Path) -> "SentenceEncoder":
         """A randomly initialised model of the config and tokenizer saved in ``folder``."""
+        require("sentences", "a sentence encoder")
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         config = AutoConfig.from_pretrained(folder)

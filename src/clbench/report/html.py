@@ -14,7 +14,6 @@ import hashlib
 import html
 import json
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -108,11 +107,25 @@ def table_html(df: pd.DataFrame, html_columns: Iterable[str] = (), wide: Iterabl
 
 
 def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              timeout=5).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    from clbench.provenance import describe
+
+    return describe()
+
+
+def code_provenance_html(results: Path) -> str:
+    """A note when the runs were made by different code (commits, or code hashes across a method's seeds)."""
+    from clbench.provenance import mixed_code
+
+    runs = []
+    for run_json in sorted((results / "runs").rglob("run.json")):
+        if run_json.parent.name.startswith("seed"):
+            info = json.loads(run_json.read_text())
+            runs.append((str(run_json.parent.relative_to(results / "runs")), info.get("provenance")))
+    notes = mixed_code(runs)
+    if not notes:
+        return ""
+    return ("<p class='note'>Results made by different code:</p><ul>"
+            + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
 
 
 def benchmark_summary(results: Path) -> pd.DataFrame:
@@ -654,6 +667,7 @@ def build_report(results: str | Path, config: dict, out: str | Path, papers: Map
         ("git commit", git_commit()), ("config hash", config_hash), ("scale", scale),
         ("devices", ", ".join(run_devices(results)) or "—"),
         ("generated", dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))]) + "</ul>")
+    parts.append(code_provenance_html(results))
     bench = benchmark_summary(results)
     parts.append("<p>Wall time per rule, from Snakemake's benchmark files:</p>" + table_html(bench))
     parts.append("</body></html>")

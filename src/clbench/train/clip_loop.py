@@ -47,7 +47,8 @@ from clbench.models.methods import build_method
 from clbench.train import device as devices
 from clbench.train import distributed
 from clbench.train.data import make_loader
-from clbench.train.loop import restore_state, rows_to_csv, save_checkpoint, spec_hash
+from clbench.train.loop import restore_state, rows_to_csv, run_provenance, save_checkpoint, spec_hash
+from clbench.train.progress import ProgressRecorder
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +139,19 @@ def retrieval_top1(model, x, captions, device, limit: int = 1000) -> float:
 
 
 def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir: str | Path, *, seed: int = 0,
-          device: str = "auto", threads: int = 1, batch_sampler=None, health: dict | None = None) -> dict:
+          device: str = "auto", threads: int = 1, batch_sampler=None, health: dict | None = None,
+          logger: str = "none") -> dict:
     """Train the image-caption method ``spec`` on ``data_dir``'s train split; write model.pt, metrics.csv
-    and run.json to ``out_dir``. ``health``: the config's thresholds (see :func:`clbench.train.loop.train`)."""
+    and run.json to ``out_dir`` (metrics.csv after every epoch: :mod:`clbench.train.progress`). ``health``: the
+    config's thresholds (see :func:`clbench.train.loop.train`)."""
+    with ProgressRecorder(out_dir, int(spec.get("epochs", 10)), logger=logger,
+                          enabled=distributed.from_environment().is_main) as progress:
+        return _train(spec, data_dir, out_dir, checkpoint_dir, seed=seed, device=device, threads=threads,
+                      batch_sampler=batch_sampler, health=health, progress=progress)
+
+
+def _train(spec: dict, data_dir, out_dir, checkpoint_dir, *, seed: int, device: str, threads: int, batch_sampler,
+           health: dict | None, progress: ProgressRecorder) -> dict:
     t0 = time.time()
     ctx = distributed.from_environment()
     dev = distributed.init(ctx, devices.setup(device, threads, seed))
@@ -234,6 +245,7 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
         if ctx.is_main:
             log.info("epoch %d/%d %s", epoch + 1, epochs, " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
             save_checkpoint(checkpoint, epoch, run_hash, model, optimizer, schedule, scaler, rows)
+            progress.record(rows)
         distributed.barrier()
 
     if not ctx.is_main:
@@ -256,6 +268,7 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
         **({"batch_sampler": batch_sampler.summary()} if hasattr(batch_sampler, "summary") else {}),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                      "open_clip": _open_clip_version(), "clbench": __import__("clbench").__version__},
+        "provenance": run_provenance(spec),
     }
     info["health"] = run_health.training_health_of(spec, rows, health, batch_size=batch_size)
     run_health.log_health(info["health"], log)

@@ -34,7 +34,9 @@ from clbench.models.checkpoint import save_model
 from clbench.models.graph import graph_settings
 from clbench.models.methods import build_method
 from clbench.train import device as devices
-from clbench.train.loop import build_optimizer, build_schedule, restore_state, rows_to_csv, save_state, spec_hash
+from clbench.train.loop import (build_optimizer, build_schedule, restore_state, rows_to_csv, run_provenance, save_state,
+                                spec_hash)
+from clbench.train.progress import ProgressRecorder
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +51,18 @@ def augmenter(spec: dict) -> GraphAugment:
 
 
 def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir: str | Path, *, seed: int = 0,
-          device: str = "auto", threads: int = 1, batch_sampler=None, health: dict | None = None) -> dict:
+          device: str = "auto", threads: int = 1, batch_sampler=None, health: dict | None = None,
+          logger: str = "none") -> dict:
     """Train graph method ``spec`` on every graph of ``data_dir``; write model.pt, metrics.csv and run.json
-    to ``out_dir``. ``health``: the config's thresholds (see :func:`clbench.train.loop.train`)."""
+    to ``out_dir`` (metrics.csv after every epoch: :mod:`clbench.train.progress`). ``health``: the config's
+    thresholds (see :func:`clbench.train.loop.train`)."""
+    with ProgressRecorder(out_dir, int(spec.get("epochs", 10)), logger=logger) as progress:
+        return _train(spec, data_dir, out_dir, checkpoint_dir, seed=seed, device=device, threads=threads,
+                      batch_sampler=batch_sampler, health=health, progress=progress)
+
+
+def _train(spec: dict, data_dir, out_dir, checkpoint_dir, *, seed: int, device: str, threads: int, batch_sampler,
+           health: dict | None, progress: ProgressRecorder) -> dict:
     started = time.time()
     if batch_sampler is not None:
         raise ValueError("graph methods train on the dataset's own order; a batch sampler (MCL) is not supported")
@@ -89,6 +100,7 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
         model.snapshot(epoch + 1)
         log.info("epoch %d/%d loss=%.4g (%.1f s)", epoch + 1, epochs, rows[-1]["loss"], rows[-1]["seconds"])
         save_state(checkpoint, run_hash, stateful, epoch=epoch, rows=rows)
+        progress.record(rows)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_model(out / "model.pt", model, spec, shape)
@@ -98,7 +110,8 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
             "resumed_from_epoch": start, "wall_seconds": time.time() - started, "final": rows[-1] if rows else {},
             "graphs": len(graphs), "batches_per_epoch": len(batches), "graph": graph_settings(spec),
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-                         "clbench": __import__("clbench").__version__}}
+                         "clbench": __import__("clbench").__version__},
+            "provenance": run_provenance(spec)}
     info["health"] = run_health.training_health_of(spec, rows, health, batch_size=batch_size)
     run_health.log_health(info["health"], log)
     write_json(out / "run.json", info)

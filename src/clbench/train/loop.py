@@ -9,9 +9,7 @@ and started again ends with exactly the metrics of an uninterrupted run on the C
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 import math
@@ -34,12 +32,21 @@ from clbench.objectives import OBJECTIVES
 from clbench.train import device as devices
 from clbench.train import distributed
 from clbench.train.data import ViewDataset, make_loader
+from clbench.train.progress import ProgressRecorder, rows_to_csv  # noqa: F401 (the trainers' CSV)
 
 log = logging.getLogger(__name__)
 
 
 class CheckpointMismatch(RuntimeError):
     """A checkpoint in the run's checkpoint directory was written for another configuration."""
+
+
+def run_provenance(spec: dict) -> dict:
+    """run.json's ``provenance``: the commit, dirty flag and the hash of the code training ``spec`` runs."""
+    from clbench import provenance
+    from clbench.train.trainers import training_code
+
+    return provenance.record(training_code(spec))
 
 
 def spec_hash(spec: dict, seed: int, data_hash: str) -> str:
@@ -161,26 +168,32 @@ class Run:
 
 
 def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir: str | Path, *, seed: int = 0,
-          device: str = "auto", threads: int = 1, batch_sampler=None, health: dict | None = None) -> dict:
-    """Train the method ``spec`` on ``data_dir``'s train split; write model.pt, metrics.csv, run.json to ``out_dir``.
+          device: str = "auto", threads: int = 1, batch_sampler=None, health: dict | None = None,
+          logger: str = "none") -> dict:
+    """Train the method ``spec`` on ``data_dir``'s train split; write model.pt, metrics.csv, run.json to ``out_dir``
+    (metrics.csv after every epoch, with ``progress.json`` and the ``logger``'s events: :mod:`clbench.train.progress`).
 
     ``health``: the config's ``health:`` thresholds; an epoch whose loss is non-finite or diverges stops
     the run (:func:`clbench.health.stop_if_diverged`), and run.json records the training-side health."""
     run = setup(spec, data_dir, checkpoint_dir, seed=seed, device=device, threads=threads, batch_sampler=batch_sampler)
     run.health = health or {}
     resume(run)
-    for epoch in tqdm(range(run.start_epoch, run.epochs), desc="epochs", initial=run.start_epoch, total=run.epochs,
-                      disable=not run.ctx.is_main, mininterval=1.0):
-        run.rows.append(train_epoch(run, epoch))
-        run_health.stop_if_diverged([r["loss"] for r in run.rows if "loss" in r], run.health, at=f"epoch {epoch + 1}",
-                                    logger=log)
-        if run.ctx.is_main:
-            log.info("epoch %d/%d %s", epoch + 1, run.epochs,
-                     " ".join(f"{k}={v:.4g}" for k, v in run.rows[-1].items() if k != "epoch"))
-            save_checkpoint(run.checkpoint_path, epoch, run.run_hash, run.model, run.optimizer, run.schedule,
-                            run.scaler, run.rows, run.aux_optimizer)
-        distributed.barrier()  # no rank runs ahead of the checkpoint it would resume from
-    return finish(run, out_dir)
+    with ProgressRecorder(out_dir, run.epochs, logger=logger, start=run.start_epoch, rows=run.rows,
+                          enabled=run.ctx.is_main) as progress:
+        for epoch in tqdm(range(run.start_epoch, run.epochs), desc="epochs", initial=run.start_epoch,
+                          total=run.epochs, disable=not run.ctx.is_main, mininterval=1.0):
+            run.rows.append(train_epoch(run, epoch))
+            if run.ctx.is_main:
+                log.info("epoch %d/%d %s", epoch + 1, run.epochs,
+                         " ".join(f"{k}={v:.4g}" for k, v in run.rows[-1].items() if k != "epoch"))
+                progress.record(run.rows)  # metrics.csv shows a diverging epoch before the run stops on it
+            run_health.stop_if_diverged([r["loss"] for r in run.rows if "loss" in r], run.health,
+                                        at=f"epoch {epoch + 1}", logger=log)
+            if run.ctx.is_main:
+                save_checkpoint(run.checkpoint_path, epoch, run.run_hash, run.model, run.optimizer, run.schedule,
+                                run.scaler, run.rows, run.aux_optimizer)
+            distributed.barrier()  # no rank runs ahead of the checkpoint it would resume from
+        return finish(run, out_dir)
 
 
 def setup(spec: dict, data_dir: str | Path, checkpoint_dir: str | Path, *, seed: int = 0, device: str = "auto",
@@ -364,6 +377,7 @@ def finish(run: Run, out_dir: str | Path) -> dict:
         **({"batch_sampler": run.batch_sampler.summary()} if hasattr(run.batch_sampler, "summary") else {}),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                      "clbench": __import__("clbench").__version__},
+        "provenance": run_provenance(run.spec),
     }
     info["health"] = run_health.training_health_of(run.spec, run.rows, run.health, batch_size=run.batch_size)
     run_health.log_health(info["health"], log)
@@ -394,14 +408,3 @@ def distribution_columns(spreads: dict[str, list[torch.Tensor]]) -> dict[str, fl
 def save_checkpoint(path: Path, epoch: int, run_hash: str, model, optimizer, schedule, scaler, rows,
                     aux_optimizer=None) -> None:
     save_state(path, run_hash, _stateful(model, optimizer, schedule, scaler, aux_optimizer), epoch=epoch, rows=rows)
-
-
-def rows_to_csv(rows: list[dict]) -> str:
-    fields: list[str] = []
-    for r in rows:
-        fields += [k for k in r if k not in fields]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields)
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()

@@ -73,6 +73,17 @@ def combine_stages(stage_dirs: list, out_dir) -> dict:
             # every stage's training health, each stage's checks named by it; "stages" keeps each one
             "health": stage_health([i.get("health") for i in infos]),
             "device": infos[-1].get("device"),
-            "seed": infos[-1].get("seed"), "wall_seconds": sum(i.get("wall_seconds", 0) for i in infos)}
+            "seed": infos[-1].get("seed"), "wall_seconds": sum(i.get("wall_seconds", 0) for i in infos),
+            "provenance": stages_provenance(infos)}
     write_json(out / "run.json", info)
     return info
+
+
+def stages_provenance(stage_runs: list[dict]) -> dict:
+    """The combined run's provenance: this checkout's commit, and one code hash over its stages' code."""
+    import hashlib
+
+    from clbench import provenance
+
+    codes = [str((i.get("provenance") or {}).get("code_hash")) for i in stage_runs]
+    return provenance.record(hashlib.sha256(" ".join(codes).encode()).hexdigest()[:16])

@@ -37,7 +37,9 @@ from clbench.models.methods import build_method
 from clbench.models.sentence import SentenceEncoder, save_sentence_model, sentence_settings
 from clbench.objectives import OBJECTIVES, resolved_params
 from clbench.train import device as devices
-from clbench.train.loop import build_optimizer, restore_state, rows_to_csv, save_state, spec_hash
+from clbench.extras import require
+from clbench.train.loop import build_optimizer, restore_state, rows_to_csv, run_provenance, save_state, spec_hash
+from clbench.train.progress import ProgressRecorder
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +58,20 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 
 
 def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir: str | Path, *, seed: int = 0,
-          device: str = "auto", threads: int = 1, batch_sampler=None, health: dict | None = None) -> dict:
+          device: str = "auto", threads: int = 1, batch_sampler=None, health: dict | None = None,
+          logger: str = "none") -> dict:
     """Train sentence method ``spec`` on ``data_dir`` (a ``sentences`` dataset); write model.pt, metrics.csv,
-    run.json to ``out_dir``. ``health``: the config's thresholds (see :func:`clbench.train.loop.train`); here
-    the guard runs at every evaluation step, on the mean loss since the previous one."""
+    run.json to ``out_dir`` (metrics.csv after every evaluation step: :mod:`clbench.train.progress`). ``health``:
+    the config's thresholds (see :func:`clbench.train.loop.train`); here the guard runs at every evaluation
+    step, on the mean loss since the previous one."""
+    require("sentences", f"objective {spec['objective']} (a transformer sentence encoder)")
+    with ProgressRecorder(out_dir, 0, unit="step", logger=logger) as progress:
+        return _train(spec, data_dir, out_dir, checkpoint_dir, seed=seed, device=device, threads=threads,
+                      batch_sampler=batch_sampler, health=health, progress=progress)
+
+
+def _train(spec: dict, data_dir, out_dir, checkpoint_dir, *, seed: int, device: str, threads: int, batch_sampler,
+           health: dict | None, progress: ProgressRecorder) -> dict:
     if batch_sampler is not None:
         raise ValueError("a sentence method draws its own batches; MCL's cluster sampler does not apply")
     started = time.time()
@@ -80,6 +92,7 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
     total = epochs * steps_per_epoch
     if settings["max_steps"] is not None:
         total = min(total, settings["max_steps"])
+    progress.epochs = total
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_decay(total, settings["schedule"]))
     amp = dev.type == "cuda" and settings["fp16"]
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
@@ -147,6 +160,7 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
             state["step"] = step
             save_state(checkpoint, run_hash, stateful, **state, rng=torch.get_rng_state(),
                        cuda_rng=torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None)
+            progress.record(state["rows"])
     if not state["rows"]:  # no evaluation step reached: the last model, scored once
         evaluate_and_keep(step, losses, t0)
     if state["best_state"] is not None:
@@ -167,6 +181,7 @@ def train(spec: dict, data_dir: str | Path, out_dir: str | Path, checkpoint_dir:
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                      "transformers": __import__("transformers").__version__,
                      "clbench": __import__("clbench").__version__},
+        "provenance": run_provenance(spec),
     }
     info["health"] = run_health.training_health_of(spec, state["rows"], health, batch_size=batch_size)
     run_health.log_health(info["health"], log)

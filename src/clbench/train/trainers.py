@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from clbench import code_hash
 from clbench.objectives import OBJECTIVES, register_by_domain, resolve_ref
 
 # domain -> "module:function"
@@ -31,6 +32,17 @@ def trainer_for(spec: dict) -> Callable:
         raise ValueError(f"objective {spec['objective']} trains on {domain!r} data, which no trainer handles; "
                          f"registered: {sorted(TRAINERS)}")
     return resolve_ref(TRAINERS[domain])
+
+
+def training_code(spec: dict) -> str:
+    """The hash of the package code training ``spec`` runs (:mod:`clbench.code_hash`): the train command,
+    its objective's loss (and per-sample statistic) and its domain's trainer. A rule's ``params.code``
+    and the run's ``run.json`` carry it."""
+    objective = OBJECTIVES[spec["objective"]]
+    statistic = objective.statistic.fn if objective.statistic is not None else None
+    return code_hash.job_hash("train", [code_hash.module_of(ref) for ref in
+                                        (objective.loss, statistic, TRAINERS.get(objective.domain))])
+
 
 # graphs (GraphCL-style, ADNCE's TU experiments)
 register_trainer("graph", "clbench.train.graph:train")
