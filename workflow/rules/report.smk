@@ -50,7 +50,7 @@ rule collect_results:
         "../../envs/clbench.yaml"
     shell:
         "clbench report collect --runs-root {params.runs_root:q} --experiments {params.experiments:q}"
-        " --sweep-selections {params.selections:q} --out-dir $(dirname {output.metrics:q}) {input.evaluations:q}"
+        " --sweep-selections={params.selections:q} --out-dir $(dirname {output.metrics:q}) {input.evaluations:q}"
         " > {log:q} 2>&1"
 
 
