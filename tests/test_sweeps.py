@@ -246,3 +246,11 @@ def test_the_report_shows_each_sweeps_trials_and_the_selected_trials_test_number
     assert all(f"s-t{i}" in text for i in range(4)) and "loss ends at 5.53" in text
     assert "0.61" in text  # the selected trial's mean test top-1
     assert sweeps_html(tmp_path / "elsewhere") == ""
+
+
+def test_config_show_names_the_sweep_as_the_origin_of_its_trials(capsys):
+    assert main(["config", "show", "--directory", str(REPO), "--configfile", str(REPO / "configs/paper.yaml")]) in (0, None)
+    lines = capsys.readouterr().out.splitlines()
+    assert "methods.subembed_search-t0.loss.temperature: 0.6275  # sweeps.subembed_search" in lines
+    assert any(line.startswith('sweeps.subembed_search.settings.loss.temperature.log_uniform: [0.05, 1.0]')
+               for line in lines)

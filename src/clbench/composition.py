@@ -220,20 +220,21 @@ def resolve(layers: Sequence[tuple[str, Mapping]], schema: Mapping | None = None
     return cfg, origins
 
 
-def _value_at(cfg: Mapping, dotted: str) -> Any:
-    value: Any = cfg
-    for part in dotted.split("."):
-        value = value[part]
-    return value
+def _leaf_values(value: Any, prefix: str) -> Iterable[tuple[str, Any]]:
+    if isinstance(value, dict) and value:
+        for key, sub in value.items():
+            yield from _leaf_values(sub, f"{prefix}.{key}")
+    else:
+        yield prefix, value
 
 
 def describe(cfg: Mapping, origins: Mapping[str, str]) -> str:
     """Each value of the resolved configuration on its own line, ``key: value  # origin``, in config order."""
     lines = []
-    for leaf in _leaves(cfg, ""):
+    for leaf, value in _leaf_values(cfg, ""):  # values by path: a sweep's settings are keys with dots
         leaf = leaf.lstrip(".")
         origin = origins.get(leaf) or next((o for k, o in origins.items() if leaf.startswith(k + ".")), "?")
-        value = json.dumps(_value_at(cfg, leaf), sort_keys=True)
+        value = json.dumps(value, sort_keys=True)
         lines.append(f"{leaf}: {value}  # {origin}")
     return "\n".join(lines)
 
