@@ -254,3 +254,10 @@ def test_config_show_names_the_sweep_as_the_origin_of_its_trials(capsys):
     assert "methods.subembed_search-t0.loss.temperature: 0.6275  # sweeps.subembed_search" in lines
     assert any(line.startswith('sweeps.subembed_search.settings.loss.temperature.log_uniform: [0.05, 1.0]')
                for line in lines)
+
+
+def test_a_selection_that_leaves_out_the_swept_experiment_leaves_out_its_sweep():
+    cfg = resolved("configs/paper.yaml", args=["papers=[mcl]"])
+    assert not cfg["sweeps"] and "subembed_search" not in cfg["experiments"]
+    assert not any(m.startswith("subembed_search-") for m in cfg["methods"])
+    assert "subembed_search" in resolved("configs/paper.yaml", args=["papers=[subembed]"])["experiments"]
