@@ -229,3 +229,19 @@ def test_probe_crop_size_sets_the_size_the_encoder_sees_in_training(frozen):
         del model.features
     assert sizes and set(sizes) == {(8, 8)} and train["x"].shape[-1] == 16
     assert r["n_train"] == len(train["y"])
+
+
+@pytest.mark.parametrize("evaluations, probe", [(["linear_probe"], "linear probe"), (["knn"], "k-NN probe")])
+def test_the_validation_scores_a_sweep_selects_on_are_measured_on_the_validation_split(runs, tmp_path,
+                                                                                       evaluations, probe):
+    """The validation labels are shifted by one class: a score read on them is near 0 where the test score is
+    near 1, so a validation score measured on test (or copied from a test metric) would show."""
+    splits = {s: {k: np.asarray(v) for k, v in dataset_dir.load(runs / "true", s).items()} for s in ("train", "test")}
+    splits["val"] = {k: v[:200].copy() for k, v in splits["test"].items()}
+    splits["val"]["y"] = (splits["val"]["y"] + 1) % 4
+    dataset_dir.save(tmp_path / "shifted", splits, {"name": "quadrants", "classes": ["tl", "tr", "bl", "br"],
+                                                    "factors": {"style": ["a", "b"]}, "seed": 3})
+    result = evaluate_run(runs / "model.pt", tmp_path / "shifted", {**SPEC, "evaluations": evaluations}, seed=0)
+    validation = result["validation"]
+    assert validation["split"] == "validation" and validation["probe"] == probe
+    assert max(result["metrics"].values()) > 0.9 and validation["val_top1"] < 0.1, (result["metrics"], validation)

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from clbench import cluster, composition, cost, plan
+from clbench import cluster, composition, cost, plan, sweeps
 from clbench import workflow as wf
 from conftest import REPO, job_counts, snakemake_exe
 
@@ -18,7 +18,7 @@ SCHEMA = wf.load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
 def resolved(*files, args=()):
     layers = composition.config_layers([REPO / "config.yaml"], [REPO / f for f in files], args)
-    return composition.resolve(layers, SCHEMA)[0]
+    return sweeps.expand(composition.resolve(layers, SCHEMA)[0], SCHEMA)  # as the workflow plans the sweeps
 
 
 def dry_run_counts(tmp_path, *files, args=()):

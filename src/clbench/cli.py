@@ -158,9 +158,34 @@ def cmd_report_collect(a):
     from clbench.report.paper_tables import write_paper_tables
     from clbench.report.tables import collect_evaluations, summary_table, write_tables
 
-    tables = collect_evaluations(a.inputs, a.runs_root, a.experiments)
+    from clbench.sweeps import selected_runs
+
+    selected = selected_runs([p for p in a.sweep_selections.split(",") if p], a.runs_root)
+    tables = collect_evaluations(a.inputs, a.runs_root, a.experiments, selected)
     write_tables(tables, a.out_dir)
     write_paper_tables(summary_table(tables["metrics"]), a.experiments, a.out_dir, PAPERS)
+
+
+def cmd_sweep_select(a):
+    from clbench.sweeps import select_sweep
+
+    out = select_sweep(a.spec, a.inputs, a.out_dir)
+    if out["selected"] is None:
+        logging.warning("sweep %s: no trial selected, all %d excluded (trials.csv says why)", out["sweep"],
+                        out["n_trials"])
+    else:
+        logging.info("sweep %s: selected %s on validation %s (%d trials, %d excluded)", out["sweep"],
+                     out["selected"], out["rule"]["metric"], out["n_trials"], out["n_excluded"])
+
+
+def _add_sweep_commands(sub) -> None:
+    sw = sub.add_parser("sweep", help="hyper-parameter sweeps").add_subparsers(dest="sweep_command", required=True)
+    se = sw.add_parser("select", help="the best trial on validation data (trials with a failed run excluded); "
+                                      "writes selection.json and trials.csv")
+    se.add_argument("inputs", nargs="+", help="the trials' .../<trial>/seed<s>/evaluation.json")
+    se.add_argument("--spec", type=_json_arg, required=True, help="the sweep's selection spec, as JSON")
+    se.add_argument("--out-dir", required=True)
+    se.set_defaults(fn=cmd_sweep_select)
 
 
 def _formats_arg(text: str) -> list[str]:
@@ -305,6 +330,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="clbench", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
+    _add_sweep_commands(sub)
     _add_operator_commands(sub)
 
     data = sub.add_parser("data", help="build or inspect datasets").add_subparsers(dest="data_command", required=True)
@@ -408,6 +434,8 @@ def parser() -> argparse.ArgumentParser:
     tb.add_argument("inputs", nargs="+")
     tb.add_argument("--runs-root", required=True)
     tb.add_argument("--experiments", type=_json_arg, required=True, help="the config's experiments, as JSON")
+    tb.add_argument("--sweep-selections", default="", help="comma-separated selection.json of the sweeps: each "
+                                                             "selected trial's runs are reported as the sweep's method")
     tb.add_argument("--out-dir", required=True)
     tb.set_defaults(fn=cmd_report_collect)
     cu = rep.add_parser("curves", parents=[figs], help="training curves figure")

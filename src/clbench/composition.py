@@ -220,20 +220,21 @@ def resolve(layers: Sequence[tuple[str, Mapping]], schema: Mapping | None = None
     return cfg, origins
 
 
-def _value_at(cfg: Mapping, dotted: str) -> Any:
-    value: Any = cfg
-    for part in dotted.split("."):
-        value = value[part]
-    return value
+def _leaf_values(value: Any, prefix: str) -> Iterable[tuple[str, Any]]:
+    if isinstance(value, dict) and value:
+        for key, sub in value.items():
+            yield from _leaf_values(sub, f"{prefix}.{key}")
+    else:
+        yield prefix, value
 
 
 def describe(cfg: Mapping, origins: Mapping[str, str]) -> str:
     """Each value of the resolved configuration on its own line, ``key: value  # origin``, in config order."""
     lines = []
-    for leaf in _leaves(cfg, ""):
+    for leaf, value in _leaf_values(cfg, ""):  # values by path: a sweep's settings are keys with dots
         leaf = leaf.lstrip(".")
         origin = origins.get(leaf) or next((o for k, o in origins.items() if leaf.startswith(k + ".")), "?")
-        value = json.dumps(_value_at(cfg, leaf), sort_keys=True)
+        value = json.dumps(value, sort_keys=True)
         lines.append(f"{leaf}: {value}  # {origin}")
     return "\n".join(lines)
 
@@ -246,6 +247,13 @@ def resolve_invocation(configfiles: Iterable[str | Path] = (), config_args: Iter
 
     workdir = Path(workdir)
     schema = load_schema(workdir / "workflow" / "schemas" / "config.schema.yaml")
+    from clbench import plan, sweeps
+
     cfg, origins = resolve(config_layers([workdir / "config.yaml"], configfiles, config_args), schema)
+    sweeps.expand(cfg, schema)  # each sweep's trials: methods of an experiment named as the sweep
+    for name in sweeps.sweep_experiments(cfg):
+        for key in [f"experiments.{name}", *(f"methods.{t}" for t in cfg["experiments"][name]["methods"])]:
+            origins[key] = f"sweeps.{name}"
     check_config(cfg, schema)
+    plan.check_sweep_budgets(cfg)
     return cfg, origins

@@ -12,9 +12,10 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from clbench import cost
+from clbench import cost, sweeps
 from clbench import workflow as wf
 from clbench.cluster import SUBMITTED_RULES, job_gpus, job_size
+from clbench.errors import ConfigError
 
 DATASETS_ROW = "(datasets)"
 REPORT_ROW = "(report)"
@@ -84,10 +85,12 @@ def dataset_jobs(cfg: Mapping) -> list[Job]:
 def report_jobs(cfg: Mapping) -> list[Job]:
     from clbench.papers.targets import ReportTargets
 
-    report = ReportTargets(cfg)
+    reported_cfg = sweeps.reported(cfg)  # the sweeps' trials enter the report through their selections
+    report = ReportTargets(reported_cfg)
     jobs = [Job(REPORT_ROW, "analyse", {"analysis": a}) for a in report.analyses]
     jobs += [Job(REPORT_ROW, "paper_figure", {"figure": f}) for f in report.figures]
-    jobs += [Job(REPORT_ROW, "protocol_card", {"experiment": e}) for e in cfg["experiments"]]
+    jobs += [Job(REPORT_ROW, "protocol_card", {"experiment": e}) for e in reported_cfg["experiments"]]
+    jobs += [Job(sweep, "select_sweep", {"sweep": sweep}) for sweep in sweeps.sweep_experiments(cfg)]
     jobs += [Job(REPORT_ROW, rule) for rule in ("collect_results", "plot_training_curves", "html_report", "all")]
     return jobs
 
@@ -247,4 +250,44 @@ def plan_text(cfg: Mapping, safety_factor: float | None = None) -> str:
             parts.append(f"{rule} x{len(values)}: {_minutes(round(expected * 60))} -> {limit}")
         if parts:
             lines.append(f"  {name}: " + "; ".join(parts))
-    return "\n".join(lines)
+    swept = sweep_lines(cfg)
+    return "\n".join(lines + (["", "Sweeps (their jobs are in the rows above):", *swept] if swept else []))
+
+
+# --------------------------------------------------------------------------------------------------
+# sweeps (clbench.sweeps): what each costs, against its budget
+
+
+def sweep_costs(cfg: Mapping) -> dict[str, dict]:
+    """Per sweep: trials, seeds per trial, runs and the expected GPU- and CPU-hours of its jobs
+    (:func:`clbench.plan.plan`'s row of the sweep's experiment)."""
+    rows = plan(cfg)
+    out = {}
+    for name in sweeps.sweep_experiments(cfg):
+        exp, row = cfg["experiments"][name], rows[name]
+        out[name] = {"trials": len(exp["methods"]), "seeds": len(exp["seeds"]),
+                     "runs": len(exp["methods"]) * len(exp["seeds"]), "gpu_h": row.gpu_h, "cpu_h": row.cpu_h,
+                     "budget_gpu_hours": cfg["sweeps"][name].get("budget_gpu_hours")}
+    return out
+
+
+def check_sweep_budgets(cfg: Mapping) -> None:
+    """A sweep whose trials are expected to cost more GPU-hours than its ``budget_gpu_hours`` is refused."""
+    if not any("budget_gpu_hours" in s for s in cfg.get("sweeps", {}).values()):
+        return
+    for name, c in sweep_costs(cfg).items():
+        if c["budget_gpu_hours"] is not None and c["gpu_h"] > c["budget_gpu_hours"]:
+            raise ConfigError(f"sweeps.{name}.budget_gpu_hours",
+                              f"its {c['trials']} trials x {c['seeds']} seeds are expected to take {c['gpu_h']:.1f} "
+                              f"GPU-hours, over the budget {c['budget_gpu_hours']:g}; lower trials or seeds, or raise "
+                              f"the budget")
+
+
+def sweep_lines(cfg: Mapping) -> list[str]:
+    """``clbench plan``'s lines on the sweeps."""
+    lines = []
+    for name, c in sweep_costs(cfg).items():
+        budget = f" (budget {c['budget_gpu_hours']:g} GPU-h)" if c["budget_gpu_hours"] is not None else ""
+        lines.append(f"sweep {name}: {c['trials']} trials x {c['seeds']} seeds = {c['runs']} runs, "
+                     f"{c['gpu_h']:.1f} GPU-h, {c['cpu_h']:.1f} CPU-h{budget}")
+    return lines

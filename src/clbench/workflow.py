@@ -383,7 +383,9 @@ def dataset_recipes(cfg: Mapping, dataset: str) -> list[str]:
 
 def final_outputs(cfg: Mapping) -> list[str]:
     results = cfg["results_dir"]
-    return [f"{results}/tables/summary.csv", f"{results}/figures/training_curves.png", f"{results}/report/index.html"]
+    selections = [f"{results}/sweeps/{name}/selection.json" for name in cfg.get("sweeps", {})]
+    return [f"{results}/tables/summary.csv", f"{results}/figures/training_curves.png", f"{results}/report/index.html",
+            *selections]
 
 
 def used_dataset_dirs(cfg: Mapping) -> list[str]:

@@ -14,6 +14,7 @@ except ImportError:  # snakemake from an environment without clbench (e.g. --sdm
     import clbench.workflow as wf
 from clbench import cluster, cost
 from clbench import composition
+from clbench import plan, sweeps
 from clbench.errors import refusals
 import clbench.rule_code as rule_code  # each rule's params.code: the hash of the package code its job runs
 
@@ -38,8 +39,10 @@ with refusals():
     config.update(_composed)
     SCHEMA = wf.load_schema(os.path.join(workflow.current_basedir, "..", "schemas", "config.schema.yaml"))
     wf.validate(config, SCHEMA)
+    sweeps.expand(config, SCHEMA)  # each sweep's trials: ordinary methods of an experiment named as the sweep
     for warning in wf.check_config(config, SCHEMA):
         logger.warning(warning)  # e.g. ImageNet's root: a dry run plans without it
+    plan.check_sweep_budgets(config)  # a sweep expected to cost more GPU-hours than its stated budget
 # A part of the install the configuration needs (transformers for sentences, wilds, ...): refused here, naming the extra
 from clbench.extras import missing_for_config
 
@@ -71,8 +74,10 @@ def from_wildcards(function):
 # The names several rule files share
 as_json = wf.as_json
 final_outputs = partial(wf.final_outputs, config)
-all_evaluations = lambda wildcards: wf.all_evaluations(config)
-all_metrics = lambda wildcards: wf.all_metrics(config)
+# the tables, figures and claims read the sweeps' trials through their selections alone
+REPORTED = sweeps.reported(config)
+all_evaluations = lambda wildcards: wf.all_evaluations(REPORTED)
+all_metrics = lambda wildcards: wf.all_metrics(REPORTED)
 all_dataset_previews = lambda wildcards: wf.all_dataset_previews(config)
 method_gpus = from_wildcards(wf.method_gpus)  # a pretraining job's gpu resource
 
@@ -104,4 +109,4 @@ if not workflow.remote_exec:
 from clbench.papers.targets import ReportTargets
 
 with refusals():  # an unknown paper: one line, like every refusal
-    REPORT = ReportTargets(config)
+    REPORT = ReportTargets(REPORTED)

@@ -14,7 +14,8 @@ localrules:
 
 rule collect_results:
     input:
-        all_evaluations,
+        evaluations=all_evaluations,
+        selections=sweeps.selections(config),
     output:
         metrics=report(
             f"{RESULTS}/tables/metrics.csv",
@@ -39,7 +40,8 @@ rule collect_results:
     params:
         code=rule_code.all_papers("report collect"),
         runs_root=f"{RESULTS}/runs",
-        experiments=as_json(config["experiments"]),
+        experiments=as_json(REPORTED["experiments"]),
+        selections=",".join(sweeps.selections(config)),
     log:
         f"{RESULTS}/logs/collect_results.log",
     benchmark:
@@ -48,7 +50,8 @@ rule collect_results:
         "../../envs/clbench.yaml"
     shell:
         "clbench report collect --runs-root {params.runs_root:q} --experiments {params.experiments:q}"
-        " --out-dir $(dirname {output.metrics:q}) {input:q} > {log:q} 2>&1"
+        " --sweep-selections={params.selections:q} --out-dir $(dirname {output.metrics:q}) {input.evaluations:q}"
+        " > {log:q} 2>&1"
 
 
 rule plot_training_curves:
@@ -84,7 +87,7 @@ rule paper_figure:
     params:
         code=from_wildcards(rule_code.figure),
         results=REPORT.results_dir,
-        experiments=as_json(config["experiments"]),
+        experiments=as_json(REPORTED["experiments"]),
         formats=REPORT.formats_arg,
         caption=REPORT.figure_caption,
     log:
@@ -126,6 +129,7 @@ rule html_report:
         curves=f"{RESULTS}/figures/training_curves.png",
         papers=REPORT.report_inputs,
         samples=all_dataset_previews,
+        sweeps=sweeps.selections(config),
     output:
         f"{RESULTS}/report/index.html",
     params:

@@ -84,8 +84,35 @@ def evaluate_run(model_path, data_dir, spec: dict, *, seed: int = 0, device: tor
     if metrics_csv is not None and Path(metrics_csv).exists():
         result["metrics"]["epochs_to_target"] = epochs_to_target(metrics_csv, cfg["convergence_target"])
     result["health"] = evaluation_health(run, data_dir, model_path, health)
+    if "graphs" not in run.capabilities:
+        result["validation"] = validation_scores(run, data_dir, metrics_csv)
     log.info("evaluated %s in %.1f s: %s", model_path, time.time() - t0, result["metrics"])
     return result
+
+
+def validation_scores(run, data_dir, metrics_csv=None) -> dict:
+    """The scores a sweep selects on (:mod:`clbench.sweeps`), on the validation split alone, kept apart from
+    the test metrics: ``val_top1`` (the fitted linear probe's top-1, else a weighted k-NN's on the training
+    features) and ``val_knn_top1`` (the training monitor's last k-NN top-1, from ``metrics.csv``)."""
+    from clbench.evaluate.health_checks import validation_sample
+    from clbench.evaluate.knn import weighted_knn
+
+    val, split = validation_sample(data_dir, run.seed)
+    feats = run.embed(val["x"])
+    if run.fitted_linear_probe is not None:
+        accuracy, probe = float((run.fitted_linear_probe(feats).argmax(1) == val["y"]).mean()), "linear probe"
+    else:
+        accuracy = float(weighted_knn(run.features("train"), torch.as_tensor(run.train["y"]), feats,
+                                      torch.as_tensor(val["y"]), **run.settings["knn"])["top1"])
+        probe = "k-NN probe"
+    scores = {"split": split, "probe": probe, "val_top1": accuracy, "val_knn_top1": None}
+    if metrics_csv is not None and Path(metrics_csv).exists():
+        import pandas as pd
+
+        monitor = pd.read_csv(metrics_csv)
+        if "val_knn_top1" in monitor and monitor["val_knn_top1"].notna().any():
+            scores["val_knn_top1"] = float(monitor["val_knn_top1"].dropna().iloc[-1])
+    return scores
 
 
 def evaluate_corruption_cell(model_path, probe_path, corrupted_dir, *, device: torch.device | str = "cpu") -> dict:

@@ -37,8 +37,22 @@ def planned_experiment(cfg: Mapping, experiment: str) -> ExperimentRecord:
         dataset=effective(cfg["datasets"][exp["dataset"]]),
         evaluation=json.loads(wf.evaluation_spec(cfg, experiment)),
         seeds=tuple(exp["seeds"]),
-        config={k: v for k, v in exp.items() if k not in ("methods", "method_overrides", "evaluation")},
+        config={k: v for k, v in exp.items() if k not in ("methods", "method_overrides", "evaluation")}
+        | _sweeps_of(cfg, experiment),
     )
+
+
+def _sweeps_of(cfg: Mapping, experiment: str) -> dict:
+    """``{"sweeps": {name: {distributions, trials, select}}}`` of the sweeps of ``experiment`` (none: {})."""
+    from clbench.sweeps import selection_spec
+
+    found = {}
+    for name, sweep in cfg.get("sweeps", {}).items():  # those a selection kept (clbench.sweeps.expand)
+        if sweep["experiment"] == experiment:
+            spec = selection_spec(cfg, name)
+            found[name] = {"distributions": spec["distributions"], "trials": len(spec["trials"]),
+                           "select": spec["select"]}
+    return {"sweeps": found} if found else {}
 
 
 class PaperConfig:
@@ -166,7 +180,9 @@ class ReportTargets:
         """What an experiment's card reads: its runs' run.json and evaluation.json, its dataset's meta.json."""
         runs = [self.cfg.run_dir(*r) for r in self.cfg.runs([wildcards.experiment])]
         return ([f"{d}/run.json" for d in runs] + [f"{d}/evaluation.json" for d in runs]
-                + [wf.dataset_meta(self.cfg.config, wildcards.experiment)])
+                + [wf.dataset_meta(self.cfg.config, wildcards.experiment)]
+                + [f"{self.cfg.results}/sweeps/{name}/selection.json"
+                   for name in planned_experiment(self.cfg.config, wildcards.experiment).config.get("sweeps", {})])
 
     def protocol_plan(self, wildcards) -> str:
         """The experiment's record from the configuration (the card's params: a changed setting re-runs it)."""

@@ -583,6 +583,33 @@ def selection_html(config: Mapping, paper: str | None = None) -> str:
             f"claims cover what ran. Not selected:</p><ul>{items}</ul>")
 
 
+def sweeps_html(results: Path) -> str:
+    """Each sweep (``sweeps/<name>/selection.json`` and ``trials.csv``, :mod:`clbench.sweeps`): its rule, its
+    trials with their validation scores and health, and the selected trial's test numbers over its seeds."""
+    parts = []
+    for path in sorted((results / "sweeps").glob("*/selection.json")):
+        sel = json.loads(path.read_text())
+        rule = sel["rule"]
+        searched = "; ".join(f"{k} from {d}" for k, d in sel["distributions"].items())
+        parts.append(f"<h3>Sweep <code>{html.escape(sel['sweep'])}</code> <small>(method "
+                     f"<code>{html.escape(sel['method'])}</code> of <code>{html.escape(sel['experiment'])}</code>)"
+                     f"</small></h3>")
+        parts.append(f"<p class='rule'>{sel['n_trials']} trials, seeds {sel['seeds']}: {html.escape(searched)}. "
+                     f"Selected on validation: the {rule['direction']} mean {html.escape(rule['metric'])} over the "
+                     f"seeds; {sel['n_excluded']} trial(s) excluded for a failed run. "
+                     + (f"Selected: <b>{html.escape(sel['selected'])}</b>. Its test numbers are reported as method "
+                        f"<code>{html.escape(sel['sweep'])}</code>.</p>" if sel["selected"] else
+                        "<b>No trial selected</b>: every trial was excluded (the reasons are in the table).</p>"))
+        trials = path.parent / "trials.csv"
+        if trials.exists():
+            parts.append(table_html(pd.read_csv(trials, keep_default_na=False), wide=("settings", "excluded")))
+        test = pd.DataFrame([{"metric": k, "mean": v["mean"], "std": v["std"], "seeds": v["n"]}
+                             for k, v in sorted(sel["test"].items())])
+        if len(test):
+            parts.append("<p>The selected trial on test (mean ± std over its seeds):</p>" + table_html(test))
+    return ("<h2 id='sweeps'>Sweeps</h2>" + "".join(parts)) if parts else ""
+
+
 def build_report(results: str | Path, config: dict, out: str | Path, papers: Mapping[str, object]) -> None:
     """The report of ``results`` for ``config``, one section per paper of ``papers``."""
     from clbench.report.tables import summary_table
@@ -619,6 +646,10 @@ def build_report(results: str | Path, config: dict, out: str | Path, papers: Map
         parts.append("<h2 id='training'>Training curves</h2>")
         parts.append(figure(curves, "Training loss and k-NN validation accuracy per epoch: a row per experiment, "
                                     "a colour per method, a line style per seed; a loss panel per loss scale."))
+    swept = sweeps_html(results)
+    if swept:
+        toc.append("<li><a href='#sweeps'>Sweeps</a></li>")
+        parts.append(swept)
     previews = sorted((results / "data").glob("*/samples.png"))
     if previews:
         toc.append("<li><a href='#data'>Datasets</a></li>")

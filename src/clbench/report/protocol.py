@@ -313,12 +313,33 @@ def _rows(scope: str, category_of, settings: Mapping[str, Any], sources: Mapping
     return rows
 
 
+def sweep_rows(record: ExperimentRecord, selections: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict]:
+    """The rows of the experiment's sweeps (``record.config["sweeps"]``, :mod:`clbench.sweeps`): scope the sweep
+    (the method it reports), each swept setting's value the selected trial's (``selections``: sweep ->
+    its selection.json; "selected on validation" before the selection), its source the sweep."""
+    rows = []
+    for name, sweep in record.config.get("sweeps", {}).items():
+        selection = (selections or {}).get(name, {})
+        chosen = selection.get("settings", {})
+        unselected = "no trial selected (every trial excluded)" if "selected" in selection and not selection[
+            "selected"] else "selected on validation"
+        rule = sweep["select"]
+        for key, distribution in sweep["distributions"].items():
+            rows.append({"scope": name, "category": method_category(key), "setting": key,
+                         "value": format_value(chosen[key]) if key in chosen else unselected,
+                         "source": f"selected on validation from {distribution} ({sweep['trials']} trials; sweep "
+                                   f"{name}, {rule['direction']} {rule['metric']})"})
+    return rows
+
+
 def protocol_card(record: ExperimentRecord, papers: Mapping[str, Any],
-                  provenance: str = "the configuration (planned)") -> list[dict]:
+                  provenance: str = "the configuration (planned)",
+                  selections: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict]:
     """The card of one experiment: rows with :data:`CARD_COLUMNS`, ordered by category.
 
     A method setting whose value and source are the same for every method of the experiment is one
-    row with scope "all methods". ``provenance`` says which files the values were read from.
+    row with scope "all methods". ``provenance`` says which files the values were read from. A sweep of the
+    experiment adds its swept settings (:func:`sweep_rows`).
     """
     sources = paper_sources(record, papers)
     per_method = {}
@@ -345,6 +366,7 @@ def protocol_card(record: ExperimentRecord, papers: Mapping[str, Any],
     run_sources = sources.get("run", {})
     rows.append({"scope": "run", "category": "seeds", "setting": "seeds", "value": format_value(list(record.seeds)),
                  "source": source_text(list(record.seeds), run_sources.get("seeds"))})
+    rows += sweep_rows(record, selections)
     rows.append({"scope": "run", "category": "provenance", "setting": "values read from", "value": provenance,
                  "source": "not applicable"})
     rank = {c: i for i, c in enumerate(CATEGORY_ORDER)}
@@ -474,7 +496,10 @@ def write_protocol_card(files: Iterable[str | Path], planned: ExperimentRecord, 
     """``protocol_<experiment>.csv``: the card of the runs' files (see :func:`recorded_experiment`)."""
     from clbench.io import write_text
 
-    record, provenance = recorded_experiment(files, planned)
-    rows = protocol_card(record, papers, provenance)
+    files = [Path(f) for f in files]
+    record, provenance = recorded_experiment([f for f in files if f.name != "selection.json"], planned)
+    selections = {sel["sweep"]: sel for sel in (json.loads(f.read_text(encoding="utf-8")) for f in files
+                                               if f.name == "selection.json")}
+    rows = protocol_card(record, papers, provenance, selections)
     write_text(out, card_csv(rows))
     return rows

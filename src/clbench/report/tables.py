@@ -87,7 +87,7 @@ def _cell(v) -> str:
     return "—" if v is None else str(v)
 
 
-def collect_evaluations(paths, runs_root, experiments: dict) -> dict[str, pd.DataFrame]:
+def collect_evaluations(paths, runs_root, experiments: dict, selected: dict | None = None) -> dict[str, pd.DataFrame]:
     """Read every run's ``evaluation.json`` into long tables.
 
     Returns ``metrics`` (experiment, paper, k, method, seed, metric, value), ``stage_probes``,
@@ -96,11 +96,15 @@ def collect_evaluations(paths, runs_root, experiments: dict) -> dict[str, pd.Dat
     For experiments with a ``baseline`` method, every accuracy-like metric also gets
     a ``<metric>_relative`` row: the method's value over the baseline's, same experiment and seed;
     where the baseline's own classifier was scored (``own_head``), the probes' top-1 also get
-    ``<probe>_top1_relative_head`` rows (:func:`relative_to_baseline_head`).
+    ``<probe>_top1_relative_head`` rows (:func:`relative_to_baseline_head`). ``selected``: the runs of each
+    sweep's selected trial (:func:`clbench.sweeps.selected_runs`), reported as the sweep's method.
     """
     rows, extra, health = [], {"stage_probes": [], "corruptions": []}, []
-    for p in paths:
+    selected = selected or {}  # a sweep's selected runs: path -> (the swept experiment, the sweep's name)
+    for p in [*paths, *selected]:
         run = parse_run_path(p, runs_root)
+        if p in selected:
+            run["experiment"], run["method"] = selected[p]
         exp = experiments.get(run["experiment"], {})
         paper = exp.get("paper", "baseline")
         run = {"experiment": run["experiment"], "paper": paper if isinstance(paper, str) else "+".join(paper),
