@@ -48,7 +48,8 @@ def write_run(root, method, seed, medians, loss=None, t2=True, stage=None):
 def runs(tmp_path):
     root = tmp_path / "results" / "runs"
     paths = [write_run(root, "varcon", 0, [0.1, 0.11, 0.115], loss={"temperature": 0.1, "epsilon": 0.02}),
-             write_run(root, "varcon", 1, [0.102, 0.112, 0.117], loss={"temperature": 0.1, "epsilon": 0.02}),
+             write_run(root, "varcon", 1, [0.102, 0.112, 0.119],  # seeds rise by different amounts
+                        loss={"temperature": 0.1, "epsilon": 0.02}),
              write_run(root, "supcon", 0, [0.1, 0.1, 0.1], t2=False, loss={"temperature": 0.1})]
     return root, paths
 
@@ -60,8 +61,8 @@ def test_runs_table_reads_t2_and_the_nominal_temperature(runs, tmp_path):
     assert set(table["temperature"]) == {0.1} and set(table["epsilon"]) == {0.02}
     summ = pf.temperature_summary(table)
     assert summ["epoch"].tolist() == [1, 2, 3] and summ["n"].tolist() == [2, 2, 2]
-    assert summ["varcon_t2_p50"].tolist() == pytest.approx([0.101, 0.111, 0.116])  # mean over the two seeds
-    assert summ["varcon_t2_p95"].tolist() == pytest.approx([0.109, 0.119, 0.124])
+    assert summ["varcon_t2_p50"].tolist() == pytest.approx([0.101, 0.111, 0.117])  # mean over the two seeds
+    assert summ["varcon_t2_p95"].tolist() == pytest.approx([0.109, 0.119, 0.125])
     # no run.json: the loss's defaults (t = 0.1, epsilon = 0.02)
     other = write_run(tmp_path / "r", "varcon", 0, [0.2, 0.21])
     assert pf.temperature_runs([other], tmp_path / "r")[["temperature", "epsilon"]].iloc[0].tolist() == [0.1, 0.02]

@@ -575,6 +575,10 @@ def _vae_sources(script: str, kind: str, vae_spec: Mapping) -> dict:
             "vae.estimator_latents": Source(f"{_TRAINER} (latents re-encoded for the estimator)", "resampled",
                                             unset="step"),
         })
+    if style == "l1out":  # what the official L1OutUB.forward computes: its [B, B, 1] diagonal mask broadcasts
+        src["vae.l1out_form"] = Source(f"{_CODE}src/models/mi_estimator.py (L1OutUB.forward: the -20 mask of shape "
+                                       f"[B, B, 1] broadcasts the log-likelihoods to B x B x B, which makes the bound "
+                                       f"the all-pairs mean)", "official", unset="official")
     return src
 
 
