@@ -268,20 +268,21 @@ def evaluate_seconds(cfg: Mapping, experiment: str, method: str, table=None) -> 
     return STARTUP_SECONDS["gpu" if gpu else "cpu"] + images / forward
 
 
-def corruption_cell_seconds(cfg: Mapping, experiment: str, method: str, table=None) -> float:
+def _embedding_seconds(cfg: Mapping, experiment: str, method: str, size: str, table=None) -> float:
+    """A job that starts up and embeds the dataset's ``size`` images (``n_test``, ``n_train``) once."""
     table = table or load_table()
     facts = dataset_facts(cfg["datasets"][cfg["experiments"][experiment]["dataset"]])
     gpu = on_gpu(cfg)
     _, forward, _ = rates(table, workload(cfg, experiment, method), gpu, cfg["train_threads"])
-    return STARTUP_SECONDS["gpu" if gpu else "cpu"] + facts["n_test"] / forward
+    return STARTUP_SECONDS["gpu" if gpu else "cpu"] + facts[size] / forward
+
+
+def corruption_cell_seconds(cfg: Mapping, experiment: str, method: str, table=None) -> float:
+    return _embedding_seconds(cfg, experiment, method, "n_test", table)
 
 
 def cluster_seconds(cfg: Mapping, experiment: str, method: str, table=None) -> float:
-    table = table or load_table()
-    facts = dataset_facts(cfg["datasets"][cfg["experiments"][experiment]["dataset"]])
-    gpu = on_gpu(cfg)
-    _, forward, _ = rates(table, workload(cfg, experiment, method), gpu, cfg["train_threads"])
-    return STARTUP_SECONDS["gpu" if gpu else "cpu"] + facts["n_train"] / forward
+    return _embedding_seconds(cfg, experiment, method, "n_train", table)
 
 
 def build_seconds(cfg: Mapping, dataset: str) -> float:
