@@ -1,12 +1,12 @@
-"""Write the cost table the plan reads (src/clbench/throughput.json): MACs per image of every model the
+"""Write the cost table the plan reads (src/clbench/ops/throughput.json): MACs per image of every model the
 shipped configs train, at its shape, and this machine's measured CPU throughput.
 
-    PYTHONPATH=src python benchmarks/throughput.py [--threads 1] [--out src/clbench/throughput.json]
+    PYTHONPATH=src python benchmarks/throughput.py [--threads 1] [--out src/clbench/ops/throughput.json]
 
 What it does:
 
 - counts the forward multiply-accumulates (MACs) of every image workload of config.yaml and
-  configs/paper.yaml (clbench.cost.workloads) with torch's FLOP counter, one image at the config's shape;
+  configs/paper.yaml (clbench.ops.cost.workloads) with torch's FLOP counter, one image at the config's shape;
   graph, sentence and CLIP workloads get an analytic count, stated beside it;
 - measures, on this CPU with ``--threads`` threads (1: as the default run's jobs; on a shared machine more
   threads contend), training (forward, backward, SGD step; batch 256, 16 for the ResNets) and
@@ -55,8 +55,8 @@ ANALYTIC = {
 
 
 def resolved(*files):
-    from clbench import composition, workflow as wf
-
+    from clbench.config import composition
+    from clbench import workflow as wf
     schema = wf.load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
     layers = composition.config_layers([REPO / "config.yaml"], [REPO / f for f in files])
     return composition.resolve(layers, schema)[0]
@@ -161,7 +161,7 @@ def main(argv=None) -> None:
 
     import torch
 
-    from clbench import cost
+    from clbench.ops import cost
     from clbench.io import write_text
     from clbench.models.encoders import build_encoder  # noqa: F401 (fails early without torchvision)
 

@@ -1,6 +1,6 @@
 """Bad inputs a user makes, each refused before any job runs, naming the dotted key and what would be valid:
 settings that a job would fail on after spending compute, and combinations that would report a number whose
-name says something else (clbench.input_checks, through clbench.workflow.check_config)."""
+name says something else (clbench.config.checks, through clbench.workflow.check_config)."""
 
 import copy
 
@@ -160,7 +160,7 @@ def test_good_neighbours_of_the_bad_inputs_pass(tmp_path):
 
 
 def test_the_constants_repeated_for_planning_are_the_models():
-    from clbench.input_checks import SENTENCE_MODEL, VAE_ARCHITECTURES
+    from clbench.config.checks import SENTENCE_MODEL, VAE_ARCHITECTURES
     from clbench.models.clear_vae import ARCHITECTURES
     from clbench.models.sentence import SETTINGS
 
@@ -169,7 +169,7 @@ def test_the_constants_repeated_for_planning_are_the_models():
 
 def test_every_dataset_generator_says_what_it_holds():
     from clbench.data.build import GENERATORS
-    from clbench.input_checks import DATASET_KINDS, EVALUATION_DATA
+    from clbench.config.checks import DATASET_KINDS, EVALUATION_DATA
     from clbench.evaluate import EVALUATIONS
 
     assert set(DATASET_KINDS) == set(GENERATORS)
@@ -180,7 +180,7 @@ def test_open_clip_is_read_without_importing_it():
     import subprocess
     import sys
 
-    code = ("import sys; from clbench.input_checks import open_clip_names, open_clip_tower_keys; "
+    code = ("import sys; from clbench.config.checks import open_clip_names, open_clip_tower_keys; "
             "names, keys = open_clip_names(), open_clip_tower_keys(); "
             "print('ViT-B-32' in names, 'layers' in keys['vision_cfg'], 'embed_dim' in keys[''], 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from clbench import code_hash, rule_code
+from clbench import code_hash
+from clbench.ops import rule_code
 from clbench import workflow as wf
 from clbench.objectives import OBJECTIVES
 from clbench.papers.targets import ReportTargets

@@ -1,4 +1,4 @@
-"""How the configuration is composed (clbench.composition): the paper config replaces the tiny default,
+"""How the configuration is composed (clbench.config.composition): the paper config replaces the tiny default,
 the smoke config overlays it, --config selects papers, experiments or methods, and each value's origin."""
 
 import re
@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from clbench import composition
+from clbench.config import composition
 from clbench import workflow as wf
 from clbench.errors import ConfigError
 from conftest import REPO, snakemake_exe

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from clbench import cli
-from clbench.config_files import check_config_args, config_file_order, load_config_file, preflight, reload_config
+from clbench.config.files import check_config_args, config_file_order, load_config_file, preflight, reload_config
 from clbench.errors import ConfigError
 from conftest import REPO, snakemake_exe
 

@@ -1,4 +1,4 @@
-"""clbench plan and clbench.cost: the jobs a configuration plans (as a dry run counts them), their expected
+"""clbench plan and clbench.ops.cost: the jobs a configuration plans (as a dry run counts them), their expected
 hours from the cost table, the SLURM time limits that follow them, downloads and disk."""
 
 import re
@@ -9,7 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from clbench import cluster, composition, cost, plan, sweeps
+from clbench.ops import cluster, cost, plan
+from clbench.config import composition
+from clbench import sweeps
 from clbench import workflow as wf
 from conftest import REPO, job_counts, snakemake_exe
 

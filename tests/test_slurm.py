@@ -1,4 +1,4 @@
-"""SLURM resources from the config (clbench.cluster), nested --config values, and what the paper config's
+"""SLURM resources from the config (clbench.ops.cluster), nested --config values, and what the paper config's
 jobs would ask SLURM for: the executor plugin's own sbatch options, built from a dry run's resources."""
 
 import copy
@@ -10,8 +10,9 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from clbench import cluster, composition
-from clbench.config_args import retype
+from clbench.ops import cluster
+from clbench.config import composition
+from clbench.config.args import retype
 from conftest import REPO, job_counts, snakemake_exe
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")

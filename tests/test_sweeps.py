@@ -7,7 +7,9 @@ import subprocess
 
 import pytest
 
-from clbench import composition, plan, sweeps
+from clbench.config import composition
+from clbench.ops import invocation, plan
+from clbench import sweeps
 from clbench import workflow as wf
 from clbench.cli import main
 from clbench.errors import ConfigError
@@ -18,7 +20,7 @@ SMOKE_SWEEP = ("configs/smoke.yaml", "configs/sweep_smoke.yaml")
 
 
 def resolved(*files, args=()):
-    return composition.resolve_invocation([REPO / f for f in files], args, REPO)[0]
+    return invocation.resolve_invocation([REPO / f for f in files], args, REPO)[0]
 
 
 def with_sweep(**sweep):

@@ -12,7 +12,8 @@ import time
 import pandas as pd
 import pytest
 
-from clbench import extras, status
+from clbench import extras
+from clbench.ops import status
 from clbench.cli import main as cli
 from clbench.train import loop, progress
 from clbench.train.trainers import training_code

@@ -19,7 +19,7 @@ SCHEMA = wf.load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
 def load(*paths):
     """The default config with overlays composed over it (as the workflow composes --configfile), unvalidated."""
-    from clbench.composition import compose
+    from clbench.config.composition import compose
 
     layers = [("config.yaml", yaml.safe_load((REPO / "config.yaml").read_text()))]
     layers += [(str(p), yaml.safe_load((REPO / p).read_text()) if isinstance(p, str) else p) for p in paths]

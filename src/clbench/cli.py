@@ -233,7 +233,7 @@ def cmd_report_figure(a):
 def cmd_run(a):
     import os
 
-    from clbench.config_files import preflight
+    from clbench.config.files import preflight
     from clbench.errors import refusals
 
     with refusals():
@@ -278,7 +278,7 @@ def _invocation_args(p: argparse.ArgumentParser) -> None:
 
 
 def _resolved(a):
-    from clbench.composition import resolve_invocation
+    from clbench.ops.invocation import resolve_invocation
     from clbench.errors import ConfigError
 
     try:
@@ -288,7 +288,7 @@ def _resolved(a):
 
 
 def cmd_config_show(a):
-    from clbench.composition import describe
+    from clbench.config.composition import describe
 
     cfg, origins = _resolved(a)
     if a.yaml:
@@ -300,7 +300,7 @@ def cmd_config_show(a):
 
 
 def cmd_plan(a):
-    from clbench.plan import plan_text
+    from clbench.ops.plan import plan_text
 
     cfg, _ = _resolved(a)
     print(plan_text(cfg))
@@ -320,8 +320,7 @@ def _add_operator_commands(sub) -> None:
     _invocation_args(pl)
     pl.set_defaults(fn=cmd_plan)
 def cmd_status(a):
-    from clbench import status
-
+    from clbench.ops import status
     runs = status.collect(a.results)
     print(status.as_json(runs) if a.json else status.summary(runs, a.results, show_done=a.all))
 

@@ -12,7 +12,7 @@ module that defines it (and its paper), a table or the report every paper. Docst
 not part of the hash: editing them re-runs nothing.
 
 The rules' functions (one per kind of job, from the config and the job's wildcards) are in
-:mod:`clbench.rule_code`; a trainer records its own hash in ``run.json``
+:mod:`clbench.ops.rule_code`; a trainer records its own hash in ``run.json``
 (:func:`clbench.train.trainers.training_code`). Snakemake evaluates these when it plans the workflow:
 nothing here imports torch, and each module is parsed once per process.
 """

@@ -4,7 +4,7 @@ Snakemake reads ``config.yaml`` and every ``--configfile`` overlay with PyYAML, 
 
 - keeps the last of two equal keys, silently dropping the first block (``methods:`` written twice);
 - reads ``1e-3`` as the string ``'1e-3'``, which the schema then refuses, while ``--config`` reads it as a
-  number (:mod:`clbench.config_args`);
+  number (:mod:`clbench.config.args`);
 
 and reports a tab-indented or list-shaped file, a missing file or a dotted ``--config`` key without
 naming the file or the key. Here:
@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 
 import yaml
 
-from clbench.config_args import _Loader, _merge, retype
+from clbench.config.args import _Loader, _merge, retype
 from clbench.errors import ConfigError
 
 __all__ = ["check_config_args", "config_file_order", "load_config_file", "preflight", "reload_config"]

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from clbench.config_args import load_value
+from clbench.config.args import load_value
 from clbench.errors import ConfigError
 
 COMPOSE_KEY = "compose"
@@ -38,9 +38,9 @@ COMMAND_LINE = "--config"
 
 
 def load_layer(path: str | Path) -> dict:
-    """One config file (YAML or JSON) as a layer, read strictly (:func:`clbench.config_files.load_config_file`:
+    """One config file (YAML or JSON) as a layer, read strictly (:func:`clbench.config.files.load_config_file`:
     a missing file, bad YAML, a list or a key given twice refused naming the file); an empty file is an empty layer."""
-    from clbench.config_files import load_config_file
+    from clbench.config.files import load_config_file
 
     return load_config_file(path)
 
@@ -128,7 +128,7 @@ def _evaluations_for(cfg: Mapping, exp: dict) -> dict:
         return exp
     from clbench.evaluate.suite import EVALUATIONS  # registers the evaluations; imports no torch
     from clbench.objectives import method_capabilities
-    from clbench.workflow import deep_merge
+    from clbench.config.schema import deep_merge
 
     offered = [method_capabilities(deep_merge(cfg["methods"][m], exp.get("method_overrides", {}).get(m, {})))
                for m in exp["methods"] if m in cfg.get("methods", {})]
@@ -210,7 +210,7 @@ def resolve(layers: Sequence[tuple[str, Mapping]], schema: Mapping | None = None
     if selection:
         origins["selection"] = next(label for label, layer in reversed(layers) if _selects(layer))
     if schema is not None:
-        from clbench.workflow import validate
+        from clbench.config.schema import validate
 
         validate(cfg, schema)
         for leaf in _leaves(cfg, ""):
@@ -237,23 +237,3 @@ def describe(cfg: Mapping, origins: Mapping[str, str]) -> str:
         value = json.dumps(value, sort_keys=True)
         lines.append(f"{leaf}: {value}  # {origin}")
     return "\n".join(lines)
-
-
-def resolve_invocation(configfiles: Iterable[str | Path] = (), config_args: Iterable[str] | None = (),
-                       workdir: str | Path = ".") -> tuple[dict, dict[str, str]]:
-    """What ``snakemake --configfile ... --config ...`` run in ``workdir`` (the repository) resolves, checked
-    as the workflow checks it: the configuration and each value's origin."""
-    from clbench.workflow import check_config, load_schema
-
-    workdir = Path(workdir)
-    schema = load_schema(workdir / "workflow" / "schemas" / "config.schema.yaml")
-    from clbench import plan, sweeps
-
-    cfg, origins = resolve(config_layers([workdir / "config.yaml"], configfiles, config_args), schema)
-    sweeps.expand(cfg, schema)  # each sweep's trials: methods of an experiment named as the sweep
-    for name in sweeps.sweep_experiments(cfg):
-        for key in [f"experiments.{name}", *(f"methods.{t}" for t in cfg["experiments"][name]["methods"])]:
-            origins[key] = f"sweeps.{name}"
-    check_config(cfg, schema)
-    plan.check_sweep_budgets(cfg)
-    return cfg, origins

@@ -1,7 +1,7 @@
 """``clbench plan``: what a configuration will run and cost, before anything runs.
 
 Per experiment and in total: jobs (as Snakemake plans them, from :mod:`clbench.workflow`'s targets,
-without building the DAG), expected GPU-hours and CPU-hours (:mod:`clbench.cost`), the SLURM time limit
+without building the DAG), expected GPU-hours and CPU-hours (:mod:`clbench.ops.cost`), the SLURM time limit
 each rule's jobs ask for, the downloads and the disk the results take. ``tests/test_plan.py`` checks
 the job counts against a dry run's.
 """
@@ -12,9 +12,10 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from clbench import cost, sweeps
+from clbench.ops import cost
+from clbench import sweeps
 from clbench import workflow as wf
-from clbench.cluster import SUBMITTED_RULES, job_gpus, job_size
+from clbench.ops.cluster import SUBMITTED_RULES, job_gpus, job_size
 from clbench.errors import ConfigError
 
 DATASETS_ROW = "(datasets)"
@@ -260,7 +261,7 @@ def plan_text(cfg: Mapping, safety_factor: float | None = None) -> str:
 
 def sweep_costs(cfg: Mapping) -> dict[str, dict]:
     """Per sweep: trials, seeds per trial, runs and the expected GPU- and CPU-hours of its jobs
-    (:func:`clbench.plan.plan`'s row of the sweep's experiment)."""
+    (:func:`clbench.ops.plan.plan`'s row of the sweep's experiment)."""
     rows = plan(cfg)
     out = {}
     for name in sweeps.sweep_experiments(cfg):

@@ -19,7 +19,7 @@ Rules:
 - every job asks for one node: the multi-GPU pretraining is ``torchrun --standalone`` (one node), and
   no other job spans nodes;
 - memory follows ``scale`` (:data:`SIZES`); the runtime follows each job's expected time
-  (:func:`clbench.cost.runtime_minutes`: measured or published throughput x a safety factor), else the
+  (:func:`clbench.ops.cost.runtime_minutes`: measured or published throughput x a safety factor), else the
   scale's size; both can be set per rule in ``slurm.resources``. The runtime is multiplied by the
   attempt, so a job retried after a timeout gets more time.
 
@@ -167,7 +167,7 @@ def rule_resources(cfg: Mapping, rule: str, method_gpus: Callable | None = None,
     (:func:`left_to_default_resources`), so that Snakemake's default resources fill them.
 
     ``runtime_minutes(rule, wildcards)``: a job's time limit from its expected time
-    (:func:`clbench.cost.runtime_minutes`), or None for the scale's size; a runtime the config's
+    (:func:`clbench.ops.cost.runtime_minutes`), or None for the scale's size; a runtime the config's
     ``slurm.resources.<rule>`` sets wins over it. Multiplied by the attempt, as the sizes are."""
     if rule not in SUBMITTED_RULES:
         raise ValueError(f"{rule!r} is not a submitted rule; known: {list(SUBMITTED_RULES)}")

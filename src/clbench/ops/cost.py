@@ -2,7 +2,7 @@
 
 The expected time of a training or evaluation job is its work (images through the model, counted from
 the config: epochs x training images x views, the k-NN monitor, embedding, probes, corruption cells)
-divided by a throughput from :data:`TABLE` (``src/clbench/throughput.json``), which
+divided by a throughput from :data:`TABLE` (``src/clbench/ops/throughput.json``), which
 ``benchmarks/throughput.py`` writes:
 
 - each model's multiply-accumulates per image (MACs), counted with torch's FLOP counter at the shape
@@ -15,7 +15,7 @@ divided by a throughput from :data:`TABLE` (``src/clbench/throughput.json``), wh
 
 SLURM time limits follow these estimates (:func:`runtime_minutes`): the expected minutes of a job
 times :data:`SAFETY_FACTOR`, at least :data:`MIN_RUNTIME_MINUTES`. ``clbench plan`` prints them
-(:mod:`clbench.plan`). Dataset sizes and downloads are published figures (:data:`DATASETS`).
+(:mod:`clbench.ops.plan`). Dataset sizes and downloads are published figures (:data:`DATASETS`).
 
 Snakemake imports this module while it parses the workflow (the SLURM time limits): no torch.
 """
