@@ -59,6 +59,43 @@ def test_tu_loader_without_node_labels_uses_the_constant(tmp_path):
     assert build_dataset(forced, tmp_path / "out2", tmp_path)["num_node_features"] == 1
 
 
+def test_a_tu_dataset_too_small_for_the_svc_folds_fails_its_build(tmp_path):
+    """The plan cannot see a downloaded dataset's class sizes: the build job refuses them, before any training
+    job, and leaves no meta.json (nothing trusts the directory)."""
+    from clbench.errors import DatasetError
+
+    write_tu_fixture(tmp_path / "tu" / "TOY")
+    spec = {"generator": "tu", "name": "TOY", "root": str(tmp_path / "tu")}
+    needs = {"min_class_size": 10, "by": "graph_svc's 10 stratified folds (experiment toy)",
+             "key": "experiments.toy.evaluations"}
+    with pytest.raises(DatasetError, match=r"class '-1' has 1, class '1' has 2 graphs, fewer than the 10 .*"
+                                           r"experiments\.toy\.evaluations"):
+        build_dataset({**spec, "needs": needs}, tmp_path / "out", tmp_path)
+    assert not (tmp_path / "out" / "meta.json").exists()
+    assert build_dataset({**spec, "needs": {**needs, "min_class_size": 1}}, tmp_path / "ok", tmp_path)["sizes"]["train"] == 3
+
+
+def test_the_plan_passes_graph_svc_needs_to_the_build_and_refuses_a_built_dataset_without_them(tmp_path):
+    from test_workflow_config import SCHEMA, load
+
+    from clbench import workflow as wf
+    from clbench.errors import ConfigError
+
+    cfg = wf.validate(load("configs/paper.yaml"), SCHEMA)
+    cfg["results_dir"] = str(tmp_path)
+    spec = wf.build_spec(cfg, "tu_mutag")
+    assert spec["needs"]["min_class_size"] == 10 and spec["needs"]["key"] == "experiments.tu_mutag.evaluations"
+    assert {k: v for k, v in spec.items() if k != "needs"} == cfg["datasets"]["tu_mutag"]
+    image = cfg["experiments"][next(e for e, x in cfg["experiments"].items() if "graph_svc" not in x["evaluations"])]
+    assert "needs" not in wf.build_spec(cfg, image["dataset"])  # its params, and outputs, stay as they were
+    wf.check_built_datasets(cfg)  # nothing built yet: nothing to read
+    write_tu_fixture(tmp_path / "tu" / "TOY")
+    build_dataset({"generator": "tu", "name": "TOY", "root": str(tmp_path / "tu")}, tmp_path / "data" / "tu_mutag",
+                  tmp_path)  # built before graph_svc asked for 10 graphs a class
+    with pytest.raises(ConfigError, match=r"experiments\.tu_mutag\.evaluations: dataset tu_mutag .*fewer than the 10"):
+        wf.check_built_datasets(cfg)
+
+
 def test_tu_loader_refuses_a_missing_copy_without_download(tmp_path):
     from clbench.errors import DatasetError
 

@@ -334,7 +334,7 @@ def parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="build or inspect datasets").add_subparsers(dest="data_command", required=True)
     b = data.add_parser("build", help="materialise one dataset directory from its config spec")
-    b.add_argument("--spec", type=_json_arg, required=True, help="the dataset's config entry, as JSON")
+    b.add_argument("--spec", type=_json_arg, required=True, help="the dataset's config entry, as JSON, with what its experiments need of it (needs)")
     b.add_argument("--out", required=True)
     b.add_argument("--resources", default="resources", help="where downloads go")
     b.set_defaults(fn=cmd_data_build)

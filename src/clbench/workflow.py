@@ -18,7 +18,7 @@ from typing import Any
 from clbench.data.build import check_spec, effective, reads_key
 from clbench.errors import ConfigError
 from clbench.config.graph import check_graph_settings
-from clbench.config.checks import check_inputs
+from clbench.config.checks import GRAPH_SVC_FOLDS, check_inputs
 # the schema and the settings a method resolves to, read by the .smk files as wf.<name>
 from clbench.config.schema import (  # noqa: F401
     load_schema, validate, validate_subschema, validate_method, deep_merge, method_spec, experiment_evaluation,
@@ -298,6 +298,38 @@ def used_dataset_dirs(cfg: Mapping) -> list[str]:
         dirs.add(dataset_dir(cfg, exp["dataset"]))
         dirs |= {corrupted_dir(cfg, exp["dataset"], c, s) for c, s in corruption_cells(cfg, name)}
     return sorted(dirs)
+
+
+def dataset_needs(cfg: Mapping, dataset: str) -> dict | None:
+    """What the experiments reading ``dataset`` need of data the plan cannot see
+    (:func:`clbench.data.build.unmet_need`): graph_svc's stratified folds need as many graphs in every class."""
+    for name, exp in sorted(cfg["experiments"].items()):
+        if exp["dataset"] == dataset and "graph_svc" in exp["evaluations"]:
+            return {"min_class_size": GRAPH_SVC_FOLDS, "by": f"graph_svc's {GRAPH_SVC_FOLDS} stratified folds "
+                                                             f"(experiment {name})",
+                    "key": f"experiments.{name}.evaluations"}
+    return None
+
+
+def build_spec(cfg: Mapping, dataset: str) -> dict:
+    """The build job's spec: the dataset's config entry and, where its experiments need something of the
+    data, ``needs`` (so a dataset nothing asks more of keeps the params, and the outputs, it had)."""
+    needs = dataset_needs(cfg, dataset)
+    return {**cfg["datasets"][dataset], **({"needs": needs} if needs else {})}
+
+
+def check_built_datasets(cfg: Mapping) -> None:
+    """Refuse, before any job, an existing dataset directory that does not meet what its experiments need
+    (a TU dataset built before graph_svc was asked of it): its meta.json says, without reading the arrays."""
+    from clbench.data.build import unmet_need
+
+    for dataset in used_datasets(cfg):
+        needs, meta_path = dataset_needs(cfg, dataset), os.path.join(dataset_dir(cfg, dataset), "meta.json")
+        if needs and os.path.isfile(meta_path):
+            with open(meta_path, encoding="utf-8") as f:
+                problem = unmet_need(json.load(f), needs)
+            if problem:
+                raise ConfigError(needs["key"], f"dataset {dataset} ({meta_path}): {problem}")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -99,11 +99,13 @@ WHOLE_SEED_EXPERIMENTS = wf.name_regex(e for e in config["experiments"]
 WHOLE_GROUPED_EXPERIMENTS = wf.name_regex(e for e in GROUPED if not wf.corruption_cells(config, e))
 
 
-# Refuse to start when an existing dataset directory holds a truncated, unreadable or damaged file. Skipped
-# inside cluster jobs: the submitting snakemake has already checked, and each job's start-up stays light.
+# Refuse to start when an existing dataset directory holds a truncated, unreadable or damaged file, or less
+# than its experiments need. Skipped inside cluster jobs: the submitting snakemake has already checked, and
+# each job's start-up stays light.
 if not workflow.remote_exec:
     with refusals():
         wf.verify_datasets(wf.used_dataset_dirs(config))
+        wf.check_built_datasets(config)  # e.g. a TU dataset built before graph_svc asked 10 graphs a class of it
 
 
 # The papers' tables, analyses and figures (report.smk, analyse.smk): clbench.papers.targets

@@ -6,7 +6,7 @@ rule build_dataset:
         meta=f"{RESULTS}/data/{{dataset}}/meta.json",
     params:
         code=from_wildcards(rule_code.dataset),
-        spec=lambda wildcards: wf.as_json(config["datasets"][wildcards.dataset]),
+        spec=lambda wildcards: wf.as_json(wf.build_spec(config, wildcards.dataset)),
         resources_dir=config["resources_dir"],
     resources:
         **rule_resources(config, "build_dataset"),

@@ -114,12 +114,40 @@ def check_spec(spec: Mapping[str, Any], where: str) -> None:
 
 def build_dataset(spec: dict, out_dir: str | Path, resources_dir: str | Path = "resources") -> dict:
     """Write the dataset directory of ``spec`` into ``out_dir``; returns its meta. The generator's
-    own module refuses what it cannot build (the workflow has checked the spec with :func:`check_spec`)."""
+    own module refuses what it cannot build (the workflow has checked the spec with :func:`check_spec`).
+
+    ``spec["needs"]`` (see :func:`unmet_need`), when the experiments reading the dataset need something
+    of data the plan could not see (a downloaded TU dataset's class sizes): a built dataset that does not
+    meet it loses its ``meta.json`` (so nothing trusts the directory) and the job fails here, before any
+    training job reads it, saying what to change.
+    """
+    spec = dict(spec)
+    needs = spec.pop("needs", None)
     generator = spec.get("generator")
     if generator not in GENERATORS:
         raise ValueError(f"unknown dataset generator {generator!r}; expected one of {sorted(GENERATORS)}")
     module = importlib.import_module(GENERATORS[generator].module)
-    return module.build(dict(spec), Path(out_dir), Path(resources_dir))
+    meta = module.build(spec, Path(out_dir), Path(resources_dir))
+    if needs and (problem := unmet_need(meta, needs)):
+        from clbench.data.dataset_dir import DatasetError
+
+        (Path(out_dir) / "meta.json").unlink(missing_ok=True)
+        raise DatasetError(f"{meta.get('name', generator)}: {problem}")
+    return meta
+
+
+def unmet_need(meta: Mapping, needs: Mapping) -> str | None:
+    """What a built dataset's ``meta`` lacks of ``needs`` (None when it has all):
+    ``{"min_class_size": n, "by": who needs it, "key": the config key to change}``: every class of a graph
+    dataset (``meta["graph_stats"]``) holds at least ``n`` graphs."""
+    least = needs.get("min_class_size")
+    stats = meta.get("graph_stats") or {}
+    small = {name: s["graphs"] for name, s in stats.items() if least and s["graphs"] < least}
+    if not small:
+        return None
+    listed = ", ".join(f"class {name!r} has {n}" for name, n in sorted(small.items(), key=lambda kv: kv[1]))
+    return (f"{listed} graphs, fewer than the {least} that {needs.get('by', 'its evaluation')} needs; use a dataset "
+            f"whose classes hold at least {least} graphs, or remove the evaluation from {needs.get('key', 'it')}")
 
 
 # --------------------------------------------------------------------------------------------------
