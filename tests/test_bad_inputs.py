@@ -1,6 +1,6 @@
 """Bad inputs a user makes, each refused before any job runs, naming the dotted key and what would be valid:
 settings that a job would fail on after spending compute, and combinations that would report a number whose
-name says something else (clbench.config.checks, through clbench.workflow.check_config)."""
+name says something else (clbench.config.checks, through clbench.config.settings.check_config)."""
 
 import copy
 

@@ -2,7 +2,7 @@
 
 The configuration is resolved as the workflow resolves it: config.yaml with configs/paper.yaml merged in
 (as ``--configfile`` does), validated and checked by :mod:`clbench.workflow`; a method's settings in an
-experiment are :func:`clbench.workflow.method_spec` (its ``method_overrides`` merged in), its objective's
+experiment are :func:`clbench.config.schema.method_spec` (its ``method_overrides`` merged in), its objective's
 parameters :func:`clbench.objectives.resolved_params`, an experiment's evaluation settings what its
 evaluate job receives (:func:`clbench.workflow.evaluation_spec`). Where the architecture is the point,
 the model is built from the resolved spec and its layers are checked.

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from clbench import extras
+from clbench.errors import ConfigError
 from clbench.ops import status
 from clbench.cli import main as cli
 from clbench.train import loop, progress
@@ -112,6 +113,9 @@ def test_a_configuration_needing_an_extra_is_refused_at_planning(monkeypatch):
     monkeypatch.setattr(extras, "installed", lambda extra: extra == "tensorboard")
     missing = extras.missing_for_config(cfg)
     assert len(missing) == 2 and any("'.[sentences]'" in m for m in missing) and any("'.[wilds]'" in m for m in missing)
+    with pytest.raises(ConfigError, match=r"(?s)^experiments\.sts\.methods \(simcse_bert\) needs transformers.*\n"
+                                          r"datasets\.camelyon17 needs wilds"):
+        extras.check_installed(cfg)
     plain = {**cfg, "logger": "none", "experiments": {"digits": cfg["experiments"]["digits"]}}
     assert extras.needed_extras(plain) == {}
 

@@ -70,3 +70,11 @@ def needed_extras(cfg: Mapping) -> dict[str, str]:
 def missing_for_config(cfg: Mapping) -> list[str]:
     """One sentence per extra the configuration needs and the install lacks."""
     return [advice(extra, key) for extra, key in needed_extras(cfg).items() if not installed(extra)]
+
+
+def check_installed(cfg: Mapping) -> None:
+    """Refuse, before any job, a configuration that needs an extra the install lacks: one line per extra."""
+    from clbench.errors import ConfigError
+
+    if missing := missing_for_config(cfg):
+        raise ConfigError("\n".join(missing))

@@ -45,10 +45,10 @@ with refusals():
         logger.warning(warning)  # e.g. ImageNet's root: a dry run plans without it
     plan.check_sweep_budgets(config)  # a sweep expected to cost more GPU-hours than its stated budget
 # A part of the install the configuration needs (transformers for sentences, wilds, ...): refused here, naming the extra
-from clbench.extras import missing_for_config
+from clbench.extras import check_installed
 
-if missing_for_config(config):
-    raise WorkflowError("\n".join(missing_for_config(config)) + "\nNo job was started.")
+with refusals():
+    check_installed(config)
 # The training jobs' logger (`clbench train` reads it): it changes no result, so it is no param and
 # switching it re-runs nothing. Every job's snakemake (also on a cluster node) sets it from its config.
 os.environ.update(CLBENCH_LOGGER=config["logger"])

@@ -1,5 +1,5 @@
 """Settings that are each valid but together would train or score something other than meant, refused
-before any job runs (:func:`check_inputs`, called by :func:`clbench.workflow.check_config`).
+before any job runs (:func:`check_inputs`, called by :func:`clbench.config.settings.check_config`).
 
 Without these a job either fails after compute was spent on it (an unknown open_clip model, a VAE too deep
 for the images, paired views without pairs, a graph class smaller than the cross-validation folds, a
@@ -81,7 +81,7 @@ SENTENCE_MODEL = "bert-base-uncased"
 # clbench.evaluate.graph_svc: the outer cross-validation folds
 GRAPH_SVC_FOLDS = 10
 # where a generator that reads external data looks without root: resources_dir/<folder> (imagefolder has its
-# own warning in clbench.workflow.check_dataset_roots)
+# own warning in clbench.config.settings.check_dataset_roots)
 _RESOURCE_FOLDER: dict[str, Callable[[Mapping], str | None]] = {
     "torchvision": lambda v: v.get("name"), "pacs": lambda v: "pacs", "camelyon17": lambda v: "camelyon17",
     "sentences": lambda v: "sentences", "tu": lambda v: "tu",
@@ -342,7 +342,7 @@ def check_dataset_sources(cfg: Mapping, used: list[str]) -> None:
 
 def check_inputs(cfg: Mapping, method_spec: Callable[[Mapping, str, str], dict]) -> None:
     """Every check of this module over a validated config (schema defaults filled in); ``method_spec`` as for
-    :func:`check_experiment_data` (:func:`clbench.workflow.method_spec`)."""
+    :func:`check_experiment_data` (:func:`clbench.config.schema.method_spec`)."""
     check_paths(cfg)
     check_slurm(cfg)
     check_corruption_lists(cfg)
