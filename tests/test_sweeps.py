@@ -74,7 +74,8 @@ def test_each_trial_is_the_method_with_its_settings_in_an_experiment_named_as_th
     ({"select": {"metric": "top1"}}, r"sweeps\.s\.select\.metric"),
     ({"method": "infonce"}, r"sweeps\.s\.method"),
     ({"experiment": "nowhere"}, r"sweeps\.s\.experiment"),
-    ({"select": {"metric": "val_svc_top1"}}, r"sweeps\.s\.select\.metric: 'val_svc_top1'.*\['val_top1', 'val_knn_top1'\]"),
+    ({"select": {"metric": "val_svc_top1"}},
+     r"sweeps\.s\.select\.metric: 'val_svc_top1'.*\['val_top1', 'val_knn_top1'\]"),
     ({"fixed": {"loss.temperature": 0.2}}, r"sweeps\.s\.fixed\.loss\.temperature: also in settings"),
     ({"fixed": {"epochs": 0}}, r"sweeps\.s\.fixed"),
 ])
@@ -232,7 +233,9 @@ def test_the_card_of_the_swept_experiment_names_the_sweep_as_the_source_of_its_s
     record = planned_experiment(cfg, "subembed_digits_on_photos")
     selection = {"subembed_search": {"settings": {"loss.temperature": 0.2, "loss.weight": 1.5, "optimizer.lr": 0.001}}}
     rows = {r["setting"]: r for r in protocol_card(record, PAPERS, selections=selection) if r["scope"] == "subembed_search"}
-    assert set(rows) == {"loss.temperature", "loss.weight", "optimizer.lr"}
+    assert set(rows) == {"loss.temperature", "loss.weight", "optimizer.lr", "epochs"}
+    assert (rows["epochs"]["value"], rows["epochs"]["source"]) == ("5", "set for every trial of sweep subembed_search "
+                                                                        "(not searched)")
     assert rows["loss.temperature"]["value"] == "0.2"
     assert rows["loss.temperature"]["source"].startswith("selected on validation from {0.1, 0.2, 0.5} (4 trials; sweep "
                                                          "subembed_search")
@@ -304,7 +307,7 @@ def test_a_graph_evaluation_records_the_mean_inner_score_of_its_last_epoch_as_va
     embeddings = {5: rng.normal(size=(60, 3)), 10: rng.normal(size=(60, 3)) + 2 * y[:, None]}
     monkeypatch.setattr(graphs, "num_graphs", lambda split: len(split["y"]))
     monkeypatch.setattr(graphs, "graph", lambda split, i: i)
-    monkeypatch.setattr(graph_svc, "embed_graphs", lambda encoder, _graphs, _device: torch.as_tensor(embeddings[encoder]))
+    monkeypatch.setattr(graph_svc, "embed_graphs", lambda enc, _graphs, _device: torch.as_tensor(embeddings[enc]))
     run = types.SimpleNamespace(train={"y": y}, model=types.SimpleNamespace(encoders=lambda: {5: 5, 10: 10}),
                                 device="cpu", seed=0)
     result = graph_svc.evaluate_graph_svc(run)

@@ -197,6 +197,7 @@ def selection_spec(cfg: Mapping, sweep: str) -> dict:
     return {"sweep": sweep, "experiment": spec["experiment"], "method": spec["method"],
             "select": {"metric": metric, "split": VALIDATION_SPLIT, "direction": "max", **spec.get("select", {})},
             "distributions": {k: describe_distribution(d) for k, d in spec["settings"].items()},
+            "fixed": dict(spec.get("fixed", {})),
             "trials": {trial_name(sweep, i): s for i, s in enumerate(trials)}, "seeds": list(spec["seeds"])}
 
 
