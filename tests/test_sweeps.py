@@ -63,6 +63,8 @@ def test_each_trial_is_the_method_with_its_settings_in_an_experiment_named_as_th
         assert method["loss"]["temperature"] == settings["loss.temperature"]
         assert method["optimizer"]["lr"] == settings["optimizer.lr"]
         assert method["loss"]["regularizer"] == cfg["methods"]["subembed"]["loss"]["regularizer"]
+        assert method["epochs"] == 5  # the sweep's fixed setting, for its trials alone
+    assert cfg["methods"]["subembed"]["epochs"] == resolved("configs/smoke.yaml")["methods"]["subembed"]["epochs"] == 2
     # the tables and claims read the sweep through its selection alone
     assert "subembed_search" not in sweeps.reported(cfg)["experiments"]
 
@@ -74,6 +76,10 @@ def test_each_trial_is_the_method_with_its_settings_in_an_experiment_named_as_th
     ({"select": {"metric": "top1"}}, r"sweeps\.s\.select\.metric"),
     ({"method": "infonce"}, r"sweeps\.s\.method"),
     ({"experiment": "nowhere"}, r"sweeps\.s\.experiment"),
+    ({"select": {"metric": "val_svc_top1"}},
+     r"sweeps\.s\.select\.metric: 'val_svc_top1'.*\['val_top1', 'val_knn_top1'\]"),
+    ({"fixed": {"loss.temperature": 0.2}}, r"sweeps\.s\.fixed\.loss\.temperature: also in settings"),
+    ({"fixed": {"epochs": 0}}, r"sweeps\.s\.fixed"),
 ])
 def test_a_bad_sweep_is_refused_before_any_job_naming_its_key(sweep, key):
     with pytest.raises(ConfigError, match=key):
@@ -229,7 +235,9 @@ def test_the_card_of_the_swept_experiment_names_the_sweep_as_the_source_of_its_s
     record = planned_experiment(cfg, "subembed_digits_on_photos")
     selection = {"subembed_search": {"settings": {"loss.temperature": 0.2, "loss.weight": 1.5, "optimizer.lr": 0.001}}}
     rows = {r["setting"]: r for r in protocol_card(record, PAPERS, selections=selection) if r["scope"] == "subembed_search"}
-    assert set(rows) == {"loss.temperature", "loss.weight", "optimizer.lr"}
+    assert set(rows) == {"loss.temperature", "loss.weight", "optimizer.lr", "epochs"}
+    assert (rows["epochs"]["value"], rows["epochs"]["source"]) == ("5", "set for every trial of sweep subembed_search "
+                                                                        "(not searched)")
     assert rows["loss.temperature"]["value"] == "0.2"
     assert rows["loss.temperature"]["source"].startswith("selected on validation from {0.1, 0.2, 0.5} (4 trials; sweep "
                                                          "subembed_search")
@@ -263,3 +271,73 @@ def test_a_selection_that_leaves_out_the_swept_experiment_leaves_out_its_sweep()
     assert not cfg["sweeps"] and "subembed_search" not in cfg["experiments"]
     assert not any(m.startswith("subembed_search-") for m in cfg["methods"])
     assert "subembed_search" in resolved("configs/paper.yaml", args=["papers=[subembed]"])["experiments"]
+
+
+# --------------------------------------------------------------------------------------------------
+# graph experiments: the validation score is the inner cross-validation on the training folds
+
+
+def test_the_graph_validation_score_never_reads_the_outer_test_fold():
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold
+
+    from clbench.evaluate.graph_svc import svc_cross_validation
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 40)
+    x = rng.normal(size=(80, 4)) + 6 * y[:, None]
+    before = svc_cross_validation(x, y, seed=0)
+    _, test = next(StratifiedKFold(n_splits=10, shuffle=True, random_state=0).split(x, y))
+    flipped = x.copy()
+    flipped[test] = rng.normal(size=(len(test), 4)) + 6 * (1 - y[test, None])  # the test fold: the other class
+    after = svc_cross_validation(flipped, y, seed=0)
+    assert before[0]["accuracy"] == 1.0 and after[0]["accuracy"] == 0.0  # the test metric reads the test fold ...
+    assert after[0]["inner_accuracy"] == before[0]["inner_accuracy"] > 0.9  # ... the validation score does not
+
+
+def test_a_graph_evaluation_records_the_mean_inner_score_of_its_last_epoch_as_validation(monkeypatch):
+    import types
+
+    import numpy as np
+    import torch
+
+    from clbench.data import graphs
+    from clbench.evaluate import graph_svc
+
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1, 2], 20)
+    embeddings = {5: rng.normal(size=(60, 3)), 10: rng.normal(size=(60, 3)) + 2 * y[:, None]}
+    monkeypatch.setattr(graphs, "num_graphs", lambda split: len(split["y"]))
+    monkeypatch.setattr(graphs, "graph", lambda split, i: i)
+    monkeypatch.setattr(graph_svc, "embed_graphs", lambda enc, _graphs, _device: torch.as_tensor(embeddings[enc]))
+    run = types.SimpleNamespace(train={"y": y}, model=types.SimpleNamespace(encoders=lambda: {5: 5, 10: 10}),
+                                device="cpu", seed=0)
+    result = graph_svc.evaluate_graph_svc(run)
+    last = [r for r in result["tables"]["graph_svc"] if r["epoch"] == 10]
+    validation = result["validation"]
+    assert validation["split"] == "validation" and set(validation) >= set(sweeps.GRAPH_VALIDATION_METRICS)
+    assert validation["val_svc_top1"] == pytest.approx(np.mean([r["inner_accuracy"] for r in last]))
+    assert validation["val_svc_top1"] != pytest.approx(result["metrics"]["svc_top1"])  # not the outer test folds'
+    assert sweeps.validation_view({**result, "health": HEALTHY})["validation"] == validation
+
+
+def graph_sweep(**select):
+    return with_sweep(experiment="graph_classes_ssl", method="graphcl", settings={"loss.temperature": [0.1, 0.5]},
+                      **({"select": select} if select else {}))
+
+
+def test_a_sweep_on_a_graph_experiment_selects_on_the_inner_cross_validation_score():
+    cfg = graph_sweep()
+    spec = sweeps.selection_spec(cfg, "s")
+    assert spec["select"]["metric"] == "val_svc_top1"
+    assert cfg["methods"]["s-t0"]["objective"] == cfg["methods"]["graphcl"]["objective"]
+    view = lambda val: {"validation": {"split": "validation", "val_svc_top1": val}, "health": HEALTHY}  # noqa: E731
+    runs = {"s-t0": {0: view(0.70), 1: view(0.72)}, "s-t1": {0: view(0.81), 1: view(0.79)},
+            "s-t2": {0: view(0.60), 1: view(0.62)}}
+    result = sweeps.select(runs, spec["select"])
+    assert result["selected"] == "s-t1" and result["trials"]["s-t1"]["val_mean"] == pytest.approx(0.80)
+
+
+def test_a_graph_sweep_refuses_an_image_validation_score_naming_the_valid_one():
+    with pytest.raises(ConfigError, match=r"sweeps\.s\.select\.metric: 'val_top1'.*graph_svc.*\['val_svc_top1'\]"):
+        graph_sweep(metric="val_top1")

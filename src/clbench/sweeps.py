@@ -2,7 +2,8 @@
 
 A sweep (``sweeps.<name>`` in the config) searches the settings a paper leaves unsaid: each trial is the method
 with sampled settings (every combination of listed values with ``grid: true``, else ``trials`` random draws
-from lists, uniform or log-uniform ranges, by ``sampling_seed``), trained with each of the sweep's seeds.
+from lists, uniform or log-uniform ranges, by ``sampling_seed``) over the sweep's ``fixed`` settings (shared by
+every trial, not searched: e.g. more epochs than the method's), trained with each of the sweep's seeds.
 :func:`expand` makes the trials ordinary work before any job runs: each trial is a method ``<sweep>-t<i>``
 (the method's settings with the trial's), and the sweep an experiment of the same name (the swept
 experiment's dataset and evaluations, the sweep's seeds), so its runs are
@@ -12,7 +13,10 @@ Every trial's settings are checked against the schema and the objective's bounds
 The selection (:func:`select`, ``clbench sweep select``) reads each run's validation scores and health only
 (:func:`validation_view`: ``evaluation.json``'s ``validation`` and ``health`` blocks, never its test
 ``metrics``), drops the trials with a failed run (counted, with the reason), and picks the best trial's mean
-by the stated rule. Only then are the selected trial's test numbers read, for ``selection.json``.
+by the stated rule. Only then are the selected trial's test numbers read, for ``selection.json``. The rule's
+metric is one the swept experiment's evaluations write (:func:`validation_metrics`): an image experiment's
+``val_top1`` / ``val_knn_top1`` (:func:`clbench.evaluate.runner.validation_scores`), a graph experiment's
+``val_svc_top1`` (:mod:`clbench.evaluate.graph_svc`: the inner cross-validation on the training folds).
 Snakemake imports this module while it parses the workflow: no torch, no numpy.
 """
 
@@ -31,10 +35,20 @@ from typing import Any
 
 from clbench.errors import ConfigError
 
-VALIDATION_METRICS = ("val_top1", "val_knn_top1")
+IMAGE_VALIDATION_METRICS = ("val_top1", "val_knn_top1")
+GRAPH_VALIDATION_METRICS = ("val_svc_top1",)
+VALIDATION_METRICS = IMAGE_VALIDATION_METRICS + GRAPH_VALIDATION_METRICS
+GRAPH_EVALUATION = "graph_svc"  # clbench.graph_config.GRAPH_EVALUATIONS: a graph experiment's evaluation
 VALIDATION_SPLIT = "val"
 TRIALS_COLUMNS = ["trial", "settings", "val_mean", "val_std", "seeds", "health", "excluded", "selected"]
 _RUN = re.compile(r"/(?P<trial>[^/]+)/seed(?P<seed>\d+)/evaluation\.json$")
+
+
+def validation_metrics(experiment: Mapping) -> tuple[str, ...]:
+    """The validation scores the experiment's evaluations write, the default selection metric first."""
+    if GRAPH_EVALUATION in experiment.get("evaluations", ()):
+        return GRAPH_VALIDATION_METRICS
+    return IMAGE_VALIDATION_METRICS
 
 
 def trial_name(sweep: str, index: int) -> str:
@@ -93,15 +107,17 @@ def nested(dotted: Mapping[str, Any]) -> dict:
     return out
 
 
-def check_rule(select: Mapping, where: str) -> None:
-    """The selection rule reads validation data: a test split or metric is refused at its key."""
+def check_rule(select: Mapping, where: str, metrics: tuple[str, ...] = VALIDATION_METRICS,
+               scored_by: str = "an evaluation") -> None:
+    """The selection rule reads validation data: a test split or metric, or a score ``metrics`` does not hold
+    (those ``scored_by`` writes), is refused at its key."""
     if select.get("split", VALIDATION_SPLIT) != VALIDATION_SPLIT:
         raise ConfigError(f"{where}.select.split", f"{select['split']!r}: a sweep selects on validation data only "
                                                    f"(split: {VALIDATION_SPLIT}); selecting on test reports a number "
                                                    f"tuned on the test set")
-    if select.get("metric", VALIDATION_METRICS[0]) not in VALIDATION_METRICS:
-        raise ConfigError(f"{where}.select.metric", f"{select['metric']!r}: the selection reads a validation score, "
-                                                    f"one of {list(VALIDATION_METRICS)}")
+    if select.get("metric", metrics[0]) not in metrics:
+        raise ConfigError(f"{where}.select.metric", f"{select['metric']!r}: the selection reads a validation score "
+                                                    f"that {scored_by} writes, one of {list(metrics)}")
     if select.get("direction", "max") not in ("max", "min"):
         raise ConfigError(f"{where}.select.direction", f"{select['direction']!r}; valid: ['max', 'min']")
 
@@ -127,8 +143,16 @@ def expand(cfg: dict, schema: Mapping) -> dict:
         if name in cfg["experiments"] or any(trial_name(name, 0) == m for m in cfg["methods"]):
             raise ConfigError(where, "a sweep's name names its experiment and trials; it is an experiment's name "
                                      "already (rename the sweep)")
-        check_rule(sweep.get("select", {}), where)
-        base = method_spec(cfg, sweep["experiment"], sweep["method"])
+        check_rule(sweep.get("select", {}), where, validation_metrics(exp),
+                   f"experiment {sweep['experiment']}'s evaluations ({', '.join(exp.get('evaluations', []))})")
+        fixed = sweep.get("fixed", {})
+        if swept := sorted(set(fixed) & set(sweep["settings"])):
+            raise ConfigError(f"{where}.fixed.{swept[0]}", "also in settings: a setting is either fixed for every "
+                                                           "trial or searched")
+        base = deep_merge(method_spec(cfg, sweep["experiment"], sweep["method"]), nested(fixed))
+        if fixed:
+            validate_method(base, schema, f"{where}.fixed")
+            check_method_settings(base, f"{where}.fixed")
         trials = []
         for i, settings in enumerate(sample_trials(sweep, where)):
             spec = deep_merge(base, nested(settings))
@@ -169,9 +193,11 @@ def selection_spec(cfg: Mapping, sweep: str) -> dict:
     """What ``clbench sweep select`` needs of the config: the rule and each trial's settings."""
     spec = cfg["sweeps"][sweep]
     trials = sample_trials(spec, f"sweeps.{sweep}")
+    metric = validation_metrics(cfg["experiments"][spec["experiment"]])[0]
     return {"sweep": sweep, "experiment": spec["experiment"], "method": spec["method"],
-            "select": {"metric": "val_top1", "split": VALIDATION_SPLIT, "direction": "max", **spec.get("select", {})},
+            "select": {"metric": metric, "split": VALIDATION_SPLIT, "direction": "max", **spec.get("select", {})},
             "distributions": {k: describe_distribution(d) for k, d in spec["settings"].items()},
+            "fixed": dict(spec.get("fixed", {})),
             "trials": {trial_name(sweep, i): s for i, s in enumerate(trials)}, "seeds": list(spec["seeds"])}
 
 

@@ -134,8 +134,9 @@ rule html_report:
         f"{RESULTS}/report/index.html",
     params:
         code=rule_code.all_papers("report html"),
-        # without slurm: where the jobs ran changes no result, so it neither re-runs nor re-hashes the report
-        config_json=as_json({key: value for key, value in config.items() if key != "slurm"}),
+        # without slurm: where the jobs ran changes no result, so it neither re-runs nor re-hashes the report;
+        # without the sweeps' trial experiments: a sweep enters the report through its selection alone
+        config_json=as_json({key: value for key, value in REPORTED.items() if key != "slurm"}),
         results=REPORT.results_dir,
     log:
         f"{RESULTS}/logs/html_report.log",

@@ -9,7 +9,10 @@ code scores epochs 10 and 20 (``log_interval``) and logs both; the folds here ar
 run's seed (the official code leaves them unseeded).
 
 Metrics: ``svc_top1`` / ``svc_top1_std`` at the last epoch, ``svc_top1_epoch{e}`` / ``svc_top1_epoch{e}_std``
-at every scored epoch; table ``graph_svc``: per epoch and fold the test accuracy and the chosen C.
+at every scored epoch; table ``graph_svc``: per epoch and fold the test accuracy, the chosen C and its inner
+cross-validation accuracy. Validation (what a sweep selects on, :mod:`clbench.sweeps`): ``val_svc_top1``, the
+inner cross-validation accuracy of the chosen C (the grid search's best score, on the training folds alone)
+averaged over the outer folds at the last epoch; it never reads an outer test fold.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
 
 def svc_cross_validation(embeddings: np.ndarray, labels: np.ndarray, *, seed: int = 0, folds: int = 10,
                          inner_folds: int = 5, c_grid=C_GRID) -> list[dict]:
-    """Per outer fold: ``{"fold", "accuracy", "C"}`` of the grid-searched RBF SVC (see the module docstring)."""
+    """Per outer fold: ``{"fold", "accuracy", "C", "inner_accuracy"}`` of the grid-searched RBF SVC (see the module
+    docstring); ``inner_accuracy`` is the chosen C's mean accuracy over the inner folds of the training folds."""
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
     from sklearn.svm import SVC
 
@@ -37,7 +41,7 @@ def svc_cross_validation(embeddings: np.ndarray, labels: np.ndarray, *, seed: in
         search = GridSearchCV(SVC(kernel="rbf"), {"C": list(c_grid)}, cv=inner_folds, scoring="accuracy")
         search.fit(x[train], y[train])
         rows.append({"fold": fold, "accuracy": float((search.predict(x[test]) == y[test]).mean()),
-                     "C": float(search.best_params_["C"])})
+                     "C": float(search.best_params_["C"]), "inner_accuracy": float(search.best_score_)})
     return rows
 
 
@@ -74,4 +78,7 @@ def evaluate_graph_svc(run) -> dict:
     last = max(encoders)
     metrics["svc_top1"] = metrics[f"svc_top1_epoch{last}"]
     metrics["svc_top1_std"] = metrics[f"svc_top1_epoch{last}_std"]
-    return {"metrics": metrics, "tables": {"graph_svc": rows}}
+    inner = [r["inner_accuracy"] for r in rows if r["epoch"] == last]
+    validation = {"split": "validation", "val_svc_top1": float(np.mean(inner)),
+                  "probe": "RBF SVC, the chosen C's inner cross-validation on the training folds"}
+    return {"metrics": metrics, "tables": {"graph_svc": rows}, "validation": validation}

@@ -68,6 +68,7 @@ def evaluate_run(model_path, data_dir, spec: dict, *, seed: int = 0, device: tor
                         dataset_dir.load(data_dir, "test"), cfg, seed=seed, device=device)
     t0 = time.time()
     result: dict = {"metrics": {}, "tables": {}}
+    validation: dict = {}
     for name in cfg["evaluations"]:
         evaluation = EVALUATIONS[name]
         missing = evaluation.requires - run.capabilities
@@ -77,6 +78,7 @@ def evaluate_run(model_path, data_dir, spec: dict, *, seed: int = 0, device: tor
         part = evaluation.fn(run)
         result["metrics"].update(part.get("metrics", {}))
         result["tables"].update(part.get("tables", {}))
+        validation.update(part.get("validation", {}))  # an evaluation's own validation scores (graph_svc's)
     if probe_out is not None:
         if run.fitted_linear_probe is None:
             raise ValueError("saving the probe needs one: add linear_probe or corruptions to the evaluations")
@@ -85,7 +87,9 @@ def evaluate_run(model_path, data_dir, spec: dict, *, seed: int = 0, device: tor
         result["metrics"]["epochs_to_target"] = epochs_to_target(metrics_csv, cfg["convergence_target"])
     result["health"] = evaluation_health(run, data_dir, model_path, health)
     if "graphs" not in run.capabilities:
-        result["validation"] = validation_scores(run, data_dir, metrics_csv)
+        validation.update(validation_scores(run, data_dir, metrics_csv))
+    if validation:
+        result["validation"] = validation
     log.info("evaluated %s in %.1f s: %s", model_path, time.time() - t0, result["metrics"])
     return result
 

@@ -50,8 +50,8 @@ def _sweeps_of(cfg: Mapping, experiment: str) -> dict:
     for name, sweep in cfg.get("sweeps", {}).items():  # those a selection kept (clbench.sweeps.expand)
         if sweep["experiment"] == experiment:
             spec = selection_spec(cfg, name)
-            found[name] = {"distributions": spec["distributions"], "trials": len(spec["trials"]),
-                           "select": spec["select"]}
+            found[name] = {"distributions": spec["distributions"], "fixed": spec["fixed"],
+                           "trials": len(spec["trials"]), "select": spec["select"]}
     return {"sweeps": found} if found else {}
 
 

@@ -316,7 +316,8 @@ def _rows(scope: str, category_of, settings: Mapping[str, Any], sources: Mapping
 def sweep_rows(record: ExperimentRecord, selections: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict]:
     """The rows of the experiment's sweeps (``record.config["sweeps"]``, :mod:`clbench.sweeps`): scope the sweep
     (the method it reports), each swept setting's value the selected trial's (``selections``: sweep ->
-    its selection.json; "selected on validation" before the selection), its source the sweep."""
+    its selection.json; "selected on validation" before the selection), its source the sweep; then the settings
+    the sweep fixes for every trial (``fixed``), with their values."""
     rows = []
     for name, sweep in record.config.get("sweeps", {}).items():
         selection = (selections or {}).get(name, {})
@@ -329,6 +330,9 @@ def sweep_rows(record: ExperimentRecord, selections: Mapping[str, Mapping[str, A
                          "value": format_value(chosen[key]) if key in chosen else unselected,
                          "source": f"selected on validation from {distribution} ({sweep['trials']} trials; sweep "
                                    f"{name}, {rule['direction']} {rule['metric']})"})
+        rows += [{"scope": name, "category": method_category(key), "setting": key, "value": format_value(value),
+                  "source": f"set for every trial of sweep {name} (not searched)"}
+                 for key, value in sweep.get("fixed", {}).items()]
     return rows
 
 
