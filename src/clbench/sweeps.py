@@ -38,7 +38,7 @@ from clbench.errors import ConfigError
 IMAGE_VALIDATION_METRICS = ("val_top1", "val_knn_top1")
 GRAPH_VALIDATION_METRICS = ("val_svc_top1",)
 VALIDATION_METRICS = IMAGE_VALIDATION_METRICS + GRAPH_VALIDATION_METRICS
-GRAPH_EVALUATION = "graph_svc"  # clbench.graph_config.GRAPH_EVALUATIONS: a graph experiment's evaluation
+GRAPH_EVALUATION = "graph_svc"  # clbench.config.graph.GRAPH_EVALUATIONS: a graph experiment's evaluation
 VALIDATION_SPLIT = "val"
 TRIALS_COLUMNS = ["trial", "settings", "val_mean", "val_std", "seeds", "health", "excluded", "selected"]
 _RUN = re.compile(r"/(?P<trial>[^/]+)/seed(?P<seed>\d+)/evaluation\.json$")
