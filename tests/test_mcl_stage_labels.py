@@ -74,7 +74,7 @@ def test_stage_spec_passes_previous_labels_to_later_stages_only():
 
 def test_batch_check_counts_k_clusters_under_previous_labels():
     from clbench.errors import ConfigError
-    from clbench.workflow import check_mcl_batches
+    from clbench.config.settings import check_mcl_batches
 
     # 100 joint clusters of 100 need 10,000 images; 10 previous-stage clusters need 1,000
     check_mcl_batches(_mcl_config("previous", 5_000))
