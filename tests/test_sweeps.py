@@ -254,7 +254,8 @@ def test_the_report_shows_each_sweeps_trials_and_the_selected_trials_test_number
     text = sweeps_html(tmp_path)
     assert "Sweep <code>s</code>" in text and "Selected: <b>s-t1</b>" in text and "1 trial(s) excluded" in text
     assert all(f"s-t{i}" in text for i in range(4)) and "loss ends at 5.53" in text
-    assert "0.61" in text  # the selected trial's mean test top-1
+    assert "61.0 ± " in text  # the selected trial's mean test top-1, in % like the papers' tables
+    assert "validation val_<wbr>top1</th>" in text and "val_mean" not in text
     assert sweeps_html(tmp_path / "elsewhere") == ""
 
 

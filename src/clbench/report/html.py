@@ -583,6 +583,23 @@ def selection_html(config: Mapping, paper: str | None = None) -> str:
             f"claims cover what ran. Not selected:</p><ul>{items}</ul>")
 
 
+def _mean_std(metric: str, mean, std) -> str:
+    """A sweep's number as the papers' tables show it: accuracies in %, other scores as they are."""
+    from clbench.report.tables import format_mean_std, is_percent_metric
+
+    percent = is_percent_metric(metric)
+    return format_mean_std(float(mean), float(std) if std not in ("", None) else float("nan"),
+                           scale=100.0 if percent else 1.0, digits=1 if percent else 3)
+
+
+def _trials_frame(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """trials.csv with its validation mean and std as one column named after the selection metric."""
+    shown = trials.drop(columns=["val_mean", "val_std"])
+    scores = [_mean_std(metric, m, s) if m != "" else "—" for m, s in zip(trials["val_mean"], trials["val_std"])]
+    shown.insert(list(trials.columns).index("val_mean"), f"validation {metric}", scores)
+    return shown
+
+
 def sweeps_html(results: Path) -> str:
     """Each sweep (``sweeps/<name>/selection.json`` and ``trials.csv``, :mod:`clbench.sweeps`): its rule, its
     trials with their validation scores and health, and the selected trial's test numbers over its seeds."""
@@ -602,11 +619,13 @@ def sweeps_html(results: Path) -> str:
                         "<b>No trial selected</b>: every trial was excluded (the reasons are in the table).</p>"))
         trials = path.parent / "trials.csv"
         if trials.exists():
-            parts.append(table_html(pd.read_csv(trials, keep_default_na=False), wide=("settings", "excluded")))
-        test = pd.DataFrame([{"metric": k, "mean": v["mean"], "std": v["std"], "seeds": v["n"]}
+            parts.append(table_html(_trials_frame(pd.read_csv(trials, keep_default_na=False), rule["metric"]),
+                                    wide=("settings", "excluded")))
+        test = pd.DataFrame([{"metric": k, "mean ± std": _mean_std(k, v["mean"], v["std"]), "seeds": v["n"]}
                              for k, v in sorted(sel["test"].items())])
         if len(test):
-            parts.append("<p>The selected trial on test (mean ± std over its seeds):</p>" + table_html(test))
+            parts.append("<p>The selected trial on test (mean ± std over its seeds; accuracies in %):</p>"
+                         + table_html(test))
     return ("<h2 id='sweeps'>Sweeps</h2>" + "".join(parts)) if parts else ""
 
 
