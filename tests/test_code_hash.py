@@ -93,6 +93,15 @@ def test_editing_a_figure_changes_report_jobs_only(cfg, sources):
     assert moved <= {k for k in before if k.startswith(("figure", "report", "analyse"))}
 
 
+def test_editing_the_report_page_re_runs_the_page_alone(cfg, sources):
+    """The page's code (a section's layout, a sweep's columns) reaches the html_report job only: the collected
+    tables, figures and cards it reads stay as they are."""
+    before = all_hashes(cfg)
+    with open(sources / "report" / "html.py", "a") as f:
+        f.write("\n\nEDITED = 1\n")
+    assert changed(before, all_hashes(cfg)) == {"report html"}
+
+
 def test_docstrings_and_comments_change_no_hash(cfg, sources):
     before = all_hashes(cfg)
     path = sources / "losses" / "varcon.py"

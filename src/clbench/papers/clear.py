@@ -174,7 +174,7 @@ def draw_ood_k(files: ResultFiles, out) -> None:
 def ood_note(results, config: Mapping) -> str:
     """With one OOD experiment and one method besides the CNN the bar chart would be a single bar: the
     report shows its number as a table instead."""
-    from clbench.report.html import table_html
+    from clbench.report.html_table import table_html
     from clbench.report.tables import format_mean_std
 
     metrics = Path(results) / "tables" / "metrics.csv"

@@ -23,6 +23,7 @@ import pandas as pd
 from clbench.io import write_text
 # The tables' shape lives in paper_tables: one implementation for the HTML and the table files.
 from clbench.report.paper_tables import NOTE, paper_tables
+from clbench.report.html_table import table_html
 from clbench.report.reported import reported_frame
 
 SCALE_WORDS = {
@@ -52,12 +53,6 @@ overflow-wrap:anywhere}
 details.card{margin:0.5em 0 1.5em 0}details.card summary{cursor:pointer;color:#335}
 """
 
-# A cell that reads as a number (a mean ± std, a range, a count, several joined by "; ", a dash for
-# none) is right-aligned.
-_NUMBER = r"[-+−]?(?:\d[\d,]*\.?\d*|\.\d+)(?:e[-+]?\d+)?\s*%?"
-_VALUE = rf"[≈~<>]?\s*{_NUMBER}(?:\s*[±–-]\s*{_NUMBER})*"
-_NUMERIC_CELL = re.compile(rf"^\s*(?:{_VALUE}(?:\s*;\s*{_VALUE})*|—|nan|NaN)\s*$")
-
 _NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
 
 
@@ -68,42 +63,6 @@ def img_tag(path: str | Path, alt: str) -> str:
 
 def figure(path: str | Path, caption: str) -> str:
     return f"<figure>{img_tag(path, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
-
-
-def _cell_text(v) -> str:
-    if v is None or (isinstance(v, float) and pd.isna(v)):
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
-def is_numeric_column(values) -> bool:
-    """Whether every cell of a column reads as a number or is blank (a dash, nothing), and one is not blank."""
-    texts = [t for t in (_cell_text(v).strip() for v in values) if t not in ("", "—")]
-    return bool(texts) and all(_NUMERIC_CELL.match(t) for t in texts)
-
-
-def table_html(df: pd.DataFrame, html_columns: Iterable[str] = (), wide: Iterable[str] = ()) -> str:
-    """``df`` as a table in its own horizontal scroll container: number columns right-aligned, text
-    columns left-aligned. Cells of ``html_columns`` are HTML already (the rest is escaped); ``wide``
-    columns hold sentences and get room to be read."""
-    html_columns, wide = set(html_columns), set(wide)
-    numeric = {c for c in df.columns if c not in html_columns and is_numeric_column(df[c])}
-
-    def cls(col) -> str:
-        names = [n for n, on in (("num", col in numeric), ("wide", col in wide)) if on]
-        return f" class='{' '.join(names)}'" if names else ""
-
-    # a long metric name may wrap after its underscores rather than widen its column
-    head = "".join(f"<th{cls(c) if c in numeric else ''}>{html.escape(str(c)).replace('_', '_<wbr>')}</th>"
-                   for c in df.columns)
-    rows = []
-    for values in df.itertuples(index=False):
-        cells = "".join(f"<td{cls(c)}>{v if c in html_columns else html.escape(_cell_text(v))}</td>"
-                        for c, v in zip(df.columns, values))
-        rows.append(f"<tr>{cells}</tr>")
-    return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
 
 
 def git_commit() -> str:
