@@ -95,6 +95,7 @@ def test_the_report_has_the_sweeps_section_and_its_claims_read_the_selection_alo
     sweeps_section = sweeps_section.split("<h2")[0]
     selection = json.loads((sweep_run / "sweeps" / SWEEP / "selection.json").read_text())
     assert f"Selected: <b>{selection['selected']}</b>" in sweeps_section
+    assert "every trial with epochs = 3, graph.eval_epochs = [3]" in sweeps_section
     assert all(f"<td>{trial}</td>" in sweeps_section for trial in TRIALS)
     # the papers' sections (their tables, claims and cards) name the sweep as a method, never a trial or an experiment
     assert f"{SWEEP}-t" not in before and f"experiment <code>{SWEEP}</code>" not in before

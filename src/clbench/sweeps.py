@@ -299,7 +299,7 @@ def select_sweep(spec: Mapping, evaluation_paths: Iterable[str | Path], out_dir:
     test = test_summary(read_json(chosen[s]) for s in sorted(chosen))
     out = {**{k: spec[k] for k in ("sweep", "experiment", "method", "distributions", "seeds")}, **result,
            "n_trials": len(result["trials"]), "n_excluded": len(result["excluded"]),
-           "settings": spec["trials"].get(result["selected"], {}), "test": test}
+           "settings": spec["trials"].get(result["selected"], {}), "fixed": dict(spec.get("fixed", {})), "test": test}
     write_json(Path(out_dir) / "selection.json", out)
     write_text(Path(out_dir) / "trials.csv", trials_csv(spec, result))
     return out

@@ -567,6 +567,8 @@ def sweeps_html(results: Path) -> str:
         sel = json.loads(path.read_text())
         rule = sel["rule"]
         searched = "; ".join(f"{k} from {d}" for k, d in sel["distributions"].items())
+        if sel.get("fixed"):
+            searched += "; every trial with " + ", ".join(f"{k} = {v}" for k, v in sel["fixed"].items())
         parts.append(f"<h3>Sweep <code>{html.escape(sel['sweep'])}</code> <small>(method "
                      f"<code>{html.escape(sel['method'])}</code> of <code>{html.escape(sel['experiment'])}</code>)"
                      f"</small></h3>")
