@@ -55,6 +55,7 @@ SMALL = {"batch": 8, "size": 32, "steps": 2, "warmup": 1}
 
 def paper_config() -> dict:
     from clbench import workflow as wf
+
     cfg = wf.deep_merge(yaml.safe_load((REPO / "config.yaml").read_text()),
                         yaml.safe_load((REPO / "configs" / "paper.yaml").read_text()))
     return wf.validate(cfg, wf.load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml"))
@@ -63,6 +64,7 @@ def paper_config() -> dict:
 def family_spec(cfg: dict, name: str, small: bool, workers: int | None, world: int = 1) -> tuple[dict, dict]:
     """The method spec at one GPU's share of the paper's batch, and the data shape."""
     from clbench import workflow as wf
+
     experiment, method, channels, size, classes, gpus = FAMILIES[name]
     spec = dict(wf.method_spec(cfg, experiment, method))
     spec.pop("mcl", None)  # one stage's step: the objective itself

@@ -57,6 +57,7 @@ ANALYTIC = {
 def resolved(*files):
     from clbench.config import composition
     from clbench import workflow as wf
+
     schema = wf.load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
     layers = composition.config_layers([REPO / "config.yaml"], [REPO / f for f in files])
     return composition.resolve(layers, schema)[0]

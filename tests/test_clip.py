@@ -206,6 +206,7 @@ def test_pretrained_weights_load_through_the_same_names(monkeypatch):
 
 def test_stage_settings(tmp_path):
     from clbench import workflow as wf
+
     cfg = {"results_dir": "r", "methods": {"m": {"objective": "clip", "epochs": 3,
                                                  "mcl": {"stages": 3, "clusters": 2, "first_stage": "initial",
                                                          "init": "previous", "order": "round_robin"}}},

@@ -172,6 +172,7 @@ def test_readme_adding_a_paper(toy_paper, tmp_path):
 def dcl_objective(monkeypatch):
     """The README's loss module and objective registration, removed again afterwards; yields its config."""
     from clbench import objectives
+
     (_, loss_code), (_, registration), (_, config) = readme_blocks("### Adding a method (objective)")
     install_readme_module(monkeypatch, loss_code, "clbench.losses.dcl")
     assert "dcl" not in objectives.OBJECTIVES

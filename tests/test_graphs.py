@@ -427,6 +427,7 @@ def test_default_config_plans_the_graph_experiment():
     from test_workflow_config import SCHEMA, load
 
     from clbench import workflow as wf
+
     cfg = wf.validate(load(), SCHEMA)
     wf.check_config(cfg, SCHEMA)
     assert cfg["experiments"]["graph_classes_ssl"]["methods"] == ["graphcl", "adnce_graph"]

@@ -34,6 +34,7 @@ CLEAR_MLP = CLEAR_OOD + ["clear_styled"]  # the experiments with CLEAR's MLP pro
 @pytest.fixture(scope="module")
 def cfg():
     from clbench.config import composition
+
     layers = composition.config_layers([REPO / "config.yaml"], [REPO / "configs" / "paper.yaml"])
     cfg, _ = composition.resolve(layers, SCHEMA)
     wf.check_config(cfg, SCHEMA)

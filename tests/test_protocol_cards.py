@@ -42,6 +42,7 @@ def resolved(*overlays: str) -> dict:
     """config.yaml with the overlays composed over it, as the workflow composes ``--configfile``s; validated
     and checked."""
     from clbench.config import composition
+
     layers = composition.config_layers([REPO / "config.yaml"], [REPO / path for path in overlays])
     cfg, _ = composition.resolve(layers, SCHEMA)
     wf.check_config(cfg, SCHEMA)

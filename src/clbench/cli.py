@@ -319,8 +319,11 @@ def _add_operator_commands(sub) -> None:
                                      "and in total, before anything runs")
     _invocation_args(pl)
     pl.set_defaults(fn=cmd_plan)
+
+
 def cmd_status(a):
     from clbench.ops import status
+
     runs = status.collect(a.results)
     print(status.as_json(runs) if a.json else status.summary(runs, a.results, show_done=a.all))
 
@@ -334,7 +337,8 @@ def parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="build or inspect datasets").add_subparsers(dest="data_command", required=True)
     b = data.add_parser("build", help="materialise one dataset directory from its config spec")
-    b.add_argument("--spec", type=_json_arg, required=True, help="the dataset's config entry, as JSON, with what its experiments need of it (needs)")
+    b.add_argument("--spec", type=_json_arg, required=True,
+                   help="the dataset's config entry, as JSON, with what its experiments need of it (needs)")
     b.add_argument("--out", required=True)
     b.add_argument("--resources", default="resources", help="where downloads go")
     b.set_defaults(fn=cmd_data_build)

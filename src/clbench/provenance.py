@@ -15,14 +15,14 @@ import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent  # git runs from here: a repository that tracks this module
-COMMIT_FILE = HERE / "git_commit.txt"
+PACKAGE = Path(__file__).resolve().parent
+COMMIT_FILE = PACKAGE / "git_commit.txt"
 UNKNOWN = "unknown"
 
 
 def _git(*args: str) -> str | None:
     try:
-        done = subprocess.run(["git", "-C", str(HERE), *args], capture_output=True, text=True, timeout=10)
+        done = subprocess.run(["git", "-C", str(PACKAGE), *args], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None

@@ -12,10 +12,9 @@ try:
 except ImportError:  # snakemake from an environment without clbench (e.g. --sdm conda): use this checkout
     sys.path.insert(0, os.path.join(workflow.basedir, "src"))
     import clbench.workflow as wf
-from clbench.ops import cluster, cost
-from clbench.config import composition
-from clbench.ops import plan
 from clbench import sweeps
+from clbench.config import composition
+from clbench.ops import cluster, cost, plan
 from clbench.errors import refusals
 import clbench.ops.rule_code as rule_code  # each rule's params.code: the hash of the package code its job runs
 
@@ -23,8 +22,8 @@ import clbench.ops.rule_code as rule_code  # each rule's params.code: the hash o
 # Bad settings are refused here, before any job runs, naming the key (clbench.errors.ConfigError), in one
 # line without a traceback (refusals).
 with refusals():
-    # The configuration is composed again from its layers (clbench.config.composition): each file read strictly (a key
-    # given twice is refused, 1e-3 is a number), a file stating `compose: replace` (configs/paper.yaml) starts
+    # The configuration is composed again from its layers (clbench.config.composition): each file read strictly
+    # (a key given twice is refused, 1e-3 is a number), a file stating `compose: replace` (configs/paper.yaml) starts
     # afresh instead of overlaying the default, --config values are read as a config file's YAML, and
     # papers=[...] / experiments=[...] / methods=[...] select what runs. A cluster job gets the same files and
     # --config arguments, so it composes the same configuration.

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clbench.errors import ConfigError
+from clbench.errors import ConfigError, DatasetError
 
 # keys every spec may carry, whatever its generator (a generator may still declare their valid values)
 UNIVERSAL_KEYS = frozenset({"generator", "name", "source", "root", "download", "seed", "options"})
@@ -129,8 +129,6 @@ def build_dataset(spec: dict, out_dir: str | Path, resources_dir: str | Path = "
     module = importlib.import_module(GENERATORS[generator].module)
     meta = module.build(spec, Path(out_dir), Path(resources_dir))
     if needs and (problem := unmet_need(meta, needs)):
-        from clbench.data.dataset_dir import DatasetError
-
         (Path(out_dir) / "meta.json").unlink(missing_ok=True)
         raise DatasetError(f"{meta.get('name', generator)}: {problem}")
     return meta

@@ -12,11 +12,11 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from clbench.ops import cost
 from clbench import sweeps
 from clbench import workflow as wf
-from clbench.ops.cluster import SUBMITTED_RULES, job_gpus, job_size
 from clbench.errors import ConfigError
+from clbench.ops import cost
+from clbench.ops.cluster import SUBMITTED_RULES, job_gpus, job_size
 
 DATASETS_ROW = "(datasets)"
 REPORT_ROW = "(report)"

@@ -84,5 +84,6 @@ def stages_provenance(stage_runs: list[dict]) -> dict:
     import hashlib
 
     from clbench import provenance
+
     codes = [str((i.get("provenance") or {}).get("code_hash")) for i in stage_runs]
     return provenance.record(hashlib.sha256(" ".join(codes).encode()).hexdigest()[:16])
